@@ -1,0 +1,6 @@
+"""``python -m llmdeploy``."""
+
+from llmdeploy.cli import main
+
+if __name__ == "__main__":
+    main()

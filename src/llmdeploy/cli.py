@@ -1,0 +1,247 @@
+"""The command line: a thin typer layer over the library core.
+
+Each command turns its options into arguments of one core function and maps the
+result to an exit code: 0 OK, 1 invalid input (or a model that does not fit),
+2 usage error, 3 internal error. Imports of heavy modules happen inside the commands
+so that ``--help`` and ``validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    name="llmdeploy",
+    help=(
+        "Validate, size and render LLM services for Kubernetes (KServe + vLLM, KEDA, "
+        "Prometheus) from one typed spec."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+FormatOpt = Annotated[
+    str,
+    typer.Option("--format", "-f", help="Diagnostics format: auto (github under GitHub Actions, else text), text, json, github."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"llmdeploy {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """llmdeploy: typed spec in, apply-ready manifests out."""
+
+
+def _fail_usage(message: str) -> None:
+    sys.stderr.write(f"llmdeploy: error: {message}\n")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
+    if fmt not in allowed:
+        _fail_usage(f"--format must be one of {', '.join(allowed)} (got {fmt!r})")
+    return fmt
+
+
+def _write_diagnostics(diags: list, fmt: str, stream: object, summary: dict | None = None) -> None:  # type: ignore[type-arg]
+    from .diagnostics import format_github, format_json, format_text, resolve_format
+
+    fmt = resolve_format(fmt)
+    if fmt == "json":
+        text = format_json(diags, summary)
+    elif fmt == "github":
+        text = format_github(diags)
+    else:
+        text = format_text(diags)
+    stream.write(text)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[str], typer.Argument(help="Spec files or folders (*.yaml inside); '-' reads stdin.")],
+    fmt: FormatOpt = "auto",
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    show_resolved: Annotated[
+        bool, typer.Option("--show-resolved", help="Print each spec after profiles and defaults are applied.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on success.")] = False,
+) -> None:
+    """Check specs: schema, profiles, catalogs, sizing and every rule. Never writes files.
+
+    Exit 0 when valid (warnings allowed unless --strict), 1 when invalid.
+    """
+    _check_format(fmt, ("auto", "text", "json", "github"))
+    from .pipeline import analyze_all, load_specs
+
+    docs, diags = load_specs(paths)
+    analyses = analyze_all(docs)
+    all_diags = list(diags)
+    for a in analyses:
+        all_diags.extend(a.diagnostics)
+    from .diagnostics import sort_diagnostics
+
+    all_diags = sort_diagnostics(all_diags)
+    errors = sum(d.is_error for d in all_diags)
+    warnings = sum(d.severity.value == "warning" for d in all_diags)
+    failed = errors > 0 or (strict and warnings > 0)
+    summary = {"specs": len(analyses), "errors": errors, "warnings": warnings, "valid": not failed}
+    resolved_fmt = _resolve_fmt(fmt)
+    _write_diagnostics(all_diags, fmt, sys.stdout, summary)
+    if show_resolved and not failed:
+        _print_resolved(analyses)
+    if resolved_fmt != "json" and not quiet:
+        n = len(analyses)
+        what = f"{n} spec{'s' if n != 1 else ''}"
+        if failed:
+            sys.stdout.write(f"✗ {what}: {errors} error(s), {warnings} warning(s)\n")
+        else:
+            note = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+            sys.stdout.write(f"✓ {what} valid{note}\n")
+    raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _resolve_fmt(fmt: str) -> str:
+    from .diagnostics import resolve_format
+
+    return resolve_format(fmt)
+
+
+def _print_resolved(analyses: list) -> None:  # type: ignore[type-arg]
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    out = io.StringIO()
+    docs = []
+    for a in analyses:
+        if a.spec is not None:
+            docs.append(a.spec.model_dump(mode="json", by_alias=True))
+    yaml.dump_all(docs, out)
+    sys.stdout.write(out.getvalue())
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", help="Write to this file instead of stdout."),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the spec (for editors and check-jsonschema)."""
+    from .schema import schema_text
+
+    text = schema_text()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        from .emit import write_atomic
+
+        write_atomic(output, text)
+
+
+# --------------------------------------------------------------------------- init
+
+
+@app.command()
+def init(
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalog id or Hugging Face id of the model.")],
+    gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU catalog key, e.g. a100-80gb, h100, l4.")],
+    name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--name", help="Service name (default: derived from the model)."),
+    ] = None,
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")] = "default",
+    profile: Annotated[str, typer.Option("--profile", "-p", help="dev, staging or production.")] = "production",
+    max_model_len: Annotated[int, typer.Option("--max-model-len", help="Longest request in tokens.")] = 8192,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--output", "-o", help="Write the spec to this file (never overwritten without --force)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --output if it exists.")] = False,
+) -> None:
+    """Write a commented starter spec for a model on a GPU type."""
+    from .errors import LlmdeployError
+    from .init import starter_spec
+
+    try:
+        text = starter_spec(model=model, gpu=gpu, name=name, namespace=namespace, profile=profile,
+                            max_model_len=max_model_len)
+    except LlmdeployError as exc:
+        sys.stderr.write(f"llmdeploy init: error: {exc}\n")
+        raise typer.Exit(exc.exit_code) from None
+    if output is None:
+        sys.stdout.write(text)
+        return
+    if output.exists() and not force:
+        sys.stderr.write(f"llmdeploy init: error: {output} exists (hint: pass --force to overwrite it)\n")
+        raise typer.Exit(EXIT_INVALID)
+    from .emit import write_atomic
+
+    write_atomic(output, text)
+    sys.stderr.write(f"wrote {output}\n")
+
+
+# Commands that live in their own modules; they import their heavy dependencies lazily.
+from . import cli_render, cli_size  # noqa: E402
+
+cli_size.register(app)
+cli_render.register(app)
+
+
+def main() -> None:
+    """Console entry point; maps unexpected exceptions to exit 3."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not our error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_OK)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
+        from .errors import LlmdeployError
+
+        if isinstance(exc, LlmdeployError):
+            sys.stderr.write(f"llmdeploy: error: {exc}\n")
+            sys.exit(exc.exit_code)
+        if os.environ.get("LLMDEPLOY_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"llmdeploy: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in llmdeploy; rerun with LLMDEPLOY_DEBUG=1 for the traceback and report it.\n"
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,9 @@
+"""``llmdeploy size``, ``plan`` and ``catalog`` (registered on the main app)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sizing commands to ``app``."""

@@ -1,0 +1,3 @@
+"""LD5xx: monitoring rules."""
+
+from __future__ import annotations

@@ -1,0 +1,102 @@
+"""Rule registration and execution."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..diagnostics import Diagnostic, Severity
+from ..spec.models import camel_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..resolve import Resolved
+    from ..spec.models import LLMService
+    from ..spec.validate import Validated
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a rule reports: a JSON path into the spec, a message and a hint."""
+
+    path: Sequence[str | int]
+    message: str
+    hint: str | None = None
+    severity: Severity | None = None  # None: the rule's default
+    key: bool = False  # point at the key rather than the value
+
+
+@dataclass
+class RuleContext:
+    """What a rule may look at: the validated spec, where things are, and the resolved facts."""
+
+    validated: Validated
+    resolved: Resolved
+
+    @property
+    def spec(self) -> LLMService:
+        assert self.validated.spec is not None
+        return self.validated.spec
+
+    @property
+    def profile(self) -> str | None:
+        return self.validated.profile_name
+
+    def user_set(self, path: Sequence[str | int]) -> bool:
+        return self.validated.user_set(path)
+
+
+CheckFn = Callable[[RuleContext], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered rule."""
+
+    id: str
+    severity: Severity
+    title: str
+    doc: str
+    check: CheckFn | None = field(default=None, compare=False)
+    stage: str = "semantic"  # "load" / "schema" rules are emitted outside the registry
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(rule_id: str, severity: Severity = Severity.ERROR, *, stage: str = "semantic") -> Callable[[CheckFn], CheckFn]:
+    """Register ``fn`` as rule ``rule_id``; the docstring's first line is its title."""
+
+    def deco(fn: CheckFn) -> CheckFn:
+        if rule_id in RULES:
+            raise RuntimeError(f"rule {rule_id} registered twice")
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        if not doc:
+            raise RuntimeError(f"rule {rule_id} needs a docstring (it is the rule's documentation)")
+        title = doc.splitlines()[0].rstrip(".")
+        RULES[rule_id] = Rule(rule_id, severity, title, doc, fn if stage == "semantic" else None, stage)
+        return fn
+
+    return deco
+
+
+def documented(rule_id: str, severity: Severity, doc: str, stage: str) -> None:
+    """Register a rule that another stage (loader, schema) emits, for its documentation."""
+    doc = inspect.cleandoc(doc)
+    RULES[rule_id] = Rule(rule_id, severity, doc.splitlines()[0].rstrip("."), doc, None, stage)
+
+
+def run_rules(ctx: RuleContext, rules: Iterable[Rule] | None = None) -> list[Diagnostic]:
+    """Run every semantic rule and locate its findings."""
+    out: list[Diagnostic] = []
+    for r in rules if rules is not None else sorted(RULES.values(), key=lambda r: r.id):
+        if r.check is None:
+            continue
+        for f in r.check(ctx):
+            file, line, col = ctx.validated.locate(f.path, key=f.key)
+            out.append(Diagnostic(f.severity or r.severity, r.id, f.message, f.hint, file, line, col,
+                                  camel_path(tuple(f.path))))
+    return out
+
+

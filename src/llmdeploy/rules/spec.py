@@ -1,0 +1,330 @@
+"""LD1xx: the spec itself (file, shape, names, storage, engine flags)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .. import naming
+from ..diagnostics import Severity
+from .registry import Finding, RuleContext, documented, rule
+
+# ---- emitted by the loader and the schema stage; registered for their documentation
+
+documented("LD100", Severity.ERROR, """The file cannot be read as YAML.
+
+    A syntax error, a file that does not exist or is not UTF-8. The diagnostic points at
+    the line and column where the parser stopped.
+    """, "load")
+documented("LD101", Severity.ERROR, """A mapping repeats a key.
+
+    YAML parsers disagree on which value wins, so llmdeploy refuses duplicates.
+
+    Fails::
+
+        runtime:
+          maxModelLen: 8192
+          maxModelLen: 4096
+    """, "load")
+documented("LD102", Severity.ERROR, """A tab is used for indentation.
+
+    YAML indents with spaces only.
+    """, "load")
+documented("LD103", Severity.ERROR, """The file is empty or its root is not a mapping.
+
+    A spec is a mapping that starts with ``apiVersion`` and ``kind``.
+    """, "load")
+documented("LD104", Severity.ERROR, """A value has the wrong type or is out of range.
+
+    Checked against the spec models (the JSON Schema in ``schemas/`` says the same).
+
+    Fails::
+
+        runtime:
+          maxModelLen: -1      # must be a positive integer
+    """, "schema")
+documented("LD105", Severity.ERROR, """A key is not part of the spec.
+
+    Unknown keys are errors (they are usually typos); the hint suggests the closest valid
+    key.
+
+    Fails::
+
+        runtime:
+          gpuMemoryUtilisation: 0.9   # did you mean 'gpuMemoryUtilization'?
+    """, "schema")
+documented("LD106", Severity.ERROR, """``apiVersion`` or ``kind`` is missing or wrong.
+
+    A spec starts with ``apiVersion: llmdeploy.dev/v1alpha1`` and ``kind: LLMService``.
+    """, "schema")
+documented("LD107", Severity.ERROR, """A required key is missing.
+
+    ``metadata.name``, ``model.storageUri`` and ``resources.gpu.type`` have no default.
+    """, "schema")
+documented("LD108", Severity.ERROR, """The profile cannot be found or read.
+
+    ``profile`` names a built-in profile (``dev``, ``staging``, ``production``) or the path
+    of a team profile file, relative to the spec.
+    """, "schema")
+documented("LD109", Severity.ERROR, """Two specs define the same service.
+
+    Within one ``validate`` or ``render`` call every ``metadata.namespace``/``metadata.name``
+    pair must be unique; otherwise the second would overwrite the first when applied.
+    """, "analyze")
+documented("LD114", Severity.ERROR, """The GPU type is not in the catalog.
+
+    ``resources.gpu.type`` is a catalog key; ``llmdeploy catalog gpus`` lists them.
+    """, "resolve")
+documented("LD115", Severity.ERROR, """The model cannot be resolved.
+
+    ``model.id`` must be a catalog entry (``llmdeploy catalog models``), or ``model.config``
+    must point at a readable Hugging Face ``config.json``.
+    """, "resolve")
+
+
+@rule("LD110")
+def name_length(ctx: RuleContext) -> Iterator[Finding]:
+    """The service name is too long for the names KServe derives from it.
+
+    KServe names the predictor ``<name>-predictor`` (Standard mode) and Knative names its
+    revisions ``<name>-predictor-00001``; each must be a DNS label of at most 63
+    characters. Rollouts that add a candidate (``<name>-canary``) need room for the suffix
+    too.
+    """
+    spec = ctx.spec
+    suffix = ""
+    if spec.rollout.strategy != "rolling" and spec.rollout.candidate is not None:
+        suffix = "-" + spec.rollout.candidate.name_suffix
+    limit = naming.max_service_name_length(spec.deployment.mode, suffix)
+    if len(spec.metadata.name) > limit:
+        yield Finding(("metadata", "name"),
+                      f"name is {len(spec.metadata.name)} characters; at most {limit} fit "
+                      f"{spec.deployment.mode} mode's derived names",
+                      f"shorten it to {limit} characters or fewer")
+
+
+@rule("LD111")
+def gpu_count_matches_parallelism(ctx: RuleContext) -> Iterator[Finding]:
+    """The GPU count differs from tensor × pipeline parallel size.
+
+    vLLM uses exactly tensor × pipeline GPUs per replica (× data parallel inside the
+    pod); more GPUs are wasted, fewer make the engine fail at start.
+    """
+    r = ctx.spec.resources
+    need = r.parallelism.tensor * r.parallelism.pipeline * r.parallelism.data
+    if r.gpu.count is not None and r.gpu.count != need:
+        yield Finding(("resources", "gpu", "count"),
+                      f"gpu.count is {r.gpu.count} but tensor × pipeline × data parallel needs {need}",
+                      f"set gpu.count to {need} or remove it (it defaults to the parallelism)")
+
+
+# hf://org/name[:revision]; s3://bucket/key; gs://bucket/key; azureblob://account/container/path;
+# https://<account>.blob.core.windows.net/<container>/<path>; pvc://claim[/path];
+# oci://registry/repo[:tag|@digest]; http(s)://host/...; models:/name/version (MLflow);
+# model-registry://model/version (Kubeflow model registry). Sources: KServe storage
+# initializer (python/storage/kserve_storage/kserve_storage.py) and docs.
+STORAGE_PATTERNS: dict[str, re.Pattern[str]] = {
+    "hf": re.compile(r"^hf://[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w./-]+)?$"),
+    "s3": re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$"),
+    "gs": re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/\S*)?$"),
+    "azureblob": re.compile(r"^azureblob://[a-z0-9]{3,24}/[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9](/\S*)?$"),
+    "pvc": re.compile(r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/\S*)?$"),
+    "oci": re.compile(r"^oci://[\w.-]+(:\d+)?(/[\w.-]+)+(:[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})?$"),
+    "http": re.compile(r"^https?://[\w.-]+(:\d+)?(/\S*)?$"),
+    "mlflow": re.compile(r"^models:/[^/\s]+/(\d+|[A-Za-z]+|@[\w-]+)$"),
+    "model-registry": re.compile(r"^model-registry://[^/\s]+/[^/\s]+(/[^/\s]+)?$"),
+}
+STORAGE_HINTS = {
+    "hf": "hf://<org>/<model>[:<revision>]",
+    "s3": "s3://<bucket>/<prefix>",
+    "gs": "gs://<bucket>/<prefix>",
+    "azureblob": "azureblob://<account>/<container>/<path>",
+    "pvc": "pvc://<claim-name>/<path>",
+    "oci": "oci://<registry>/<repository>:<tag> (a modelcar image)",
+    "http": "https://<host>/<path> (an archive: .zip, .tar.gz)",
+    "mlflow": "models:/<registered-model>/<version> (MLflow, needs the MLflow storage container)",
+    "model-registry": "model-registry://<model>/<version> (Kubeflow model registry storage initializer)",
+}
+
+
+def storage_scheme(uri: str) -> str | None:
+    """The storage kind of ``uri`` (a key of ``STORAGE_PATTERNS``), or None."""
+    if uri.startswith("models:/"):
+        return "mlflow"
+    scheme = uri.split("://", 1)[0] if "://" in uri else None
+    if scheme in ("http", "https"):
+        return "http"
+    return scheme if scheme in STORAGE_PATTERNS else None
+
+
+@rule("LD112")
+def storage_uri(ctx: RuleContext) -> Iterator[Finding]:
+    """The storage URI has an unknown scheme or a malformed path.
+
+    Supported: ``hf://``, ``s3://``, ``gs://``, ``azureblob://`` (and Azure
+    ``https://<account>.blob.core.windows.net/`` URLs), ``pvc://``, ``oci://``
+    (modelcars), ``http(s)://``, MLflow ``models:/name/version`` and Kubeflow
+    ``model-registry://model/version``. The last two need a storage initializer
+    registered for them (a ``ClusterStorageContainer``); see docs/cookbook.md.
+    """
+    for path, uri in (
+        (("model", "storageUri"), ctx.spec.model.storage_uri),
+        *((("rollout", "candidate", "storageUri"), ctx.spec.rollout.candidate.storage_uri),)
+        if ctx.spec.rollout.candidate and ctx.spec.rollout.candidate.storage_uri else (),
+    ):
+        scheme = storage_scheme(uri)
+        if scheme is None:
+            yield Finding(path, f"unknown storage URI scheme in {uri!r}",
+                          "use one of hf://, s3://, gs://, azureblob://, pvc://, oci://, https://, "
+                          "models:/ (MLflow) or model-registry://")
+        elif not STORAGE_PATTERNS[scheme].match(uri):
+            yield Finding(path, f"malformed {scheme} storage URI {uri!r}", f"expected {STORAGE_HINTS[scheme]}")
+
+
+@rule("LD113")
+def model_identity(ctx: RuleContext) -> Iterator[Finding]:
+    """The model is named neither by ``id`` nor by ``config`` (or both disagree).
+
+    Sizing needs the architecture: give a catalog ``id``, or ``config`` with the path of
+    the model's ``config.json`` for a model the catalog lacks.
+    """
+    m = ctx.spec.model
+    if not m.id and not m.config:
+        yield Finding(("model",), "the model has neither id nor config",
+                      "set model.id to a catalog entry or model.config to a config.json path", key=True)
+
+
+@rule("LD116", Severity.WARNING)
+def hf_uri_matches_id(ctx: RuleContext) -> Iterator[Finding]:
+    """``model.id`` and an ``hf://`` storage URI name different models.
+
+    Sizing uses ``model.id`` while the pods load ``storageUri``; when they differ the
+    numbers describe another model.
+    """
+    m = ctx.spec.model
+    if m.id and "/" in m.id and m.storage_uri.startswith("hf://"):
+        repo = m.storage_uri[len("hf://"):].split(":", 1)[0]
+        if repo.lower() != m.id.lower():
+            yield Finding(("model", "storageUri"), f"storageUri loads {repo} but model.id is {m.id}",
+                          "make them name the same model, or size with model.config")
+
+
+@rule("LD120")
+def engine_flags(ctx: RuleContext) -> Iterator[Finding]:
+    """An extra engine flag is unknown, removed, or not yet in the pinned version.
+
+    ``runtime.extraArgs`` is checked against the flag table of the pinned engine version
+    (``src/llmdeploy/engines/``). Removed flags (``--swap-space``,
+    ``--use-v2-block-manager``) and invented ones (``--enable-flash-attention``) are
+    errors that say what to do instead; deprecated flags are warnings.
+
+    Fails::
+
+        runtime:
+          image: vllm/vllm-openai:v0.11.0
+          extraArgs: ["--enable-flash-attention"]
+    """
+    from ..engines import check_flag, split_arg
+
+    info = ctx.resolved.engine
+    if info is None:
+        return
+    args = ctx.spec.runtime.extra_args
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-"):
+            yield Finding(("runtime", "extraArgs", i), f"{arg!r} is not a flag",
+                          "write flags as '--flag=value' (or the flag and its value as two items)")
+            i += 1
+            continue
+        flag, value = split_arg(arg)
+        problem = check_flag(info, flag)
+        if problem is not None:
+            sev = Severity.WARNING if problem.severity == "warning" else Severity.ERROR
+            yield Finding(("runtime", "extraArgs", i), problem.message, problem.hint, severity=sev)
+        fi = info.flag(flag)
+        if value is None and fi is not None and fi.takes_value and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            i += 1  # the value is its own list item
+        i += 1
+
+
+@rule("LD121")
+def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
+    """An extra arg repeats a flag that llmdeploy derives from the spec.
+
+    Flags such as ``--max-model-len`` or ``--tensor-parallel-size`` come from their spec
+    fields; setting them again in ``extraArgs`` would make the two disagree.
+    """
+    from ..engines import split_arg
+
+    owned = {
+        "--model": "model.storageUri", "--served-model-name": "model.servedName", "--port": "runtime.port",
+        "--max-model-len": "runtime.maxModelLen", "--gpu-memory-utilization": "runtime.gpuMemoryUtilization",
+        "--tensor-parallel-size": "resources.parallelism.tensor", "-tp": "resources.parallelism.tensor",
+        "--pipeline-parallel-size": "resources.parallelism.pipeline", "-pp": "resources.parallelism.pipeline",
+        "--data-parallel-size": "resources.parallelism.data",
+        "--max-num-seqs": "runtime.maxNumSeqs", "--max-num-batched-tokens": "runtime.maxNumBatchedTokens",
+        "--dtype": "model.dtype", "--quantization": "model.quantization", "-q": "model.quantization",
+        "--kv-cache-dtype": "runtime.kvCacheDtype", "--enable-prefix-caching": "runtime.prefixCaching",
+        "--no-enable-prefix-caching": "runtime.prefixCaching", "--enable-chunked-prefill": "runtime.chunkedPrefill",
+        "--no-enable-chunked-prefill": "runtime.chunkedPrefill", "--revision": "model.revision",
+        "--trust-remote-code": "model.trustRemoteCode", "--enable-expert-parallel": "resources.parallelism.expert",
+        # TGI
+        "--model-id": "model.storageUri", "--num-shard": "resources.parallelism.tensor",
+        "--max-total-tokens": "runtime.maxModelLen", "--quantize": "model.quantization",
+        "--max-batch-prefill-tokens": "runtime.maxNumBatchedTokens",
+        "--max-concurrent-requests": "runtime.maxNumSeqs", "--cuda-memory-fraction": "runtime.gpuMemoryUtilization",
+    }
+    for i, arg in enumerate(ctx.spec.runtime.extra_args):
+        flag, _ = split_arg(arg) if arg.startswith("-") else (arg, None)
+        if flag in owned:
+            yield Finding(("runtime", "extraArgs", i), f"{flag} is derived from {owned[flag]}",
+                          f"set {owned[flag]} instead of passing {flag}")
+
+
+@rule("LD122", Severity.WARNING)
+def image_pinned(ctx: RuleContext) -> Iterator[Finding]:
+    """The engine image is not pinned to a known version.
+
+    Flags, metric names and the memory profile depend on the engine version. An image
+    without a version tag (``latest``, ``nightly``, a digest) or an unknown version is
+    treated as the version named in the warning; pin the tag or set
+    ``runtime.engineVersion``.
+    """
+    info = ctx.resolved.engine
+    if info is not None and info.assumed:
+        where = ("runtime", "image") if ctx.user_set(("runtime", "image")) else ("runtime",)
+        yield Finding(where, info.assumed_reason or f"engine version unknown; assuming {info.version}",
+                      "pin the image tag (e.g. vllm/vllm-openai:v" + info.version + ") or set runtime.engineVersion",
+                      key=where == ("runtime",))
+
+
+@rule("LD123")
+def engine_features(ctx: RuleContext) -> Iterator[Finding]:
+    """The spec asks the engine for a feature it does not have.
+
+    Each engine's table lists what it supports (e.g. TGI has no pipeline parallelism
+    and no ``maxNumSeqs``); a spec that needs a missing feature gets an error naming
+    the engine and version.
+    """
+    info = ctx.resolved.engine
+    if info is None:
+        return
+    spec = ctx.spec
+    wants: list[tuple[tuple[str | int, ...], str, bool]] = [
+        (("runtime", "prefixCaching"), "prefix_caching", spec.runtime.prefix_caching is True),
+        (("runtime", "chunkedPrefill"), "chunked_prefill", spec.runtime.chunked_prefill is True),
+        (("runtime", "kvCacheDtype"), "kv_cache_dtype_fp8", spec.runtime.kv_cache_dtype != "auto"),
+        (("resources", "parallelism", "pipeline"), "pipeline_parallel", spec.resources.parallelism.pipeline > 1),
+        (("resources", "parallelism", "data"), "data_parallel", spec.resources.parallelism.data > 1),
+        (("resources", "parallelism", "expert"), "expert_parallel", spec.resources.parallelism.expert),
+    ]
+    for path, feature, asked in wants:
+        if asked and not info.supports(feature):
+            yield Finding(path, f"{info.engine} {info.version} does not support {feature.replace('_', ' ')}",
+                          f"remove {path[-1]} or use an engine that supports it (vllm)")
+    q = spec.model.quantization
+    if q != "none" and not info.supports_quantization(q):
+        yield Finding(("model", "quantization"), f"{info.engine} {info.version} cannot serve {q} quantization",
+                      "pick a supported method: " + ", ".join(info.quantization_methods()))

@@ -1,0 +1,1 @@
+"""The spec: pydantic models, the YAML loader with positions, and profile resolution."""

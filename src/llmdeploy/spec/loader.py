@@ -1,0 +1,229 @@
+"""Load spec files with ruamel.yaml, keeping a line/column for every node.
+
+Each YAML document becomes a :class:`SourceDoc`: plain Python data (dicts, lists,
+scalars) plus a map from JSON path (a tuple of keys and indexes) to the position of
+the key and of the value, so that any later stage can point at ``file:line:col``.
+Problems in the file itself (syntax, tabs, duplicate keys, empty file, a root that is
+not a mapping) become diagnostics, never exceptions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..diagnostics import Diagnostic, Severity
+
+Path_ = tuple[str | int, ...]
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Position:
+    """1-based positions of a mapping key (or sequence item) and of its value."""
+
+    key_line: int
+    key_col: int
+    value_line: int
+    value_col: int
+
+
+@dataclass
+class SourceDoc:
+    """One YAML document of a spec file, as plain data with positions."""
+
+    file: str
+    index: int
+    data: Any
+    positions: dict[Path_, Position] = field(default_factory=dict)
+    start_line: int = 1
+    text: str = ""
+    base_dir: Path = field(default_factory=Path)
+
+    def locate(self, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
+        """Best position for ``path``: the value (or the key), else the nearest parent."""
+        p = tuple(path)
+        while p:
+            pos = self.positions.get(p)
+            if pos is not None:
+                return (pos.key_line, pos.key_col) if key else (pos.value_line, pos.value_col)
+            p = p[:-1]
+        return (self.start_line, 1)
+
+    def has(self, path: Sequence[str | int]) -> bool:
+        """True when the user wrote ``path`` in this document."""
+        return tuple(path) in self.positions
+
+    def get(self, path: Sequence[str | int], default: Any = None) -> Any:
+        node = self.data
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return default
+        return node
+
+
+def _diag(file: str, line: int, col: int, rule: str, message: str, hint: str | None) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, rule, message, hint, file, line, col, "")
+
+
+def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
+    """Convert ruamel round-trip nodes to plain data, recording positions."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key in node:
+            kl, kc, vl, vc = node.lc.data[key]
+            skey = key if isinstance(key, str) else str(key)
+            child = (*path, skey)
+            positions[child] = Position(kl + 1, kc + 1, vl + 1, vc + 1)
+            out[skey] = _plain(node[key], child, positions)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, item in enumerate(node):
+            line, col = node.lc.data[i]
+            child = (*path, i)
+            positions[child] = Position(line + 1, col + 1, line + 1, col + 1)
+            items.append(_plain(item, child, positions))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, (_dt.date, _dt.datetime)):
+        return node.isoformat()
+    return str(node)
+
+
+def _tab_problem(text: str) -> tuple[int, int] | None:
+    """Position of the first tab used for indentation (YAML forbids it)."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip(" ")
+        if stripped.startswith("\t"):
+            return lineno, len(line) - len(stripped) + 1
+    return None
+
+
+def _yaml_error(file: str, exc: Exception) -> Diagnostic:
+    from ruamel.yaml.constructor import DuplicateKeyError
+
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    if isinstance(exc, DuplicateKeyError):
+        problem = getattr(exc, "problem", "") or "duplicate key"
+        return _diag(
+            file, line, col, "LD101",
+            f"duplicate key: {problem.strip()}",
+            "each key may appear once in a mapping; remove or merge the repeated one",
+        )
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    msg = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    return _diag(file, line, col, "LD100", msg, "fix the YAML syntax at this position")
+
+
+def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[SourceDoc], list[Diagnostic]]:
+    """Parse ``text`` (one or more YAML documents) into :class:`SourceDoc` objects."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    base = base_dir if base_dir is not None else Path(".")
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    docs: list[SourceDoc] = []
+    diags: list[Diagnostic] = []
+    try:
+        raw_docs = list(yaml.load_all(text))
+    except (MarkedYAMLError, YAMLError) as exc:
+        # A tab in the indentation is the usual cause; say so rather than quote the scanner.
+        tab = _tab_problem(text)
+        if tab is not None:
+            return [], [_diag(file, tab[0], tab[1], "LD102", "tab character used for indentation",
+                              "YAML indents with spaces only; replace the tabs with spaces")]
+        return [], [_yaml_error(file, exc)]
+    except (ValueError, TypeError, RecursionError) as exc:  # ruamel raises these on odd input
+        return [], [_diag(file, 1, 1, "LD100", f"YAML could not be read: {exc}",
+                          "check the file is a YAML document")]
+    non_empty = [d for d in raw_docs if d is not None]
+    if not non_empty:
+        return [], [_diag(file, 1, 1, "LD103", "the file holds no spec (it is empty)",
+                          "write an LLMService spec, e.g. with `llmdeploy init`")]
+    for index, raw in enumerate(raw_docs):
+        if raw is None:
+            continue
+        start = 1
+        lc = getattr(raw, "lc", None)
+        if lc is not None:
+            start = lc.line + 1
+        positions: dict[Path_, Position] = {}
+        try:
+            data = _plain(raw, (), positions)
+        except RecursionError:
+            diags.append(_diag(file, start, 1, "LD100", "the document nests too deeply",
+                               "a spec is a few levels deep; check for recursive anchors"))
+            continue
+        if not isinstance(data, dict):
+            kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} value"
+            diags.append(_diag(file, start, 1, "LD103",
+                               f"the document root is {kind}, not a mapping",
+                               "a spec starts with `apiVersion: llmdeploy.dev/v1alpha1` and `kind: LLMService`"))
+            continue
+        docs.append(SourceDoc(file, index, data, positions, start, text, base))
+    return docs, diags
+
+
+def _expand(paths: Iterable[str]) -> Iterator[tuple[str, Path | None]]:
+    for p in paths:
+        if p == "-":
+            yield "-", None
+            continue
+        path = Path(p)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix in SPEC_SUFFIXES:
+                    yield str(child), child
+        else:
+            yield p, path
+
+
+def load_paths(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]:
+    """Load files, folders (``*.yaml``/``*.yml`` inside, recursively) or ``-`` (stdin)."""
+    docs: list[SourceDoc] = []
+    diags: list[Diagnostic] = []
+    for display, path in _expand(paths):
+        if path is None:
+            text = sys.stdin.read()
+            d, g = load_text(text, "<stdin>", Path.cwd())
+        else:
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                diags.append(_diag(display, 0, 0, "LD100", "file not found", "check the path"))
+                continue
+            except OSError as exc:
+                diags.append(_diag(display, 0, 0, "LD100", f"cannot read the file: {exc.strerror}",
+                                   "check the path and its permissions"))
+                continue
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                diags.append(_diag(display, 0, 0, "LD100",
+                                   f"the file is not UTF-8 text (byte {exc.start})",
+                                   "save the spec as UTF-8"))
+                continue
+            d, g = load_text(text, display, path.resolve().parent)
+        docs.extend(d)
+        diags.extend(g)
+    return docs, diags

@@ -1,0 +1,636 @@
+"""The LLMService spec: the single source of truth for what a user may write.
+
+Every field has a ``description``; it feeds the generated JSON Schema
+(``schemas/llmdeploy.schema.json``), the editor hints and ``docs/spec.md``.
+Keys are camelCase like the Kubernetes objects users already write; unknown keys are
+errors. Cross-field checks live in the rule registry (``llmdeploy.rules``), not here:
+these models check the shape and the ranges of single values.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic.alias_generators import to_camel
+
+from .. import naming
+
+API_VERSION = "llmdeploy.dev/v1alpha1"
+KIND = "LLMService"
+
+# Kubernetes resource.Quantity, as apimachinery's regular expression accepts it.
+# https://github.com/kubernetes/apimachinery/blob/master/pkg/api/resource/quantity.go
+QUANTITY_RE = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_RE)]
+DNS1123Label = Annotated[
+    str, StringConstraints(pattern=naming.DNS1123_LABEL_RE, min_length=1, max_length=63)
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=False,
+        use_attribute_docstrings=False,
+    )
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+class Metadata(_Model):
+    """Identity of the service in Kubernetes."""
+
+    name: str = Field(
+        description=(
+            "Name of the InferenceService and prefix of every object llmdeploy renders. A DNS-1035 "
+            "label (lowercase letters, digits, '-', starting with a letter) short enough for the "
+            "names KServe derives from it (`<name>-predictor`, Knative revisions)."
+        ),
+        min_length=1,
+        max_length=63,
+    )
+    namespace: DNS1123Label = Field("default", description="Namespace the service runs in.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels put on every rendered object."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations put on the InferenceService."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        problem = naming.dns1035_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            problem = naming.label_key_problem(key) or naming.label_value_problem(value)
+            if problem:
+                raise ValueError(f"label {key!r}: {problem}")
+        return v
+
+
+# --------------------------------------------------------------------------- model
+
+
+class SecretKeyRef(_Model):
+    """A key inside a Kubernetes Secret in the service's namespace."""
+
+    name: DNS1123Label = Field(description="Name of the Secret.")
+    key: str = Field(description="Key inside the Secret.", min_length=1)
+
+
+class Credentials(_Model):
+    """How the storage initializer and the engine authenticate. References only: never values."""
+
+    secret_ref: DNS1123Label | None = Field(
+        None,
+        description=(
+            "Secret holding the credential. For `hf://` storage it must hold the Hugging Face "
+            "token under `tokenKey`; for s3/gs/azure it is the KServe storage secret."
+        ),
+    )
+    token_key: str = Field(
+        "HF_TOKEN", description="Key of the Hugging Face token inside `secretRef`.", min_length=1
+    )
+    service_account: DNS1123Label | None = Field(
+        None,
+        description=(
+            "ServiceAccount whose annotations carry the cloud storage credentials "
+            "(KServe's S3/GCS service-account credentials or workload identity)."
+        ),
+    )
+
+
+Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+Quantization = Literal["none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes", "compressed-tensors"]
+
+
+class ModelSource(_Model):
+    """Which model to serve and where its weights live."""
+
+    id: str | None = Field(
+        None,
+        description=(
+            "Catalog key or Hugging Face id of the model (`llmdeploy catalog models`). Sizing uses "
+            "the catalog's architecture; give `config` for a model the catalog lacks."
+        ),
+        min_length=1,
+    )
+    config: str | None = Field(
+        None,
+        description=(
+            "Path (relative to the spec file) of the model's Hugging Face `config.json`, for a model "
+            "the catalog lacks. Read locally; nothing is downloaded."
+        ),
+    )
+    safetensors_index: str | None = Field(
+        None,
+        description=(
+            "Optional path of the model's `model.safetensors.index.json`: its `metadata.total_size` "
+            "gives the exact weight bytes."
+        ),
+    )
+    storage_uri: str = Field(
+        description=(
+            "Where the weights are: `hf://org/model`, `s3://`, `gs://`, `azureblob://` (or an "
+            "`https://<account>.blob.core.windows.net/` URL), `pvc://claim/path`, `oci://` "
+            "(modelcar), `http(s)://`, MLflow `models:/name/version`, or Kubeflow "
+            "`model-registry://model/version`."
+        ),
+        min_length=1,
+    )
+    served_name: str | None = Field(
+        None,
+        description=(
+            "Name clients pass as `model` in OpenAI requests and the `model_name` label on the "
+            "engine's metrics. Defaults to `metadata.name`."
+        ),
+        min_length=1,
+        max_length=253,
+    )
+    revision: str | None = Field(
+        None, description="Model revision (git branch, tag or commit) for `hf://` sources."
+    )
+    dtype: Dtype = Field("auto", description="Weight and activation dtype (`auto` follows the checkpoint).")
+    quantization: Quantization = Field(
+        "none",
+        description=(
+            "Quantization method of the weights. For a pre-quantized checkpoint (AWQ, GPTQ, FP8) the "
+            "engine detects it; `fp8` on an unquantized checkpoint quantizes at load time."
+        ),
+    )
+    credentials: Credentials = Field(
+        default_factory=Credentials, description="Credentials, by reference only."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow the model repository's own Python code (`--trust-remote-code`)."
+    )
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class EnvVar(_Model):
+    """An environment variable for the engine container."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")] = Field(
+        description="Variable name."
+    )
+    value: str | None = Field(None, description="Literal value (never a credential).")
+    secret_key_ref: SecretKeyRef | None = Field(
+        None, description="Take the value from a Secret key instead."
+    )
+
+
+class Runtime(_Model):
+    """The serving engine and its settings."""
+
+    engine: Literal["vllm", "tgi"] = Field("vllm", description="Serving engine.")
+    image: str | None = Field(
+        None,
+        description=(
+            "Engine image, pinned to a version tag (`vllm/vllm-openai:v0.11.0`) or a digest. "
+            "Defaults to the newest release llmdeploy knows for the engine."
+        ),
+        min_length=1,
+    )
+    engine_version: str | None = Field(
+        None,
+        description=(
+            "Engine version for a custom image whose tag does not say it (e.g. `0.10.2`). "
+            "Decides flags, metric names and the memory profile."
+        ),
+        pattern=r"^v?\d+\.\d+(\.\d+)*([.-]?(post|rc|dev)\d*)?$",
+    )
+    max_model_len: int = Field(
+        8192,
+        description=(
+            "Longest request (prompt + output tokens) the engine accepts. Bounds the KV cache one "
+            "request may use; set it to what the service needs, not the model's maximum."
+        ),
+        ge=1,
+        le=10_000_000,
+    )
+    gpu_memory_utilization: float = Field(
+        0.90,
+        description="Share of each GPU's memory the engine may use (weights, activations, KV cache).",
+        gt=0.0,
+        le=1.0,
+    )
+    max_num_seqs: int | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Most requests batched at once. `auto` derives it from the KV-cache capacity at "
+            "`maxModelLen` (llmdeploy size shows the number)."
+        ),
+    )
+    max_num_batched_tokens: int | None = Field(
+        None,
+        description="Token budget of one scheduler step (prefill chunk size). Default: the engine's.",
+        ge=1,
+    )
+    prefix_caching: bool | None = Field(
+        None, description="Automatic prefix caching. Default: the pinned engine version's default."
+    )
+    chunked_prefill: bool | None = Field(
+        None, description="Chunked prefill. Default: the pinned engine version's default."
+    )
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
+        "auto", description="KV-cache element type; fp8 halves the KV bytes per token."
+    )
+    port: int = Field(8080, description="Container port of the OpenAI-compatible server.", ge=1, le=65535)
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description=(
+            "More engine flags, checked against the pinned version's flag table "
+            "(e.g. `[\"--enable-lora\", \"--max-loras=4\"]`)."
+        ),
+    )
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+
+    @field_validator("max_num_seqs")
+    @classmethod
+    def _max_num_seqs(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("maxNumSeqs must be a positive integer or 'auto'")
+        return v
+
+
+# --------------------------------------------------------------------------- resources
+
+
+class GPU(_Model):
+    """Which GPUs each replica gets."""
+
+    type: str = Field(
+        description="GPU catalog key (`llmdeploy catalog gpus`), e.g. `a100-80gb`, `h100`, `l4`.",
+        min_length=1,
+    )
+    count: int | None = Field(
+        None,
+        description="GPUs per replica. Defaults to tensor × pipeline parallel size; must equal it.",
+        ge=1,
+        le=64,
+    )
+
+
+class Parallelism(_Model):
+    """How one replica spreads the model over its GPUs."""
+
+    tensor: int = Field(1, description="Tensor-parallel size (GPUs that split every layer).", ge=1, le=64)
+    pipeline: int = Field(1, description="Pipeline-parallel size (stages of consecutive layers).", ge=1, le=64)
+    data: int = Field(
+        1, description="Data-parallel engine replicas inside one pod (vLLM `--data-parallel-size`).", ge=1, le=64
+    )
+    expert: bool = Field(False, description="Expert parallelism for MoE models (`--enable-expert-parallel`).")
+
+
+AutoOrQuantity = Union[Literal["auto"], Quantity]
+
+
+class Resources(_Model):
+    """Compute resources of one replica."""
+
+    gpu: GPU = Field(description="GPU type and count.")
+    parallelism: Parallelism = Field(default_factory=Parallelism, description="Parallelism of one replica.")
+    cpu: AutoOrQuantity = Field(
+        "auto", description="CPU request/limit, or `auto` (from the GPU count)."
+    )
+    memory: AutoOrQuantity = Field(
+        "auto",
+        description="Host memory request/limit, or `auto` (enough to load the weights plus headroom).",
+    )
+    shm_size: AutoOrQuantity = Field(
+        "auto", description="Size of the `/dev/shm` memory volume, or `auto` (grows with parallelism)."
+    )
+    ephemeral_storage: AutoOrQuantity | None = Field(
+        None, description="Ephemeral storage request (the downloaded weights live there for hf:// and s3://)."
+    )
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+class Toleration(_Model):
+    """A Kubernetes toleration."""
+
+    key: str | None = Field(None, description="Taint key.")
+    operator: Literal["Exists", "Equal"] = Field("Exists", description="Match operator.")
+    value: str | None = Field(None, description="Taint value (with `Equal`).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect.")
+    toleration_seconds: int | None = Field(None, description="For NoExecute: how long the pod stays bound.")
+
+
+class NetworkPolicySpec(_Model):
+    """Who may reach the model pods."""
+
+    enabled: bool | None = Field(None, description="Render a NetworkPolicy. Default: the profile's (on in production).")
+    allow_from_namespaces: list[DNS1123Label] = Field(
+        default_factory=list,
+        description="Namespaces whose pods may call the model (besides the service's own namespace).",
+    )
+    allow_from_pod_labels: dict[str, str] = Field(
+        default_factory=dict, description="Pods in the service's namespace with these labels may call the model."
+    )
+    gateway_namespace: DNS1123Label | None = Field(
+        None, description="Namespace of the ingress gateway (Istio, Envoy Gateway…) that fronts the service."
+    )
+    prometheus_namespace: DNS1123Label = Field(
+        "monitoring", description="Namespace of the Prometheus that scrapes the metrics port."
+    )
+
+
+class Disruption(_Model):
+    """PodDisruptionBudget for voluntary disruptions (node drains, upgrades)."""
+
+    enabled: bool | None = Field(None, description="Render a PodDisruptionBudget. Default: the profile's.")
+    max_unavailable: int = Field(1, description="Replicas a drain may take down at once.", ge=0)
+
+
+class Deployment(_Model):
+    """How KServe deploys the predictor."""
+
+    mode: Literal["standard", "knative"] = Field(
+        "standard",
+        description=(
+            "KServe deployment mode: `standard` (plain Deployment + Service, formerly RawDeployment) "
+            "or `knative` (Knative Service, formerly Serverless). Always written to the "
+            "`serving.kserve.io/deploymentMode` annotation."
+        ),
+    )
+    node_selector: dict[str, str] | None = Field(
+        None, description="Node selector; replaces the one derived from the GPU catalog."
+    )
+    tolerations: list[Toleration] | None = Field(
+        None, description="Tolerations; replace the default `nvidia.com/gpu` toleration."
+    )
+    service_account: DNS1123Label | None = Field(None, description="ServiceAccount of the predictor pods.")
+    priority_class_name: str | None = Field(None, description="PriorityClass of the predictor pods.")
+    request_timeout_seconds: int = Field(
+        300, description="KServe component timeout for one request (seconds).", ge=1, le=3600
+    )
+    termination_grace_period_seconds: int | Literal["auto"] = Field(
+        "auto",
+        description="Grace period to finish in-flight generations, or `auto` (from maxModelLen and decode speed).",
+    )
+    network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec, description="NetworkPolicy.")
+    disruption_budget: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget.")
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+class TargetLoad(_Model):
+    """The load the service must carry; replicas are derived from it."""
+
+    requests_per_second: float = Field(description="Peak requests per second.", gt=0)
+    avg_prompt_tokens: int = Field(512, description="Average prompt length (tokens).", ge=1)
+    avg_output_tokens: int = Field(256, description="Average output length (tokens).", ge=1)
+
+
+class PrometheusSource(_Model):
+    """Where KEDA reads the metrics it scales on."""
+
+    server_address: str = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        description="Prometheus base URL as KEDA's operator reaches it.",
+        min_length=1,
+    )
+    auth_secret_ref: DNS1123Label | None = Field(
+        None,
+        description=(
+            "Secret with Prometheus credentials; llmdeploy renders a TriggerAuthentication from it "
+            "(keys per `authModes`)."
+        ),
+    )
+    auth_modes: Literal["bearer", "basic", "tls", "custom"] = Field(
+        "bearer", description="KEDA Prometheus authModes used with `authSecretRef`."
+    )
+
+
+class KnativeScaling(_Model):
+    """Knative Pod Autoscaler knobs (deployment.mode knative)."""
+
+    initial_scale: int | None = Field(None, description="`autoscaling.knative.dev/initial-scale`.", ge=0)
+    scale_to_zero_grace_period: str | None = Field(
+        None, description="`autoscaling.knative.dev/scale-to-zero-pod-retention-period`, e.g. `10m`.",
+        pattern=r"^\d+(s|m|h)$",
+    )
+    scale_down_delay: str | None = Field(
+        None, description="`autoscaling.knative.dev/scale-down-delay`, e.g. `5m`.", pattern=r"^\d+(s|m|h)$"
+    )
+    container_concurrency: int | None = Field(
+        None, description="Hard limit of concurrent requests per pod (0 = unlimited).", ge=0
+    )
+
+
+ScalingMetric = Literal[
+    "queueDepth", "ttftP95", "itlP95", "kvCacheUsage", "runningRequests", "generationTokens",
+    "concurrency", "rps", "cpu", "memory",
+]
+
+
+class Scaling(_Model):
+    """How the number of replicas follows the load."""
+
+    autoscaler: Literal["keda", "kpa", "hpa", "none"] = Field(
+        "keda",
+        description=(
+            "`keda` (Standard mode: a ScaledObject on LLM metrics), `kpa` (Knative mode), `hpa` "
+            "(KServe's own HPA on cpu/memory) or `none` (fixed replicas)."
+        ),
+    )
+    min_replicas: int = Field(1, description="Fewest replicas (0 only with scaleToZero).", ge=0)
+    max_replicas: int | Literal["auto"] = Field(
+        3, description="Most replicas, or `auto` (from targetLoad and the capacity estimate)."
+    )
+    metric: ScalingMetric = Field(
+        "queueDepth",
+        description=(
+            "Signal to scale on: queueDepth (waiting requests per replica), ttftP95 / itlP95 "
+            "(seconds), kvCacheUsage (0–1), runningRequests, generationTokens (tokens/s per "
+            "replica); concurrency / rps (Knative); cpu / memory (HPA)."
+        ),
+    )
+    target: float | Literal["auto"] = Field(
+        "auto", description="Target value per replica for `metric`, or `auto` (the profile's or derived)."
+    )
+    activation_target: float | None = Field(
+        None, description="KEDA activation threshold (scale from zero above it)."
+    )
+    scale_to_zero: bool = Field(False, description="Allow zero replicas when idle (first request waits for a model load).")
+    polling_interval_seconds: int = Field(15, description="KEDA polling interval.", ge=1, le=3600)
+    cooldown_period_seconds: int = Field(300, description="KEDA cooldown before scaling to zero.", ge=0, le=86400)
+    scale_up_stabilization_seconds: int = Field(30, description="HPA scale-up stabilization window.", ge=0, le=3600)
+    scale_down_stabilization_seconds: int = Field(300, description="HPA scale-down stabilization window.", ge=0, le=3600)
+    target_load: TargetLoad | None = Field(None, description="Expected peak load; sizes maxReplicas when `auto`.")
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="Prometheus for KEDA.")
+    knative: KnativeScaling = Field(default_factory=KnativeScaling, description="Knative autoscaling knobs.")
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+class Gateway(_Model):
+    """The Gateway API gateway that routes to the service (Standard-mode rollouts)."""
+
+    name: DNS1123Label = Field(description="Gateway name.")
+    namespace: DNS1123Label | None = Field(None, description="Gateway namespace (default: the service's).")
+    section_name: str | None = Field(None, description="Listener name on the gateway.")
+    hostnames: list[str] = Field(default_factory=list, description="Hostnames the route answers.")
+
+
+class Candidate(_Model):
+    """The new version under test: only what differs from the current one."""
+
+    name_suffix: DNS1123Label = Field("canary", description="Suffix of the candidate InferenceService name.")
+    image: str | None = Field(None, description="Engine image of the candidate.")
+    storage_uri: str | None = Field(None, description="Weights of the candidate.")
+    revision: str | None = Field(None, description="Model revision of the candidate.")
+    extra_args: list[str] | None = Field(None, description="Engine flags of the candidate (replace the current ones).")
+
+
+class Rollout(_Model):
+    """How a new version takes traffic."""
+
+    strategy: Literal["rolling", "canary", "abTest", "blueGreen"] = Field(
+        "rolling",
+        description=(
+            "`rolling` (surge one new pod, never drop capacity), `canary` (a share of traffic), "
+            "`abTest` (by request header), `blueGreen` (all traffic flips at once)."
+        ),
+    )
+    traffic_percent: int = Field(
+        10, description="Share of traffic for the candidate (canary) or for green (blueGreen: 0 or 100).", ge=0, le=100
+    )
+    header: str = Field("X-Experiment-Group", description="Header that selects the candidate (abTest).")
+    header_value: str = Field("B", description="Header value that selects the candidate (abTest).")
+    candidate: Candidate | None = Field(None, description="The candidate version (canary, abTest, blueGreen).")
+    gateway: Gateway | None = Field(None, description="Gateway for the HTTPRoute (Standard mode).")
+    flagger: bool = Field(False, description="Render a Flagger Canary for automated promotion (needs Flagger).")
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class Alerts(_Model):
+    """Alert thresholds (profiles set defaults)."""
+
+    enabled: bool = Field(True, description="Render alerting rules.")
+    queue_depth: float = Field(20, description="Waiting requests (sum over replicas) that count as backed up.", gt=0)
+    kv_cache_usage: float = Field(0.95, description="KV-cache usage (0–1) that counts as nearly full.", gt=0, le=1)
+    ttft_p95_seconds: float = Field(2.0, description="p95 time-to-first-token SLO (seconds).", gt=0)
+    itl_p95_seconds: float = Field(0.1, description="p95 inter-token latency SLO (seconds).", gt=0)
+    error_rate: float = Field(0.01, description="Error budget: share of requests that may fail.", gt=0, le=1)
+    preemptions_per_second: float = Field(0.5, description="Preemption rate that signals KV-cache pressure.", gt=0)
+    gpu_memory_usage: float = Field(0.9, description="GPU framebuffer usage (0–1) alert (DCGM).", gt=0, le=1)
+    for_duration: Annotated[str, StringConstraints(pattern=r"^\d+(s|m|h)$")] = Field(
+        "5m", description="How long a condition must hold before an alert fires."
+    )
+    runbook_base_url: str = Field(
+        "https://github.com/llmdeploy/llmdeploy/blob/main/docs/monitoring.md",
+        description="Base URL of the runbooks; each alert links `<base>#<alert-name-lowercase>`.",
+    )
+
+
+class Dashboard(_Model):
+    """Grafana dashboard as a ConfigMap for the Grafana sidecar."""
+
+    enabled: bool = Field(True, description="Render the dashboard ConfigMap.")
+    namespace: DNS1123Label | None = Field(None, description="Namespace of the ConfigMap (default: the service's).")
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        description="Labels the Grafana sidecar selects on (kube-prometheus-stack: `grafana_dashboard: \"1\"`).",
+    )
+
+
+class Monitoring(_Model):
+    """Metrics scraping, alerts and dashboards."""
+
+    enabled: bool = Field(True, description="Render monitoring objects.")
+    scrape: Literal["podMonitor", "serviceMonitor", "annotations"] = Field(
+        "podMonitor",
+        description="How Prometheus finds the pods: a PodMonitor, a ServiceMonitor, or only `prometheus.io` annotations.",
+    )
+    scrape_interval: Annotated[str, StringConstraints(pattern=r"^\d+(s|m)$")] = Field(
+        "15s", description="Scrape interval."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"},
+        description=(
+            "Labels the Prometheus operator selects monitors and rules by (kube-prometheus-stack "
+            "default: `release: <helm release name>`)."
+        ),
+    )
+    alerts: Alerts = Field(default_factory=Alerts, description="Alert thresholds.")
+    dashboard: Dashboard = Field(default_factory=Dashboard, description="Grafana dashboard.")
+    dcgm: bool = Field(True, description="Include GPU panels and alerts from the DCGM exporter.")
+
+
+# --------------------------------------------------------------------------- root
+
+
+class LLMService(_Model):
+    """An LLM service: one model served by one engine on Kubernetes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        json_schema_extra={"title": "LLMService", "$id": "https://llmdeploy.dev/schemas/llmdeploy.schema.json"},
+    )
+
+    api_version: Literal["llmdeploy.dev/v1alpha1"] = Field(
+        description="Spec version: `llmdeploy.dev/v1alpha1`."
+    )
+    kind: Literal["LLMService"] = Field(description="Always `LLMService`.")
+    metadata: Metadata = Field(description="Name, namespace and labels.")
+    profile: str | None = Field(
+        None,
+        description=(
+            "Defaults to start from: a built-in profile (`dev`, `staging`, `production`) or the path "
+            "of a team profile (relative to the spec). The spec wins over the profile; maps merge, "
+            "lists replace."
+        ),
+    )
+    model: ModelSource = Field(description="The model and its weights.")
+    runtime: Runtime = Field(default_factory=Runtime, description="Serving engine settings.")
+    resources: Resources = Field(description="GPUs and other resources of one replica.")
+    deployment: Deployment = Field(default_factory=Deployment, description="KServe deployment settings.")
+    scaling: Scaling = Field(default_factory=Scaling, description="Autoscaling.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Rollout strategy.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring.")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec, as written to ``schemas/llmdeploy.schema.json``."""
+    schema = LLMService.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def camel_path(parts: tuple[str | int, ...]) -> str:
+    """Render a JSON path as ``runtime.extraArgs[2]``."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + p
+    return out
+
+
+_SNAKE_RE = re.compile(r"_([a-z])")
