@@ -59,6 +59,12 @@ def _fail_usage(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
+def _check_paths(paths: list[str]) -> None:
+    for p in paths:
+        if p != "-" and not os.path.exists(p):
+            _fail_usage(f"{p}: no such file or folder")
+
+
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
     if fmt not in allowed:
         _fail_usage(f"--format must be one of {', '.join(allowed)} (got {fmt!r})")
@@ -96,6 +102,7 @@ def validate(
     Exit 0 when valid (warnings allowed unless --strict), 1 when invalid.
     """
     _check_format(fmt, ("auto", "text", "json", "github"))
+    _check_paths(paths)
     from .pipeline import analyze_all, load_specs
 
     docs, diags = load_specs(paths)

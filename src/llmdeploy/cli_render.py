@@ -2,8 +2,94 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add the render command to ``app``."""
+
+    @app.command()
+    def render(
+        paths: Annotated[list[str], typer.Argument(help="Spec files or folders; '-' reads stdin.")],
+        output: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option("--output", "-o", help="Write one folder per service plus kustomization.yaml here."),
+        ] = None,
+        out_format: Annotated[
+            str, typer.Option("--format", help="yaml (a multi-document stream) or json (a v1 List).")
+        ] = "yaml",
+        only: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--only", help="Comma-separated kinds (or aliases: isvc, runtime, dashboard, pdb…) to keep."),
+        ] = None,
+        crds: Annotated[
+            Optional[list[Path]],  # noqa: UP045
+            typer.Option("--crds", help="CRD files or folders to check custom resources against (also $LLMDEPLOY_CRDS)."),
+        ] = None,
+        kubernetes_version: Annotated[
+            str, typer.Option("--kubernetes-version", help="Kubernetes minor whose schemas check core kinds.")
+        ] = "1.33",
+        diag_format: Annotated[
+            str, typer.Option("--diagnostics-format", help="auto, text, json or github (diagnostics go to stderr).")
+        ] = "auto",
+        strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    ) -> None:
+        """Render specs into apply-ready manifests (stdout), checked before anything is printed.
+
+        Manifests go to stdout (or --output); diagnostics to stderr. Exit 1 when a spec is
+        invalid, 3 when a rendered manifest fails its schema check.
+        """
+        from .cli import EXIT_INTERNAL, EXIT_INVALID, _check_format, _check_paths, _fail_usage, _write_diagnostics
+
+        _check_format(out_format, ("yaml", "json"))
+        _check_format(diag_format, ("auto", "text", "json", "github"))
+        _check_paths(paths)
+        from .check import CRDLoadError, crd_paths_from_env
+        from .errors import LlmdeployError
+        from .pipeline import analyze_all, load_specs, render_documents
+        from .render import select, selectable_names
+
+        docs, load_diags = load_specs(paths)
+        analyses = analyze_all(docs)
+        crd_paths = list(crds or []) + crd_paths_from_env()
+        for p in crd_paths:
+            if not p.exists():
+                _fail_usage(f"--crds {p}: no such file or folder")
+        try:
+            result = render_documents(analyses, crd_paths=crd_paths, kubernetes_version=kubernetes_version)
+        except CRDLoadError as exc:
+            sys.stderr.write(f"llmdeploy render: error: {exc}\n")
+            raise typer.Exit(EXIT_INTERNAL) from None
+        except LlmdeployError as exc:
+            sys.stderr.write(f"llmdeploy render: error: {exc}\n")
+            raise typer.Exit(exc.exit_code) from None
+        diags = list(load_diags) + result.diagnostics
+        warnings = [d for d in diags if d.severity.value == "warning"]
+        _write_diagnostics(diags, diag_format, sys.stderr)
+        if load_diags or not result.ok or (strict and warnings):
+            sys.stderr.write("nothing rendered: fix the errors above\n")
+            raise typer.Exit(EXIT_INVALID)
+        if not result.docs:
+            sys.stderr.write("nothing rendered: no spec given\n")
+            raise typer.Exit(EXIT_INVALID)
+        for kind in result.unchecked:
+            sys.stderr.write(f"note: {kind} was not schema-checked (pass its CRD with --crds)\n")
+        selected = result.docs
+        if only:
+            wanted = [o for o in only.split(",") if o.strip()]
+            selected = select(result.docs, wanted)
+            if not selected:
+                _fail_usage(f"--only {only} matches nothing; choose from {', '.join(selectable_names(result.docs))}")
+        from .emit import emit_json, emit_stream, write_output_dir
+
+        if output is not None:
+            written = write_output_dir(output, selected)
+            sys.stderr.write(f"wrote {len(written)} files to {output}\n")
+            return
+        text = emit_json(selected) if out_format == "json" else emit_stream(selected)
+        sys.stdout.write(text)
+        sys.stdout.flush()

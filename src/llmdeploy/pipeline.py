@@ -103,3 +103,83 @@ def analyze_all(docs: Sequence[SourceDoc]) -> list[Analysis]:
         else:
             seen[key] = a
     return out
+
+
+@dataclass
+class RenderResult:
+    """The outcome of rendering: the documents (empty when anything failed) and why."""
+
+    analyses: list[Analysis]
+    docs: list  # list[RenderedDoc]
+    diagnostics: list[Diagnostic]
+    unchecked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def parse_stream_docs(texts: Sequence[str]) -> list[object]:
+    """Parse rendered documents back (the check stage reads what kubectl will read)."""
+    try:
+        import yaml  # PyYAML (a dependency of kubernetes-validate); libyaml is much faster
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return [yaml.load(t, Loader=loader) for t in texts]  # noqa: S506 - a safe loader
+    except ImportError:  # pragma: no cover
+        from ruamel.yaml import YAML
+
+        y = YAML(typ="safe")
+        return [y.load(t) for t in texts]
+
+
+def render_documents(analyses: Sequence[Analysis], *, crd_paths: Sequence[object] = (),
+                     kubernetes_version: str = "1.33") -> RenderResult:
+    """Plan, render and check every (valid) analyzed spec; nothing is returned unless all pass."""
+    from .errors import InternalError
+    from .plan import build_plan
+    from .render import render_plan
+
+    diags = [d for a in analyses for d in a.diagnostics]
+    result = RenderResult(list(analyses), [], sort_diagnostics(diags))
+    if not result.ok or any(a.spec is None for a in analyses):
+        return result
+    shared: dict[tuple[str, str], object] = {}
+    docs = []
+    for a in analyses:
+        plan = build_plan(a)
+        result.notes.extend(plan.notes)
+        for d in render_plan(plan):
+            if d.manifest.shared:
+                key = (d.manifest.kind, d.manifest.name)
+                prev = shared.get(key)
+                if prev is not None:
+                    if prev.text != d.text:  # type: ignore[attr-defined]
+                        raise InternalError(f"two services render different {key[0]} {key[1]}")
+                    continue
+                shared[key] = d
+            docs.append(d)
+    # Shared, cluster-scoped objects first, then each service's objects in plan order.
+    docs.sort(key=lambda d: (0 if d.manifest.shared else 1))
+    parsed = parse_stream_docs([d.text for d in docs])
+    for d, obj in zip(docs, parsed):
+        if not isinstance(obj, dict) or obj.get("kind") != d.manifest.kind or \
+                (obj.get("metadata") or {}).get("name") != d.manifest.name:
+            raise InternalError(f"rendered {d.manifest.kind} {d.manifest.name} does not parse back as itself "
+                                f"(template {d.manifest.template})")
+    from pathlib import Path
+
+    from .check import Checker
+
+    checker = Checker([Path(str(p)) for p in crd_paths], kubernetes_version=kubernetes_version)
+    report = checker.check(parsed)  # type: ignore[arg-type]
+    if report.problems:
+        lines = "\n".join(f"  {p}" for p in report.problems)
+        raise InternalError(
+            f"{len(report.problems)} rendered document(s) failed the schema check:\n{lines}",
+            "this is a bug in llmdeploy's templates or a CRD version mismatch; nothing was written",
+        )
+    result.unchecked = list(report.unchecked)
+    result.docs = docs
+    return result

@@ -73,6 +73,29 @@ def _diag(file: str, line: int, col: int, rule: str, message: str, hint: str | N
     return Diagnostic(Severity.ERROR, rule, message, hint, file, line, col, "")
 
 
+def _key_position(node: Any, key: Any) -> tuple[int, int, int, int]:
+    """0-based (key line, key col, value line, value col) of ``key`` in a round-trip mapping.
+
+    A key that came in through a merge key (``<<: *anchor``) has no position in the
+    mapping itself; it is found in the anchored mapping it was merged from, else the
+    mapping's own start is used.
+    """
+    pos = node.lc.data.get(key)
+    if pos is not None:
+        return tuple(pos)  # type: ignore[return-value]
+    from ruamel.yaml.comments import merge_attrib
+
+    for item in getattr(node, merge_attrib, None) or ():
+        source = item[1] if isinstance(item, tuple) else item  # ruamel <0.19: (index, map)
+        lc = getattr(source, "lc", None)
+        if lc is not None and key in lc.data:
+            return tuple(lc.data[key])  # type: ignore[return-value]
+        if hasattr(source, "lc") and key in source:
+            return _key_position(source, key)
+    line, col = node.lc.line or 0, node.lc.col or 0
+    return line, col, line, col
+
+
 def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     """Convert ruamel round-trip nodes to plain data, recording positions."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -80,7 +103,7 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
-            kl, kc, vl, vc = node.lc.data[key]
+            kl, kc, vl, vc = _key_position(node, key)
             skey = key if isinstance(key, str) else str(key)
             child = (*path, skey)
             positions[child] = Position(kl + 1, kc + 1, vl + 1, vc + 1)

@@ -1,0 +1,87 @@
+"""PodDisruptionBudget and NetworkPolicy for the model pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import Manifest, PlanContext, Section
+from .kserve import EnginePlan
+
+# Profiles that turn the policies on when the spec leaves them unset.
+PROFILE_DEFAULTS = {"production": True, "staging": True}
+
+
+def _enabled(ctx: PlanContext, value: bool | None, *, production_only: bool) -> bool:
+    if value is not None:
+        return value
+    if production_only:
+        return ctx.profile == "production"
+    return PROFILE_DEFAULTS.get(ctx.profile or "", False)
+
+
+def pdb_manifest(ctx: PlanContext) -> Manifest | None:
+    """A PodDisruptionBudget: a drain takes at most ``maxUnavailable`` predictor pods at once.
+
+    ``maxUnavailable`` rather than ``minAvailable``: with one replica a ``minAvailable: 1``
+    budget blocks every node drain forever, while ``maxUnavailable: 1`` lets the drain
+    proceed one pod at a time.
+    """
+    d = ctx.spec.deployment.disruption_budget
+    if not _enabled(ctx, d.enabled, production_only=True):
+        return None
+    name = f"{ctx.name}-predictor"
+    values = {
+        "metadata": ctx.metadata(name, component="disruption-budget"),
+        "spec": {"maxUnavailable": d.max_unavailable, "selector": {"matchLabels": ctx.predictor_selector()}},
+    }
+    return Manifest("policy/poddisruptionbudget.yaml.j2", "PodDisruptionBudget", name, values,
+                    namespace=ctx.namespace, aliases=("pdb",))
+
+
+def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | None:
+    """Ingress to the model pods only from the named namespaces/pods, the gateway and Prometheus.
+
+    Egress stays open: the storage initializer downloads the weights (hf://, s3://…).
+    In Knative mode requests arrive through the activator in ``knative-serving``.
+    """
+    np = ctx.spec.deployment.network_policy
+    if not _enabled(ctx, np.enabled, production_only=False):
+        return None
+    port = [{"port": engine.port, "protocol": "TCP"}]
+
+    def ns(name: str) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    sources: list[dict[str, Any]] = [{"podSelector": {}}]  # the service's own namespace
+    if np.allow_from_pod_labels:
+        sources = [{"podSelector": {"matchLabels": dict(sorted(np.allow_from_pod_labels.items()))}}]
+    namespaces = list(np.allow_from_namespaces)
+    if np.gateway_namespace:
+        namespaces.append(np.gateway_namespace)
+    if ctx.spec.deployment.mode == "knative":
+        namespaces.append("knative-serving")
+    for n in sorted(set(namespaces) - {ctx.namespace}):
+        sources.append(ns(n))
+    ingress = [{"from": sources, "ports": port}]
+    if ctx.spec.monitoring.enabled:
+        ingress.append({"from": [ns(np.prometheus_namespace)], "ports": port})
+    name = f"{ctx.name}-predictor"
+    values = {
+        "metadata": ctx.metadata(name, component="network-policy"),
+        "spec": {
+            "podSelector": {"matchLabels": ctx.predictor_selector()},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+    return Manifest("policy/networkpolicy.yaml.j2", "NetworkPolicy", name, values,
+                    namespace=ctx.namespace, aliases=("netpol",))
+
+
+def plan_policy(ctx: PlanContext, engine: EnginePlan) -> Section:
+    """PDB and NetworkPolicy when enabled (the production profile turns both on)."""
+    out = Section()
+    for m in (pdb_manifest(ctx), networkpolicy_manifest(ctx, engine)):
+        if m is not None:
+            out.manifests.append(m)
+    return out

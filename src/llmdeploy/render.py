@@ -1,0 +1,143 @@
+"""Render a plan through the Jinja templates into YAML documents.
+
+One environment (``StrictUndefined``, no autoescape, sandboxed) and YAML-safe
+filters. Every value reaches the output through ``yaml`` (a real YAML emitter) or
+``q`` (a JSON-quoted scalar, which is valid YAML), so no user string can add keys or
+documents, whatever characters it holds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from .plan import Manifest, Plan
+
+
+@dataclass(frozen=True)
+class RenderedDoc:
+    """One rendered document and the manifest it came from."""
+
+    manifest: Manifest
+    text: str  # YAML text of the document, ending with a newline, without '---'
+    service: str  # namespace/name of the producing service ("" for shared objects)
+
+
+def _yaml_dumper() -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.representer import SafeRepresenter
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # never fold long strings (args, PromQL) across lines
+    yaml.allow_unicode = True
+    yaml.sort_base_mapping_type_on_output = False  # keep the planner's order
+
+    def str_rep(rep: SafeRepresenter, data: str) -> Any:
+        if "\n" in data:
+            return rep.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+        return rep.represent_str(data)
+
+    yaml.representer.add_representer(str, str_rep)
+    yaml.representer.ignore_aliases = lambda data: True  # type: ignore[method-assign]
+    return yaml
+
+
+@cache
+def _dumper() -> Any:
+    return _yaml_dumper()
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Dump ``value`` as block YAML, every line indented by ``indent`` spaces, no trailing newline."""
+    buf = io.StringIO()
+    _dumper().dump(_plain(value), buf)
+    text = buf.getvalue()
+    if text.endswith("\n...\n"):
+        text = text[: -len("...\n")]
+    lines = text.rstrip("\n").split("\n")
+    pad = " " * indent
+    return "\n".join(pad + line if line else line for line in lines)
+
+
+def quote(value: Any) -> str:
+    """A scalar as a JSON literal: strings double-quoted with every control character escaped."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@cache
+def environment() -> SandboxedEnvironment:
+    """The one Jinja environment of llmdeploy."""
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from .resources import templates_dir
+
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir())),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["yaml"] = to_yaml
+    env.filters["q"] = quote
+    env.filters["tojson_compact"] = lambda v: json.dumps(_plain(v), sort_keys=True, separators=(",", ":"))
+    env.filters["tojson_pretty"] = lambda v: json.dumps(_plain(v), sort_keys=False, indent=2)
+    return env
+
+
+def render_manifest(m: Manifest) -> str:
+    """Render one manifest's template."""
+    text = environment().get_template(m.template).render(**m.values)
+    if not text.endswith("\n"):
+        text += "\n"
+    return text
+
+
+def render_plan(plan: Plan) -> list[RenderedDoc]:
+    """Render every manifest of a plan."""
+    service = f"{plan.context.namespace}/{plan.context.name}"
+    return [RenderedDoc(m, render_manifest(m), "" if m.shared else service) for m in plan.manifests]
+
+
+def select(docs: Iterable[RenderedDoc], only: Sequence[str] | None) -> list[RenderedDoc]:
+    """Keep the documents whose kind (or alias) is in ``only`` (case-insensitive)."""
+    docs = list(docs)
+    if not only:
+        return docs
+    wanted = {o.strip().lower() for o in only if o.strip()}
+    return [d for d in docs if d.manifest.kind.lower() in wanted or wanted & {a.lower() for a in d.manifest.aliases}]
+
+
+def selectable_names(docs: Iterable[RenderedDoc]) -> list[str]:
+    names: set[str] = set()
+    for d in docs:
+        names.add(d.manifest.kind)
+        names.update(d.manifest.aliases)
+    return sorted(names, key=str.lower)
+
+
+def stream(docs: Iterable[RenderedDoc]) -> str:
+    """A multi-document YAML stream for ``kubectl apply -f -``."""
+    parts = []
+    for d in docs:
+        source = d.service or "shared"
+        parts.append(f"---\n# Source: llmdeploy {source} ({d.manifest.kind})\n{d.text}")
+    return "".join(parts)

@@ -1,0 +1,49 @@
+"""Shared fixtures: paths, the golden-file switch, the CLI runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SHARED_CRDS = ROOT.parent / "shared" / "crds"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="Rewrite the golden files under tests/golden from the current output.")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def shared_crds() -> Path:
+    if not SHARED_CRDS.is_dir():
+        pytest.skip(f"upstream CRDs not found at {SHARED_CRDS} (the ../shared folder beside the checkout)")
+    return SHARED_CRDS
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Never read a real kubeconfig, never use the user's CRD env or cache.
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent")
+    monkeypatch.delenv("LLMDEPLOY_CRDS", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.setenv("LLMDEPLOY_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "llmdeploy-cache"))
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (``python -m llmdeploy``)."""
+    full_env = {**os.environ, "KUBECONFIG": "/nonexistent", **(env or {})}
+    full_env.pop("GITHUB_ACTIONS", None) if env is None or "GITHUB_ACTIONS" not in env else None
+    return subprocess.run([sys.executable, "-m", "llmdeploy", *args], input=stdin, capture_output=True,
+                          text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
