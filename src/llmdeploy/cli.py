@@ -118,17 +118,20 @@ def validate(
     failed = errors > 0 or (strict and warnings > 0)
     summary = {"specs": len(analyses), "errors": errors, "warnings": warnings, "valid": not failed}
     resolved_fmt = _resolve_fmt(fmt)
-    _write_diagnostics(all_diags, fmt, sys.stdout, summary)
+    # With --show-resolved, stdout carries only the resolved YAML (it can be piped or saved);
+    # the diagnostics and the summary move to stderr.
+    report = sys.stderr if show_resolved else sys.stdout
+    _write_diagnostics(all_diags, fmt, report, summary)
     if show_resolved and not failed:
         _print_resolved(analyses)
     if resolved_fmt != "json" and not quiet:
         n = len(analyses)
         what = f"{n} spec{'s' if n != 1 else ''}"
         if failed:
-            sys.stdout.write(f"✗ {what}: {errors} error(s), {warnings} warning(s)\n")
+            report.write(f"✗ {what}: {errors} error(s), {warnings} warning(s)\n")
         else:
             note = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
-            sys.stdout.write(f"✓ {what} valid{note}\n")
+            report.write(f"✓ {what} valid{note}\n")
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
 
 
@@ -174,6 +177,36 @@ def schema(
         from .emit import write_atomic
 
         write_atomic(output, text)
+
+
+# --------------------------------------------------------------------------- docs (hidden)
+
+
+@app.command(hidden=True)
+def docs(
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a generated page is stale.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Regenerate the pages.")] = False,
+    root: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--root", help="The source checkout (default: the one llmdeploy runs from)."),
+    ] = None,
+) -> None:
+    """Check or regenerate docs/rules.md and docs/spec.md (for developers and tests)."""
+    if check == write:
+        _fail_usage("pass exactly one of --check and --write")
+    from .docgen import default_root, stale_pages, write_pages
+
+    base = root or default_root()
+    if not (base / "pyproject.toml").is_file():
+        _fail_usage(f"{base} is not an llmdeploy source checkout (pass --root)")
+    if write:
+        for rel in write_pages(base):
+            sys.stderr.write(f"wrote {rel}\n")
+        return
+    stale = stale_pages(base)
+    for rel in stale:
+        sys.stderr.write(f"{rel} is stale; regenerate it with `llmdeploy docs --write`\n")
+    raise typer.Exit(EXIT_INVALID if stale else EXIT_OK)
 
 
 # --------------------------------------------------------------------------- init

@@ -48,7 +48,11 @@ def register(app: typer.Typer) -> None:
         _check_format(out_format, ("yaml", "json"))
         _check_format(diag_format, ("auto", "text", "json", "github"))
         _check_paths(paths)
-        from .check import CRDLoadError, crd_paths_from_env
+        from .check import CRDLoadError, crd_paths_from_env, supported_kubernetes_versions
+
+        versions = supported_kubernetes_versions()
+        if kubernetes_version not in versions:
+            _fail_usage(f"--kubernetes-version {kubernetes_version} is not supported; choose {versions[0]}..{versions[-1]}")
         from .errors import LlmdeployError
         from .pipeline import analyze_all, load_specs, render_documents
         from .render import select, selectable_names

@@ -1,9 +1,451 @@
-"""``llmdeploy size``, ``plan`` and ``catalog`` (registered on the main app)."""
+"""``llmdeploy size``, ``plan`` and ``catalog`` (registered on the main app).
+
+``size`` answers "does this fit, how many KV tokens, at what throughput and cost" for
+a spec file or for flags alone; ``plan`` lists every GPU × tensor-parallel size that
+fits, cheapest first; ``catalog`` lists the GPUs and models llmdeploy knows. Tables go
+to stdout through rich, JSON (``--format json``) goes to stdout alone, diagnostics go
+to stderr. Exit codes as everywhere: 0 fits, 1 does not fit or invalid input, 2 usage.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
 import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+    from .catalog import GPU, ModelConfig
+    from .engines import EngineVersionInfo
+    from .sizing import Option, SizingReport
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
+                 "compressed-tensors")
+KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
+ENGINES = ("vllm", "tgi")
+
+
+def _fail_usage(message: str) -> None:
+    sys.stderr.write(f"llmdeploy: error: {message}\n")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _fail_input(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"llmdeploy: error: {message}" + (f" (hint: {hint})" if hint else "") + "\n")
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        _fail_usage(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+    return value
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Not a terminal (a pipe, a test runner): a fixed width keeps the tables readable.
+    width = None if sys.stdout.isatty() else 110
+    return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
+
+
+def _resolve_model(ref: str) -> ModelConfig:
+    """A catalog id/alias, or the path of a local config.json (or its folder)."""
+    from .catalog import CatalogError, get_model, model_from_hf_config
+
+    try:
+        if os.path.exists(ref):
+            from pathlib import Path
+
+            return model_from_hf_config(Path(ref))
+        return get_model(ref)
+    except CatalogError as exc:
+        _fail_input(exc.message, exc.hint)
+        raise  # pragma: no cover - _fail_input raises
+
+
+def _resolve_gpu(key: str) -> GPU:
+    from .catalog import CatalogError, get_gpu
+
+    try:
+        return get_gpu(key)
+    except CatalogError as exc:
+        _fail_input(exc.message, exc.hint)
+        raise  # pragma: no cover
+
+
+def _resolve_engine(engine: str, version: str | None, image: str | None = None) -> EngineVersionInfo:
+    from .engines import resolve_engine
+
+    return resolve_engine(engine, image, version)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _bar(part: float, total: float, width: int = 28) -> str:
+    n = 0 if total <= 0 else round(width * max(part, 0.0) / total)
+    return "█" * min(n, width) + "·" * max(width - n, 0)
+
+
+def _money(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"${x:,.{digits}f}"
+
+
+def render_report(console: Console, report: SizingReport, title: str | None = None) -> None:
+    """A sizing report as rich tables: memory, KV cache, verdict, advice, capacity."""
+    from rich.table import Table
+
+    r = report
+    head = title or f"{r.model.hf_id} on {r.gpu_count} × {r.gpu.name}"
+    console.print(f"[bold]{head}[/bold]")
+    console.print(
+        f"{r.engine} {r.engine_version} ({r.engine_era}) · TP {r.tensor_parallel} × PP {r.pipeline_parallel}"
+        + (f" × DP {r.data_parallel}" if r.data_parallel > 1 else "")
+        + f" · dtype {r.dtype} · quantization {r.quantization} · KV cache {r.kv_cache_dtype} · "
+        f"gpuMemoryUtilization {r.gpu_memory_utilization:g}"
+    )
+    b = r.per_gpu
+    mem = Table(title="Memory per GPU (the rank that limits the KV cache)", title_justify="left")
+    mem.add_column("part")
+    mem.add_column("GiB", justify="right")
+    mem.add_column("share of total", justify="right")
+    mem.add_column("")
+    rows = [
+        ("weights", b.weights_gib), ("activation peak", b.activation_gib), ("non-torch", b.non_torch_gib),
+        ("CUDA graphs" + ("" if r.cuda_graphs_counted else " (above budget)"), b.cuda_graph_gib),
+        ("KV cache", b.kv_cache_gib),
+    ]
+    for name, gib in rows:
+        mem.add_row(name, f"{gib:.2f}", f"{gib / b.total_gib:.1%}" if b.total_gib else "-", _bar(gib, b.total_gib))
+    mem.add_row("usable (total × utilization)", f"{b.usable_gib:.2f}", f"{b.usable_gib / b.total_gib:.1%}",
+                _bar(b.usable_gib, b.total_gib))
+    mem.add_row("total (CUDA-visible)", f"{b.total_gib:.2f}", "100.0%", _bar(b.total_gib, b.total_gib))
+    console.print(mem)
+    kv = Table(title="KV cache", title_justify="left", show_header=False)
+    kv.add_column("")
+    kv.add_column("", justify="right")
+    kv.add_row("bytes per token per GPU", f"{r.kv_bytes_per_token:,}")
+    kv.add_row("GPU KV cache size (tokens)", f"{r.kv_cache_tokens:,}")
+    kv.add_row(f"max concurrency at {r.max_model_len:,} tokens", f"{r.max_concurrency:.2f}×")
+    kv.add_row("max_num_seqs (resolved)", f"{r.max_num_seqs:,}")
+    kv.add_row("max_num_batched_tokens", f"{r.max_num_batched_tokens:,}")
+    kv.add_row("weights over all GPUs", f"{r.weights_bytes_total / 2**30:.2f} GiB")
+    kv.add_row("start-up time (estimate)", f"{r.load_time_seconds:.0f} s")
+    console.print(kv)
+    verdict = "[green]FITS[/green]" if r.fits else "[red]DOES NOT FIT[/red]"
+    console.print(f"Verdict: {verdict}")
+    for reason in r.reasons:
+        console.print(f"  [red]error[/red] {reason.code} {'.'.join(map(str, reason.field))}: {reason.message}")
+        if reason.hint:
+            console.print(f"        hint: {reason.hint}")
+    for w in r.warnings:
+        console.print(f"  [yellow]warning[/yellow] {w.code} {'.'.join(map(str, w.field))}: {w.message}")
+        if w.hint:
+            console.print(f"        hint: {w.hint}")
+    if r.suggestions:
+        console.print("Suggestions:")
+        for s in r.suggestions:
+            console.print(f"  • {s}")
+    c = r.capacity
+    if c is not None:
+        cap = Table(title="Capacity and cost per replica (estimates)", title_justify="left", show_header=False)
+        cap.add_column("")
+        cap.add_column("", justify="right")
+        cap.add_row("sequences decoding at once", f"{c.concurrency:,}")
+        cap.add_row("decode tokens/s", f"{c.decode_tokens_per_s:,.0f}")
+        cap.add_row("decode tokens/s per sequence", f"{c.decode_tokens_per_s_per_sequence:,.1f}")
+        cap.add_row("prefill tokens/s", f"{c.prefill_tokens_per_s:,.0f}")
+        cap.add_row("time to first token", f"{c.ttft_seconds_estimate:.2f} s")
+        cap.add_row("requests/s", f"{c.requests_per_s_per_replica:,.2f}")
+        if c.replicas_needed is not None:
+            cap.add_row("replicas for the target load", f"{c.replicas_needed}")
+        cap.add_row("cost per hour", _money(c.cost_per_hour))
+        cap.add_row("cost per 1M output tokens", _money(c.cost_per_1m_output_tokens, 3))
+        cap.add_row("cost per 1K requests", _money(c.cost_per_1k_requests, 3))
+        console.print(cap)
+        console.print("Assumptions:")
+        for a in c.assumptions:
+            console.print(f"  - {a}")
+    console.print("Memory model:")
+    for a in r.assumptions:
+        console.print(f"  - {a}")
+
+
+def _write_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- size
+
+
+def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None) -> int:
+    from .diagnostics import format_text, sort_diagnostics
+    from .pipeline import analyze_all, load_specs
+    from .sizing import size_spec
+
+    docs, load_diags = load_specs([spec_path])
+    analyses = analyze_all(docs)
+    diags = sort_diagnostics([*load_diags, *(d for a in analyses for d in a.diagnostics)])
+    if diags:
+        sys.stderr.write(format_text(diags))
+    reports: list[tuple[str, SizingReport]] = []
+    for a in analyses:
+        r = a.resolved
+        if a.spec is None or r is None or r.sizing is None:
+            continue
+        report = r.sizing
+        if engine_version is not None and r.model is not None and r.gpu is not None:
+            engine = _resolve_engine(a.spec.runtime.engine, engine_version, None)
+            report = size_spec(a.spec, r.model, r.gpu, engine)
+        reports.append((a.label, report))
+    if not reports:
+        sys.stderr.write("llmdeploy size: nothing to size (the spec is invalid or its GPU/model/engine unknown)\n")
+        return EXIT_INVALID
+    if fmt == "json":
+        _write_json(reports[0][1].to_json() if len(reports) == 1 else
+                    [{"service": label, **rep.to_json()} for label, rep in reports])
+    else:
+        console = _console()
+        for i, (label, rep) in enumerate(reports):
+            if i:
+                console.print()
+            render_report(console, rep, f"{label}: {rep.model.hf_id} on {rep.gpu_count} × {rep.gpu.name}")
+    failed = any(d.is_error for d in diags) or not all(rep.fits for _, rep in reports)
+    return EXIT_INVALID if failed else EXIT_OK
 
 
 def register(app: typer.Typer) -> None:
     """Add the sizing commands to ``app``."""
+
+    @app.command()
+    def size(
+        spec: Annotated[
+            Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
+            typer.Argument(help="Spec file ('-' reads stdin). Leave out to size from the flags alone."),
+        ] = None,
+        model: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--model", "-m", help="Catalog id, or path of a config.json (flags-only form)."),
+        ] = None,
+        gpu: Annotated[Optional[str], typer.Option("--gpu", "-g", help="GPU catalog key.")] = None,  # noqa: UP045
+        tensor_parallel: Annotated[int, typer.Option("--tensor-parallel", "--tp", help="Tensor-parallel size.")] = 1,
+        pipeline_parallel: Annotated[int, typer.Option("--pipeline-parallel", "--pp", help="Pipeline stages.")] = 1,
+        dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = "auto",
+        quantization: Annotated[str, typer.Option("--quantization", help="none, awq, gptq, fp8, ...")] = "none",
+        kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="auto or fp8.")] = "auto",
+        max_model_len: Annotated[int, typer.Option("--max-model-len", help="Longest request in tokens.")] = 8192,
+        gpu_memory_utilization: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--gpu-memory-utilization", help="Share of GPU memory (default: the engine's)."),
+        ] = None,
+        max_num_batched_tokens: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--max-num-batched-tokens", help="Scheduler token budget (default: the engine's)."),
+        ] = None,
+        max_num_seqs: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--max-num-seqs", help="Concurrent sequences (default: derived from the KV cache)."),
+        ] = None,
+        engine: Annotated[str, typer.Option("--engine", help="vllm or tgi.")] = "vllm",
+        engine_version: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--engine-version", help="Engine version whose memory profile to use (e.g. 0.10.2)."),
+        ] = None,
+        price: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--price-per-gpu-hour", help="USD per GPU-hour (default: the catalog's)."),
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ) -> None:
+        """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
+
+        Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
+        fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
+        """
+        _choice("--format", fmt, ("table", "json"))
+        if spec is not None:
+            if model is not None or gpu is not None:
+                _fail_usage("give either a spec file or --model/--gpu, not both")
+            if spec != "-" and not os.path.exists(spec):
+                _fail_usage(f"{spec}: no such file")
+            raise typer.Exit(_size_spec_paths(spec, fmt, engine_version))
+        if model is None or gpu is None:
+            _fail_usage("give a spec file, or both --model and --gpu")
+        assert model is not None and gpu is not None
+        _choice("--dtype", dtype, DTYPES)
+        _choice("--quantization", quantization, QUANTIZATIONS)
+        _choice("--kv-cache-dtype", kv_cache_dtype, KV_DTYPES)
+        _choice("--engine", engine, ENGINES)
+        for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
+                            ("--max-model-len", max_model_len)):
+            if value < 1:
+                _fail_usage(f"{name} must be at least 1 (got {value})")
+        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
+            _fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {gpu_memory_utilization:g})")
+        for name, opt in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
+            if opt is not None and opt < 1:
+                _fail_usage(f"{name} must be at least 1 (got {opt})")
+        from .sizing import SizingInput
+        from .sizing import size as size_fn
+
+        report = size_fn(SizingInput(
+            model=_resolve_model(model), gpu=_resolve_gpu(gpu), engine=_resolve_engine(engine, engine_version),
+            tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
+            quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+            max_num_seqs=max_num_seqs, price_per_gpu_hour=price,
+        ))
+        if fmt == "json":
+            _write_json(report.to_json())
+        else:
+            render_report(_console(), report)
+        raise typer.Exit(EXIT_OK if report.fits else EXIT_INVALID)
+
+    @app.command()
+    def plan(
+        model: Annotated[str, typer.Option("--model", "-m", help="Catalog id, or path of a config.json.")],
+        max_model_len: Annotated[int, typer.Option("--max-model-len", help="Longest request in tokens.")] = 8192,
+        gpu: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--gpu", "-g", help="Comma-separated GPU keys to consider (default: every catalog GPU)."),
+        ] = None,
+        dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = "auto",
+        quantization: Annotated[str, typer.Option("--quantization", help="none, awq, gptq, fp8, ...")] = "none",
+        kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="auto or fp8.")] = "auto",
+        gpu_memory_utilization: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--gpu-memory-utilization", help="Share of GPU memory (default: the engine's)."),
+        ] = None,
+        engine: Annotated[str, typer.Option("--engine", help="vllm or tgi.")] = "vllm",
+        engine_version: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--engine-version", help="Engine version whose memory profile to use."),
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ) -> None:
+        """List every GPU type × tensor-parallel size that fits the model, cheapest first.
+
+        Exit 0 when at least one configuration fits, 1 when none does.
+        """
+        _choice("--format", fmt, ("table", "json"))
+        _choice("--dtype", dtype, DTYPES)
+        _choice("--quantization", quantization, QUANTIZATIONS)
+        _choice("--kv-cache-dtype", kv_cache_dtype, KV_DTYPES)
+        _choice("--engine", engine, ENGINES)
+        if max_model_len < 1:
+            _fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
+        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
+            _fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {gpu_memory_utilization:g})")
+        m = _resolve_model(model)
+        gpus = [_resolve_gpu(k.strip()) for k in gpu.split(",") if k.strip()] if gpu else None
+        info = _resolve_engine(engine, engine_version)
+        from .sizing import plan_options
+
+        options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantization=quantization,
+                               kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
+                               gpus=gpus)
+        if fmt == "json":
+            _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
+                         "engine_version": info.version, "options": [o.to_json() for o in options]})
+        else:
+            _render_options(_console(), m, max_model_len, info, options)
+        raise typer.Exit(EXIT_OK if options else EXIT_INVALID)
+
+    catalog_app = typer.Typer(help="List the GPUs and models llmdeploy knows.", no_args_is_help=True)
+    app.add_typer(catalog_app, name="catalog")
+
+    @catalog_app.command("gpus")
+    def catalog_gpus(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+        """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
+        _choice("--format", fmt, ("table", "json"))
+        from .catalog import gpus
+
+        items = list(gpus().values())
+        if fmt == "json":
+            _write_json([_gpu_json(g) for g in items])
+            return
+        from rich.table import Table
+
+        t = Table(title="GPU catalog")
+        for col in ("key", "name", "memory GiB", "GB/s", "bf16 TFLOPS", "fp8", "cc", "per node", "$/GPU-h"):
+            t.add_column(col, justify="right" if col not in ("key", "name", "fp8") else "left")
+        for g in items:
+            fp8 = "yes" if g.fp8 else ("weight-only" if g.fp8_weight_only else "no")
+            t.add_row(g.key, g.name, f"{g.memory_gib:.1f}", f"{g.memory_bandwidth_gbs:g}",
+                      f"{g.bf16_tflops:g}" if g.bf16_tflops else "-", fp8, g.compute_capability,
+                      str(g.gpus_per_node), _money(g.price_per_gpu_hour_usd))
+        _console().print(t)
+
+    @catalog_app.command("models")
+    def catalog_models(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+        """List the model catalog: size, layers, attention layout, KV bytes per token."""
+        _choice("--format", fmt, ("table", "json"))
+        from .catalog import models
+
+        items = list(models().values())
+        if fmt == "json":
+            _write_json([_model_json(m) for m in items])
+            return
+        from rich.table import Table
+
+        t = Table(title="Model catalog")
+        for col in ("id", "params (B)", "layers", "heads / kv", "KV KiB/token", "context", "quantization"):
+            t.add_column(col, justify="left" if col in ("id", "quantization") else "right")
+        for m in items:
+            j = _model_json(m)
+            t.add_row(m.hf_id, f"{(m.num_parameters or 0) / 1e9:.1f}", str(m.num_layers),
+                      f"{m.num_attention_heads} / {m.num_kv_heads}" + (" MLA" if m.mla else ""),
+                      f"{j['kv_bytes_per_token_bf16'] / 1024:.0f}", f"{m.max_position_embeddings:,}",
+                      m.quantization.method if m.quantization else "-")
+        _console().print(t)
+
+
+def _gpu_json(g: GPU) -> dict[str, Any]:
+    return {
+        "key": g.key, "name": g.name, "vendor": g.vendor, "aliases": list(g.aliases), "memory_mib": g.memory_mib,
+        "memory_gib": round(g.memory_gib, 3), "memory_bandwidth_gbs": g.memory_bandwidth_gbs,
+        "fp16_tflops": g.fp16_tflops, "bf16_tflops": g.bf16_tflops, "fp8_tflops": g.fp8_tflops, "fp8": g.fp8,
+        "fp8_weight_only": g.fp8_weight_only, "compute_capability": g.compute_capability,
+        "interconnect": g.interconnect, "gpus_per_node": g.gpus_per_node, "resource_name": g.resource_name,
+        "price_per_gpu_hour_usd": g.price_per_gpu_hour_usd,
+    }
+
+
+def _model_json(m: ModelConfig) -> dict[str, Any]:
+    from .sizing.memory import kv_bytes_per_token
+
+    return {
+        "id": m.hf_id, "family": m.family, "architecture": m.architecture, "aliases": list(m.aliases),
+        "num_parameters": m.num_parameters, "num_layers": m.num_layers, "hidden_size": m.hidden_size,
+        "num_attention_heads": m.num_attention_heads, "num_kv_heads": m.num_kv_heads, "head_dim": m.head_dim,
+        "vocab_size": m.vocab_size, "max_position_embeddings": m.max_position_embeddings,
+        "torch_dtype": m.torch_dtype, "moe": m.moe is not None, "mla": m.mla is not None,
+        "sliding_window": m.sliding_window, "quantization": m.quantization.method if m.quantization else None,
+        "weight_bytes": m.weight_bytes,
+        "kv_bytes_per_token_bf16": kv_bytes_per_token(m, 1, m.num_layers, "auto", "bfloat16"),
+    }
+
+
+def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: EngineVersionInfo,
+                    options: list[Option]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{m.hf_id} at maxModelLen {max_model_len:,} ({info.engine} {info.version}): "
+                    f"{len(options)} configurations fit, cheapest first")
+    for col in ("GPU", "TP", "GPUs", "weights GiB/GPU", "KV tokens", "concurrency", "$/hour", "$/1M out tokens"):
+        t.add_column(col, justify="left" if col == "GPU" else "right")
+    for o in options:
+        cap = o.report.capacity
+        t.add_row(o.gpu_key, str(o.tensor_parallel), str(o.gpu_count), f"{o.weights_gib_per_gpu:.1f}",
+                  f"{o.kv_cache_tokens:,}", f"{o.max_concurrency:.1f}", _money(o.cost_per_hour),
+                  _money(cap.cost_per_1m_output_tokens if cap else None, 3))
+    console.print(t)
+    if not options:
+        console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")

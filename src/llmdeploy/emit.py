@@ -7,14 +7,30 @@ import tempfile
 from pathlib import Path
 
 
+def _file_mode(path: Path) -> int:
+    """The mode a plain ``open(path, "w")`` would give: the existing file's, else 0o666 minus umask.
+
+    ``mkstemp`` creates files readable by the owner only; a generated schema or manifest
+    must be readable like any other file the user writes.
+    """
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -111,9 +127,11 @@ def write_output_dir(root: Path, docs: list) -> list[Path]:  # type: ignore[type
         for rel, text in sorted(files.items()):
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            mode = _file_mode(target)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
+            os.chmod(tmp, mode)
             staged.append((Path(tmp), target))
     except BaseException:
         for tmp, _ in staged:

@@ -5,15 +5,61 @@ Every expression is scoped by ``namespace`` and the served model name (vLLM's
 Metric names come from the engine table (``engines/<engine>.yaml``), so a service
 pinned to an old release gets the old names. KEDA triggers, recording rules, alerts
 and the dashboard all build on these functions, so they agree by construction.
+
+Two shapes of the same queries:
+
+* ``ServiceQueries(...)`` as constructed (``group_by=()``) gives single-series
+  expressions without labels (``sum(...)``): what a KEDA trigger wants.
+* ``.grouped()`` keeps the scope labels (``sum by (namespace, model_name) (...)``):
+  what recording rules need, so that the series of several services never collide.
+
+An engine without a model label (TGI: "There is no model_name label: scope by
+pod/namespace", ``engines/tgi.yaml``) is scoped by the predictor pods' names instead
+(``pod_regex``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from .engines import MetricUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engines import EngineVersionInfo
+    from .plan import PlanContext
+
+# Prometheus needs at least two samples in a rate() window; four is the usual floor
+# (Grafana's $__rate_interval is max(4 × scrape interval, ...)), so a window is never
+# shorter than four scrapes.
+MIN_SAMPLES_PER_WINDOW = 4
+DEFAULT_RATE_WINDOW_SECONDS = 120
+
+_DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a single-unit Prometheus duration (``15s``, ``5m``, ``1h``).
+
+    Raises:
+        ValueError: not a single-unit duration.
+    """
+    m = _DURATION_RE.match(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a Prometheus duration such as 30s, 5m or 1h")
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact single-unit Prometheus duration covering ``seconds`` (rounded up to 1 s)."""
+    s = max(1, math.ceil(seconds))
+    for unit, size in (("h", 3600), ("m", 60)):
+        if s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
 
 
 def quote_label_value(value: str) -> str:
@@ -22,9 +68,24 @@ def quote_label_value(value: str) -> str:
     return f'"{out}"'
 
 
-def matchers(labels: dict[str, str]) -> str:
-    """``{k="v",...}`` in key order, values escaped."""
-    return "{" + ",".join(f"{k}={quote_label_value(v)}" for k, v in sorted(labels.items())) + "}"
+def matchers(labels: dict[str, str], regex: dict[str, str] | None = None) -> str:
+    """``{k="v",...,k=~"re"}``: equality matchers in key order, then regex matchers in key order."""
+    parts = [f"{k}={quote_label_value(v)}" for k, v in sorted(labels.items())]
+    parts += [f"{k}=~{quote_label_value(v)}" for k, v in sorted((regex or {}).items())]
+    return "{" + ",".join(parts) + "}"
+
+
+def predictor_pod_regex(isvc_names: tuple[str, ...] | list[str]) -> str:
+    """A regex for the pod names KServe gives the predictors of these InferenceServices.
+
+    Standard mode: Deployment ``<isvc>-predictor`` → pods ``<isvc>-predictor-<hash>-<id>``;
+    Knative mode: revision ``<isvc>-predictor-00001`` → pods
+    ``<isvc>-predictor-00001-deployment-<hash>-<id>`` (naming.py). Names are DNS
+    labels (``[a-z0-9-]``), so they need no escaping; Prometheus anchors the regex.
+    """
+    names = sorted(set(isvc_names))
+    alt = names[0] if len(names) == 1 else "(" + "|".join(names) + ")"
+    return f"{alt}-predictor-.+"
 
 
 @dataclass(frozen=True)
@@ -35,8 +96,11 @@ class ServiceQueries:
         engine: the pinned engine version's table (metric names).
         namespace: Kubernetes namespace of the pods.
         model_name: served model name (the ``model_name`` label vLLM exports).
-        model_label: name of the label that carries the model (``model_name`` for vLLM).
+        model_label: name of the label that carries the model (``model_name`` for vLLM,
+            ``""`` for an engine without one).
         rate_window: range of ``rate()`` windows.
+        group_by: labels the aggregations keep (``()``: one unlabelled series).
+        pod_regex: also match ``pod=~<regex>`` (engines without a model label).
     """
 
     engine: EngineVersionInfo
@@ -44,6 +108,37 @@ class ServiceQueries:
     model_name: str
     model_label: str = "model_name"
     rate_window: str = "2m"
+    group_by: tuple[str, ...] = ()
+    pod_regex: str | None = None
+
+    @classmethod
+    def for_service(cls, ctx: PlanContext, *, isvc_names: tuple[str, ...] | None = None,
+                    rate_window: str | None = None) -> ServiceQueries:
+        """The queries of a planned service: its namespace, served name, engine and scrape interval.
+
+        The model label comes from the engine table (vLLM's ``model_name``; none for TGI,
+        whose series are then scoped by the predictor pod names of ``isvc_names``, default
+        the service's own InferenceService). The rate window is 2m, widened to four scrape
+        intervals when ``monitoring.scrapeInterval`` is longer than 30s.
+        """
+        engine = ctx.engine
+        model_label = "model_name" if "model_name" in engine.metric_labels else ""
+        if rate_window is None:
+            scrape = parse_duration(ctx.spec.monitoring.scrape_interval)
+            rate_window = format_duration(max(DEFAULT_RATE_WINDOW_SECONDS, MIN_SAMPLES_PER_WINDOW * scrape))
+        pod_regex = None if model_label else predictor_pod_regex(isvc_names or (ctx.name,))
+        return cls(engine, ctx.namespace, ctx.served_model_name, model_label, rate_window, (), pod_regex)
+
+    # ---- shape
+
+    @property
+    def scope_labels(self) -> tuple[str, ...]:
+        """Labels that identify the service's series (kept by :meth:`grouped`)."""
+        return ("namespace", self.model_label) if self.model_label else ("namespace",)
+
+    def grouped(self) -> ServiceQueries:
+        """The same queries keeping :attr:`scope_labels` (for recording rules)."""
+        return replace(self, group_by=self.scope_labels)
 
     @property
     def sel(self) -> str:
@@ -51,7 +146,19 @@ class ServiceQueries:
         labels = {"namespace": self.namespace}
         if self.model_label:
             labels[self.model_label] = self.model_name
-        return matchers(labels)
+        return matchers(labels, {"pod": self.pod_regex} if self.pod_regex else None)
+
+    def _sel_with(self, extra: str) -> str:
+        """The selector plus one more matcher (``extra`` like ``finished_reason=~"abort"``)."""
+        return self.sel[:-1] + "," + extra + "}"
+
+    def _by(self, *more: str) -> str:
+        labels = (*self.group_by, *more)
+        return f" by ({', '.join(labels)}) " if labels else ""
+
+    def _agg(self, op: str, inner: str, *more: str) -> str:
+        by = self._by(*more)
+        return f"{op}{by}({inner})" if by else f"{op}({inner})"
 
     def m(self, logical: str) -> str:
         """The exported metric name of a logical metric in the pinned version."""
@@ -63,29 +170,40 @@ class ServiceQueries:
     # ---- gauges
     def waiting_total(self) -> str:
         """Requests waiting in the engine queue, summed over replicas."""
-        return f"sum({self.m('num_requests_waiting')}{self.sel})"
+        return self._agg("sum", f"{self.m('num_requests_waiting')}{self.sel}")
 
     def running_total(self) -> str:
         """Requests being generated, summed over replicas."""
-        return f"sum({self.m('num_requests_running')}{self.sel})"
+        return self._agg("sum", f"{self.m('num_requests_running')}{self.sel}")
+
+    def in_flight_total(self) -> str:
+        """Requests running or waiting, summed over replicas (0 only when the service is idle)."""
+        return f"{self.running_total()} + {self.waiting_total()}"
 
     def kv_cache_usage_avg(self) -> str:
         """Average KV-cache usage (0-1) over replicas."""
-        return f"avg({self.m('kv_cache_usage')}{self.sel})"
+        return self._agg("avg", f"{self.m('kv_cache_usage')}{self.sel}")
 
     def kv_cache_usage_max(self) -> str:
         """Fullest replica's KV-cache usage (0-1)."""
-        return f"max({self.m('kv_cache_usage')}{self.sel})"
+        return self._agg("max", f"{self.m('kv_cache_usage')}{self.sel}")
 
     def replicas(self) -> str:
-        """Replicas exporting metrics (scraped engine processes)."""
-        return f"count({self.m('num_requests_running')}{self.sel})"
+        """Replicas exporting metrics: distinct scraped targets (``instance``).
+
+        vLLM labels each data-parallel engine of a pod separately (``engine``), so
+        counting series would count engines; grouping by ``instance`` (one per pod and
+        port, set by every scrape) counts pods.
+        """
+        inner = self._agg("group", f"{self.m('num_requests_running')}{self.sel}", "instance")
+        return self._agg("count", inner)
 
     # ---- histograms
     def quantile(self, logical: str, q: float) -> str:
         """``histogram_quantile`` over all replicas of a histogram metric."""
         base = self.m(logical)
-        return (f"histogram_quantile({q:g}, sum by (le) (rate({base}_bucket{self.sel}[{self.rate_window}])))")
+        by = self._by("le").strip() if self.group_by else "by (le)"
+        return f"histogram_quantile({q:g}, sum {by} (rate({base}_bucket{self.sel}[{self.rate_window}])))"
 
     def ttft(self, q: float = 0.95) -> str:
         return self.quantile("time_to_first_token", q)
@@ -99,31 +217,151 @@ class ServiceQueries:
     # ---- counters
     def rate(self, logical: str, by: str | None = None) -> str:
         base = self.m(logical)
+        inner = f"rate({base}{self.sel}[{self.rate_window}])"
+        if self.group_by:
+            return self._agg("sum", inner, *([by] if by else []))
         grouping = f" by ({by})" if by else ""
-        return f"sum{grouping}(rate({base}{self.sel}[{self.rate_window}]))"
+        return f"sum{grouping}({inner})"
+
+    def _rate_hist_sum(self, logical: str) -> str:
+        inner = f"rate({self.m(logical)}_sum{self.sel}[{self.rate_window}])"
+        return self._agg("sum", inner)
+
+    def has_tokens(self, kind: str) -> bool:
+        """True when prompt (``kind="prompt"``) or generation token throughput can be computed."""
+        return self.has(f"{kind}_tokens") or self.has(f"request_{kind}_tokens")
 
     def generation_tokens_per_s(self) -> str:
-        return self.rate("generation_tokens")
+        """Generated tokens per second.
+
+        TGI has no token counter; the ``_sum`` of its per-request histogram grows by the
+        tokens of each finished request (engines/tgi.yaml note), a coarser but usable rate.
+        """
+        if self.has("generation_tokens"):
+            return self.rate("generation_tokens")
+        return self._rate_hist_sum("request_generation_tokens")
 
     def prompt_tokens_per_s(self) -> str:
-        return self.rate("prompt_tokens")
+        """Prompt (prefill) tokens per second (TGI: from its input-length histogram)."""
+        if self.has("prompt_tokens"):
+            return self.rate("prompt_tokens")
+        return self._rate_hist_sum("request_prompt_tokens")
 
     def requests_per_s(self) -> str:
-        """Finished requests per second (all finish reasons)."""
-        return self.rate("request_success")
+        """Finished requests per second (all finish reasons).
+
+        vLLM's ``request_success_total`` counts every finished request (by
+        ``finished_reason``); TGI's ``tgi_request_success`` only the successful ones, so
+        its ``tgi_request_count`` is used instead.
+        """
+        if self.has_finish_reason() or not self.has("request_count"):
+            return self.rate("request_success")
+        return self.rate("request_count")
+
+    def has_finish_reason(self) -> bool:
+        """True when the engine labels finished requests with ``finished_reason`` (vLLM)."""
+        return self.has("request_success") and "finished_reason" in self.engine.metric_info("request_success").labels
 
     def preemptions_per_s(self) -> str:
         return self.rate("num_preemptions")
+
+    def has_error_ratio(self) -> bool:
+        """True when the engine exports what :meth:`error_ratio` needs."""
+        return self.has_finish_reason() or (self.has("request_failure") and self.has("request_count"))
 
     def error_ratio(self) -> str:
         """Share of finished requests that ended with ``finished_reason="abort"`` or an error.
 
         vLLM counts every finished request in ``request_success_total`` labelled with
         ``finished_reason`` (``stop``, ``length``, ``abort``; newer releases add
-        ``error``). Aborted/errored requests over all finished ones is the error ratio;
-        ``clamp_min`` keeps the ratio defined when there is no traffic.
+        ``error`` and ``repetition``: ``FINISH_REASON_STRINGS`` in
+        vllm/v1/engine/__init__.py, labels set in vllm/v1/metrics/loggers.py).
+        Aborted/errored requests over all finished ones is the error ratio;
+        ``clamp_min`` keeps the ratio defined when there is no traffic. The grouped form
+        falls back to 0 when no aborted/errored series exists yet.
+
+        TGI has no finish reason: ``tgi_request_failure`` over ``tgi_request_count``.
+
+        Raises:
+            MetricUnavailableError: the engine version exports neither.
         """
-        base = self.m("request_success")
-        bad = f'{self.sel[:-1]},finished_reason=~"abort|error"}}'
-        return (f"sum(rate({base}{bad}[{self.rate_window}])) / "
-                f"clamp_min(sum(rate({base}{self.sel}[{self.rate_window}])), 1e-9)")
+        w = self.rate_window
+        if self.has_finish_reason():
+            base = self.m("request_success")
+            bad_sel = self._sel_with('finished_reason=~"abort|error"')
+            bad_inner = f"rate({base}{bad_sel}[{w}])"
+            all_inner = f"rate({base}{self.sel}[{w}])"
+        elif self.has("request_failure") and self.has("request_count"):
+            bad_inner = f"rate({self.m('request_failure')}{self.sel}[{w}])"
+            all_inner = f"rate({self.m('request_count')}{self.sel}[{w}])"
+        else:
+            raise MetricUnavailableError(
+                f"{self.engine.display_name} {self.engine.version} exports no request outcome metric")
+        if not self.group_by:
+            return f"sum({bad_inner}) / clamp_min(sum({all_inner}), 1e-9)"
+        bad = self._agg("sum", bad_inner)
+        total = self._agg("sum", all_inner)
+        return f"({bad} or {total} * 0) / clamp_min({total}, 1e-9)"
+
+    def request_rate_by_reason(self) -> str:
+        """Finished requests per second split by ``finished_reason`` (vLLM; dashboards)."""
+        return self.rate("request_success", by="finished_reason")
+
+
+# --------------------------------------------------------------------------- GPUs (DCGM exporter)
+
+# DCGM exporter field names (dcgm-exporter default-counters.csv): framebuffer used/free in
+# MiB, GPU utilization in %.
+DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
+DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
+DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+
+
+@dataclass(frozen=True)
+class GpuQueries:
+    """GPU memory and utilization of a service's pods from the NVIDIA DCGM exporter.
+
+    With its Kubernetes mapping on (``DCGM_EXPORTER_KUBERNETES=true``) the exporter
+    labels each GPU's series with the ``namespace``, ``pod`` and ``container`` that hold
+    the GPU. Prometheus keeps those names only when the scrape job honours the
+    exporter's labels (``honorLabels: true``); otherwise they clash with the target's
+    own ``namespace``/``pod`` (the exporter pod's) and are renamed ``exported_namespace``
+    / ``exported_pod`` — the dcgm-exporter Helm chart's ServiceMonitor sets
+    ``honorLabels: false`` (NVIDIA/dcgm-exporter deployment/values.yaml,
+    dcgm-exporter#85). The recorded series always carry the workload's labels as
+    ``namespace``/``pod``.
+    """
+
+    namespace: str
+    pod_regex: str
+    honor_labels: bool = False
+
+    @property
+    def ns_label(self) -> str:
+        return "namespace" if self.honor_labels else "exported_namespace"
+
+    @property
+    def pod_label(self) -> str:
+        return "pod" if self.honor_labels else "exported_pod"
+
+    @property
+    def sel(self) -> str:
+        return matchers({self.ns_label: self.namespace}, {self.pod_label: self.pod_regex})
+
+    def _per_gpu(self, expr: str) -> str:
+        """``max by (namespace, pod, gpu)`` with the exporter's workload labels renamed to those."""
+        if self.honor_labels:
+            return f"max by (namespace, pod, gpu) ({expr})"
+        relabelled = (f'label_replace(label_replace({expr}, "namespace", "$1", "exported_namespace", "(.+)"), '
+                      f'"pod", "$1", "exported_pod", "(.+)")')
+        return f"max by (namespace, pod, gpu) ({relabelled})"
+
+    def memory_used_ratio(self) -> str:
+        """Framebuffer used / (used + free), 0-1, per pod and GPU."""
+        used = f"{DCGM_FB_USED}{self.sel}"
+        free = f"{DCGM_FB_FREE}{self.sel}"
+        return self._per_gpu(f"{used} / ({used} + {free})")
+
+    def utilization_ratio(self) -> str:
+        """GPU utilization, 0-1, per pod and GPU (``DCGM_FI_DEV_GPU_UTIL`` is in %)."""
+        return self._per_gpu(f"{DCGM_GPU_UTIL}{self.sel} / 100")

@@ -19,7 +19,8 @@ def data_dir(name: str) -> Path:
     """Return the folder holding ``templates``, ``schemas`` or ``profiles``.
 
     Raises:
-        FileNotFoundError: when neither the installed copy nor the checkout has it.
+        InternalError: when neither the installed copy nor the checkout has it (exit 3 with
+            a plain message: a broken installation, not a bug to report with a traceback).
     """
     if name not in _NAMES:
         raise ValueError(f"unknown data folder {name!r}")
@@ -27,8 +28,11 @@ def data_dir(name: str) -> Path:
     for candidate in (here / name, here.parents[1] / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        f"llmdeploy data folder {name!r} not found next to {here}; the installation is incomplete"
+    from .errors import InternalError
+
+    raise InternalError(
+        f"llmdeploy data folder {name!r} not found next to {here}; the installation is incomplete",
+        "reinstall llmdeploy",
     )
 
 

@@ -446,13 +446,11 @@ class _Index(Generic[_T]):
 
 def _load_yaml(path: Path) -> Any:
     # Imported here so that importing the catalog (and `llmdeploy --help`) stays cheap.
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from ..datafiles import DataFileError, load_yaml_data
 
     try:
-        with path.open(encoding="utf-8") as handle:
-            return YAML(typ="safe", pure=True).load(handle)
-    except (OSError, YAMLError) as exc:
+        return load_yaml_data(path)
+    except DataFileError as exc:
         raise InternalError(f"cannot read the built-in catalog {path}: {exc}") from exc
 
 

@@ -23,9 +23,12 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache, total_ordering
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InternalError, InvalidSpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sizing.profile import MemoryModel
 
 __all__ = [
     "BatchDefaults",
@@ -443,6 +446,7 @@ class _Table:
     features_ranges: tuple[_Range, ...]
     flags: Mapping[str, FlagInfo]
     aliases: Mapping[str, str]
+    memory_model: Mapping[str, Any] = field(default_factory=dict)  # read by llmdeploy.sizing
 
 
 def known_engines() -> tuple[str, ...]:
@@ -468,14 +472,12 @@ def _table(engine: str) -> _Table:
 
 @lru_cache(maxsize=None)
 def _load_table(engine: str) -> _Table:
-    from ruamel.yaml import YAML  # lazy: keeps `import llmdeploy.engines` cheap
-
-    from ruamel.yaml.error import YAMLError
+    from ..datafiles import DataFileError, load_yaml_data  # lazy: keeps `import llmdeploy.engines` cheap
 
     path = _TABLE_DIR / f"{engine}.yaml"
     try:
-        raw = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    except (OSError, YAMLError) as exc:
+        raw = load_yaml_data(path)
+    except DataFileError as exc:
         raise EngineTableError(f"cannot read the {engine} engine table {path}: {exc}") from exc
     try:
         return _build_table(raw)
@@ -590,6 +592,7 @@ def _build_table(raw: Mapping[str, Any]) -> _Table:
         features_ranges=_ranges(features.get("ranges", [])),
         flags=MappingProxyType(flags),
         aliases=MappingProxyType(aliases),
+        memory_model=_frozen(raw.get("memory_model", {})),
     )
 
 
@@ -684,6 +687,16 @@ class EngineVersionInfo:
     def runs_as_non_root(self) -> bool:
         """True when the upstream image already runs as a non-root user (both run as root)."""
         return not bool(self._table.images["runs_as_root"])
+
+    @property
+    def can_run_as_non_root(self) -> bool:
+        """True when the image is known to work under a non-root UID (with writable caches).
+
+        Only entries whose ``non_root.verified`` is not ``false`` count: llmdeploy sets
+        ``runAsNonRoot`` only where a source shows the image copes with it.
+        """
+        nr = self._table.images.get("non_root") or {}
+        return bool(nr.get("works")) and nr.get("verified") not in (False, "false")
 
     # -- metrics -----------------------------------------------------------------------
 
@@ -887,6 +900,29 @@ class EngineVersionInfo:
                     verified=m.get("verified"),
                 )
         return None
+
+
+    def memory_model_for(self, generation: str | None = None) -> MemoryModel:
+        """The fitted memory-model constants of this version (table section ``memory_model``).
+
+        Args:
+            generation: ``V0`` or ``V1`` to force one vLLM engine generation (0.8-0.10
+                ran either); None for the version's default.
+        """
+        from ..sizing.profile import memory_model_from_table
+
+        gen = generation or (self.defaults.engine_generation if self.engine == "vllm" else self.engine)
+        return memory_model_from_table(
+            self.engine, self.version, self._table.memory_model, generation=gen,
+            default_gpu_memory_utilization=self.defaults.gpu_memory_utilization,
+            block_size=self.defaults.block_size,
+            cudagraph_in_budget=self.defaults.cudagraph_memory_in_kv_budget,
+        )
+
+    @property
+    def memory_model(self) -> MemoryModel:
+        """:meth:`memory_model_for` the version's default engine generation."""
+        return self.memory_model_for(None)
 
 
 def _later(a: str | None, b: str | None) -> str | None:

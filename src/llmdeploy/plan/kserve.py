@@ -12,6 +12,7 @@ resources, probes, env, scheduling). KServe appends the InferenceService's
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,12 +279,12 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
     port = s.runtime.port
     image = s.runtime.image or info.default_image
     if s.runtime.engine == "vllm":
-        command: tuple[str, ...] = ("python3", "-m", "vllm.entrypoints.openai.api_server")
+        command: tuple[str, ...] = info.recommended_command
         runtime_args: tuple[str, ...] = (f"--model={MODEL_MOUNT}", f"--port={port}")
         args = vllm_args(ctx, max_num_seqs)
         model_format = "vLLM"
     else:
-        command = ("text-generation-launcher",)
+        command = info.recommended_command
         runtime_args = (f"--model-id={MODEL_MOUNT}", f"--port={port}", "--hostname=0.0.0.0")
         args = tgi_args(ctx, max_num_seqs)
         model_format = "tgi"
@@ -297,7 +298,7 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
     if s.model.storage_uri.startswith("hf://") and creds.secret_ref:
         # The storage initializer and the engine both read HF_TOKEN (gated models).
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": creds.secret_ref, "key": creds.token_key}}})
-    non_root = info.runs_as_non_root
+    non_root = info.runs_as_non_root or info.can_run_as_non_root
     if non_root:
         # The image's defaults point caches at /root; a non-root user needs writable ones.
         env += [

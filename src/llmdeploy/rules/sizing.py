@@ -1,3 +1,259 @@
-"""LD2xx: sizing rules (the model must fit the GPUs it is given)."""
+"""LD2xx: sizing rules (the model must fit the GPUs it is given).
+
+The arithmetic lives in :mod:`llmdeploy.sizing` (docs/sizing.md); each reason it
+returns carries its rule id and the spec field it belongs to. These rules turn the
+reasons of ``ctx.resolved.sizing`` into located diagnostics, one rule per id, so that
+every id is documented and can be looked up. When the GPU, the model or the engine
+could not be resolved there is no sizing and these rules stay silent (LD114/LD115
+report why).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..diagnostics import Severity
+from .registry import Finding, RuleContext, rule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sizing import Reason
+
+
+def _findings(ctx: RuleContext, code: str) -> Iterator[Finding]:
+    report = ctx.resolved.sizing
+    if report is None:
+        return
+    for severity, reasons in ((Severity.ERROR, report.reasons), (Severity.WARNING, report.warnings)):
+        r: Reason
+        for r in reasons:
+            if r.code == code:
+                yield Finding(r.field, r.message, r.hint, severity=severity)
+
+
+@rule("LD201")
+def weights_fit(ctx: RuleContext) -> Iterator[Finding]:
+    """The model's weights do not fit the GPU memory the engine may use.
+
+    Weights per GPU (split over tensor parallel ranks, embeddings and LM head on the
+    first and last pipeline stage, quantized layers at their packed size) must fit in
+    ``GPU memory × gpuMemoryUtilization``. The hint names the tensor-parallel size that
+    would fit on one node, else a bigger GPU or a quantized checkpoint.
+
+    Fails::
+
+        model:
+          id: meta-llama/Llama-3.1-70B-Instruct    # 131 GiB of bf16 weights
+        resources:
+          gpu: {type: h100-sxm}
+          parallelism: {tensor: 1}
+
+    Passes::
+
+        model:
+          id: meta-llama/Llama-3.1-70B-Instruct
+        resources:
+          gpu: {type: h100-sxm}
+          parallelism: {tensor: 4}
+    """
+    yield from _findings(ctx, "LD201")
+
+
+@rule("LD202")
+def one_request_fits_kv_cache(ctx: RuleContext) -> Iterator[Finding]:
+    """The KV cache cannot hold one request of ``maxModelLen`` tokens.
+
+    After weights, the activation peak of the engine's profile run, non-torch memory
+    (and, from vLLM 0.21, CUDA graphs) what is left of ``GPU memory ×
+    gpuMemoryUtilization`` becomes the KV cache. vLLM refuses to start when one
+    request of ``maxModelLen`` tokens does not fit in it ("The model's max seq len is
+    larger than the maximum number of tokens that can be stored in KV cache"). The
+    hint gives the longest ``maxModelLen`` that fits.
+
+    Fails::
+
+        model: {id: meta-llama/Llama-3.1-8B-Instruct}
+        runtime:
+          maxModelLen: 131072
+        resources:
+          gpu: {type: l4}
+
+    Passes::
+
+        model: {id: meta-llama/Llama-3.1-8B-Instruct}
+        runtime:
+          maxModelLen: 32768
+        resources:
+          gpu: {type: l4}
+    """
+    yield from _findings(ctx, "LD202")
+
+
+@rule("LD203")
+def parallelism_divides_model(ctx: RuleContext) -> Iterator[Finding]:
+    """The tensor- or pipeline-parallel size does not divide the model.
+
+    vLLM shards attention heads over tensor-parallel ranks: the TP size must divide the
+    attention heads, and the KV heads must divide by it (or it by them, when each
+    rank keeps a replica). Pipeline parallelism cannot exceed the number of layers.
+
+    Fails::
+
+        model: {id: google/gemma-3-27b-it}   # 32 heads
+        resources:
+          parallelism: {tensor: 3}
+
+    Passes::
+
+        model: {id: google/gemma-3-27b-it}
+        resources:
+          parallelism: {tensor: 2}
+    """
+    yield from _findings(ctx, "LD203")
+
+
+@rule("LD204")
+def parallelism_fits_a_node(ctx: RuleContext) -> Iterator[Finding]:
+    """Tensor × pipeline parallel needs more GPUs than one node of this type has.
+
+    A replica is one pod on one node here; the catalog gives the GPUs a typical node or
+    instance of the type has (``gpus_per_node``). Spanning nodes needs a multi-node
+    deployment (LeaderWorkerSet), which this spec does not describe.
+
+    Fails::
+
+        resources:
+          gpu: {type: l4}          # 8 per node
+          parallelism: {tensor: 8, pipeline: 2}
+
+    Passes::
+
+        resources:
+          gpu: {type: l4}
+          parallelism: {tensor: 8}
+    """
+    yield from _findings(ctx, "LD204")
+
+
+@rule("LD205", Severity.WARNING)
+def enough_concurrency(ctx: RuleContext) -> Iterator[Finding]:
+    """The KV cache holds fewer requests than the service is set up to run.
+
+    Warns when fewer than 1.5 requests of ``maxModelLen`` tokens fit at once (one long
+    request stalls the rest), or when an explicit ``maxNumSeqs`` exceeds what the KV
+    cache holds at ``maxModelLen`` (long requests get preempted). ``maxNumSeqs: auto``
+    derives the value from the KV capacity and never triggers the second case.
+
+    Fails::
+
+        model: {id: meta-llama/Llama-3.1-8B-Instruct}
+        runtime:
+          maxModelLen: 32768
+        resources:
+          gpu: {type: l4}
+
+    Passes::
+
+        model: {id: meta-llama/Llama-3.1-8B-Instruct}
+        runtime:
+          maxModelLen: 8192
+          maxNumSeqs: auto
+        resources:
+          gpu: {type: l4}
+    """
+    yield from _findings(ctx, "LD205")
+
+
+@rule("LD206", Severity.WARNING)
+def context_within_model_limit(ctx: RuleContext) -> Iterator[Finding]:
+    """``maxModelLen`` is longer than the model's ``max_position_embeddings``.
+
+    vLLM rejects it unless ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, and the model
+    was not trained for positions beyond its limit.
+
+    Fails::
+
+        model: {id: microsoft/Phi-3-mini-4k-instruct}   # 4096 positions
+        runtime:
+          maxModelLen: 8192
+
+    Passes::
+
+        model: {id: microsoft/Phi-3-mini-4k-instruct}
+        runtime:
+          maxModelLen: 4096
+    """
+    yield from _findings(ctx, "LD206")
+
+
+@rule("LD207")
+def gpu_runs_dtype_and_quantization(ctx: RuleContext) -> Iterator[Finding]:
+    """The GPU cannot run the requested dtype or quantization.
+
+    Errors: FP8 weights on a GPU with neither FP8 tensor cores nor vLLM's FP8 Marlin
+    kernels (Turing), ``dtype: bfloat16`` without bfloat16 support (compute capability
+    < 8.0), Marlin kernels (``awq_marlin``, ``gptq_marlin``) below compute capability
+    8.0 or on AMD. Warnings: FP8 weights on Ampere run weight-only (FP8 Marlin), and a
+    bfloat16 checkpoint on a GPU without bfloat16 is served in float16.
+
+    Fails::
+
+        model: {id: neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8}
+        resources:
+          gpu: {type: t4}
+
+    Passes::
+
+        model: {id: neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8}
+        resources:
+          gpu: {type: l4}
+    """
+    yield from _findings(ctx, "LD207")
+
+
+@rule("LD208")
+def quantization_matches_checkpoint(ctx: RuleContext) -> Iterator[Finding]:
+    """The quantization needs a pre-quantized checkpoint, or contradicts the checkpoint's.
+
+    AWQ, GPTQ, INT8 (W8A8) and compressed-tensors weights are produced offline; vLLM
+    cannot quantize an unquantized checkpoint to them at load time (only ``fp8`` and
+    ``bitsandbytes`` quantize on the fly). A pre-quantized checkpoint is detected by
+    vLLM from its ``quantization_config``; asking for another method fails.
+
+    Fails::
+
+        model:
+          id: meta-llama/Llama-3.1-8B-Instruct
+          quantization: awq
+
+    Passes::
+
+        model:
+          id: hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4
+          quantization: awq
+    """
+    yield from _findings(ctx, "LD208")
+
+
+@rule("LD209", Severity.WARNING)
+def cuda_graphs_fit_headroom(ctx: RuleContext) -> Iterator[Finding]:
+    """CUDA graphs may not fit in the memory left above ``gpuMemoryUtilization``.
+
+    Before vLLM 0.21 the KV cache takes the whole ``gpuMemoryUtilization`` budget and
+    CUDA graphs are captured afterwards, on top of it. With a utilization close to 1
+    the remaining memory (minus the CUDA context) can be smaller than the graphs and
+    the engine runs out of memory at start.
+
+    Fails::
+
+        runtime:
+          image: vllm/vllm-openai:v0.19.0
+          gpuMemoryUtilization: 0.99
+
+    Passes::
+
+        runtime:
+          image: vllm/vllm-openai:v0.19.0
+          gpuMemoryUtilization: 0.92
+    """
+    yield from _findings(ctx, "LD209")

@@ -167,11 +167,11 @@ def storage_uri(ctx: RuleContext) -> Iterator[Finding]:
     ``model-registry://model/version``. The last two need a storage initializer
     registered for them (a ``ClusterStorageContainer``); see docs/cookbook.md.
     """
-    for path, uri in (
-        (("model", "storageUri"), ctx.spec.model.storage_uri),
-        *((("rollout", "candidate", "storageUri"), ctx.spec.rollout.candidate.storage_uri),)
-        if ctx.spec.rollout.candidate and ctx.spec.rollout.candidate.storage_uri else (),
-    ):
+    uris: list[tuple[tuple[str, ...], str]] = [(("model", "storageUri"), ctx.spec.model.storage_uri)]
+    cand = ctx.spec.rollout.candidate
+    if cand is not None and cand.storage_uri:
+        uris.append((("rollout", "candidate", "storageUri"), cand.storage_uri))
+    for path, uri in uris:
         scheme = storage_scheme(uri)
         if scheme is None:
             yield Finding(path, f"unknown storage URI scheme in {uri!r}",

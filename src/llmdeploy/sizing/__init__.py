@@ -1,1 +1,631 @@
-"""Sizing: vLLM's memory model, capacity and cost (pure functions, no I/O)."""
+"""Sizing: will the model fit, how many tokens of KV cache, at what throughput and cost.
+
+Pure functions over the catalogs and the engine table: :func:`size` takes a
+:class:`SizingInput` (model, GPU, engine version, parallelism and engine settings) and
+returns a :class:`SizingReport`; :func:`size_spec` builds the input from an
+``LLMService`` spec; :func:`plan_options` tries every catalog GPU and TP size.
+
+The memory model mimics the engine's own start-up profiler (docs/sizing.md): weights
+per GPU, the activation peak of the profile run, non-torch memory and, from vLLM
+0.21, CUDA graphs are subtracted from ``total × gpu_memory_utilization``; what is
+left becomes whole KV blocks. Its constants live in the engine table
+(``engines/vllm.yaml`` → ``memory_model``) by version and are calibrated against real
+vLLM start-up logs (tests/unit/test_calibration.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from .capacity import estimate_capacity, estimate_load_seconds
+from .memory import (
+    GIB,
+    Quantization,
+    StageLayout,
+    activation_bytes,
+    cuda_graph_bytes,
+    cuda_graph_sizes,
+    cuda_total_bytes,
+    kv_bytes_per_token,
+    kv_tokens,
+    non_torch_bytes,
+    pipeline_stages,
+    request_kv_bytes,
+    resolve_dtype,
+    resolve_quantization,
+    weights_per_stage,
+)
+from .profile import MemoryModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import GPU, ModelConfig
+    from ..engines import EngineVersionInfo
+    from ..spec.models import LLMService
+
+__all__ = [
+    "Capacity",
+    "MemoryBreakdown",
+    "Option",
+    "Reason",
+    "SizingInput",
+    "SizingReport",
+    "TargetLoad",
+    "engine_batch_defaults",
+    "largest_max_model_len",
+    "plan_options",
+    "size",
+    "size_spec",
+]
+
+# Memory the CUDA context holds before vLLM measures anything; it sits outside the
+# gpu_memory_utilization budget (v0.19.0 logs: "non_torch_memory=0.51GiB" at worker init).
+CUDA_CONTEXT_GIB = 0.5
+# Below this many full-length sequences the KV cache is a bottleneck (rule LD205).
+LOW_CONCURRENCY = 1.5
+TP_CHOICES = (1, 2, 4, 8)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TargetLoad:
+    """The load a service must carry (``scaling.targetLoad``)."""
+
+    requests_per_second: float
+    avg_prompt_tokens: int = 512
+    avg_output_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class SizingInput:
+    """Everything :func:`size` needs. ``None`` means "the engine's default".
+
+    Attributes:
+        model: the model architecture (catalog entry or local config.json).
+        gpu: the GPU type.
+        engine: the engine version (its table gives defaults and the memory model).
+        tensor_parallel: GPUs that split every layer.
+        pipeline_parallel: stages of consecutive layers.
+        data_parallel: engine replicas inside one pod (multiplies GPUs and throughput).
+        dtype: ``auto`` (the checkpoint's) or a torch dtype.
+        quantization: the spec's quantization (a pre-quantized checkpoint's own
+            method wins, as in vLLM).
+        kv_cache_dtype: ``auto`` or an fp8 variant.
+        max_model_len: longest request in tokens.
+        gpu_memory_utilization: share of GPU memory for the engine; None = default.
+        max_num_batched_tokens: scheduler token budget; None = the engine's default.
+        max_num_seqs: concurrent sequences; None = derived from the KV capacity.
+        target_load: expected load, for replicas and cost.
+        price_per_gpu_hour: overrides the catalog price.
+        multi_node: the replica may span nodes (TP × PP above a node's GPUs).
+        engine_generation: ``V0``/``V1`` to force one vLLM engine (0.8-0.10).
+        enforce_eager: no CUDA graphs (``--enforce-eager``).
+        chunked_prefill: force chunked prefill on/off; None = the engine's default.
+    """
+
+    model: ModelConfig
+    gpu: GPU
+    engine: EngineVersionInfo
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    data_parallel: int = 1
+    dtype: str = "auto"
+    quantization: str = "none"
+    kv_cache_dtype: str = "auto"
+    max_model_len: int = 8192
+    gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
+    target_load: TargetLoad | None = None
+    price_per_gpu_hour: float | None = None
+    multi_node: bool = False
+    engine_generation: str | None = None
+    enforce_eager: bool = False
+    chunked_prefill: bool | None = None
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a configuration does not fit (or deserves a warning).
+
+    Attributes:
+        code: rule id (``LD201``…).
+        message: one sentence, with the numbers.
+        hint: how to fix it, or None.
+        field: JSON path of the spec field it belongs to (camelCase keys).
+    """
+
+    code: str
+    message: str
+    hint: str | None
+    field: tuple[str | int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the field as a dotted path)."""
+        return {"code": self.code, "message": self.message, "hint": self.hint,
+                "field": ".".join(str(p) for p in self.field)}
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """One GPU's memory in GiB, as the engine splits it at start."""
+
+    total_gib: float
+    usable_gib: float
+    weights_gib: float
+    activation_gib: float
+    non_torch_gib: float
+    cuda_graph_gib: float
+    kv_cache_gib: float
+
+    def to_json(self) -> dict[str, float]:
+        """JSON form, rounded to the MiB."""
+        return {k: round(v, 3) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Throughput and cost estimates for one replica (all are estimates; see ``assumptions``)."""
+
+    decode_tokens_per_s: float
+    decode_tokens_per_s_per_sequence: float
+    prefill_tokens_per_s: float
+    ttft_seconds_estimate: float
+    requests_per_s_per_replica: float
+    replicas_needed: int | None
+    cost_per_hour: float | None
+    cost_per_1m_output_tokens: float | None
+    cost_per_1k_requests: float | None
+    assumptions: tuple[str, ...]
+    concurrency: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            out[k] = list(v) if isinstance(v, tuple) else (round(v, 4) if isinstance(v, float) else v)
+        return out
+
+
+@dataclass(frozen=True)
+class SizingReport:
+    """The verdict and the numbers behind it.
+
+    ``per_gpu`` is the GPU that limits the KV cache (vLLM takes the minimum over ranks);
+    ``per_stage`` has one breakdown per pipeline stage.
+    """
+
+    fits: bool
+    reasons: tuple[Reason, ...]
+    warnings: tuple[Reason, ...]
+    suggestions: tuple[str, ...]
+    gpu: GPU
+    model: ModelConfig
+    engine_version: str
+    per_gpu: MemoryBreakdown
+    kv_bytes_per_token: int
+    kv_cache_tokens: int
+    max_concurrency: float
+    max_model_len: int
+    weights_bytes_total: int
+    gpu_count: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    load_time_seconds: float
+    capacity: Capacity | None
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    data_parallel: int = 1
+    dtype: str = "bfloat16"
+    quantization: str = "none"
+    kv_cache_dtype: str = "auto"
+    gpu_memory_utilization: float = 0.9
+    engine: str = "vllm"
+    engine_era: str = ""
+    engine_budget: str = ""
+    per_stage: tuple[MemoryBreakdown, ...] = ()
+    stage_kv_cache_tokens: tuple[int, ...] = ()
+    cuda_graphs_counted: bool = False
+    assumptions: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The public JSON contract (``llmdeploy size --format json``).
+
+        Stable keys: ``fits``, ``reasons``, ``gpu.name``, ``gpu.memory_gib``,
+        ``per_gpu.{total,usable,weights,activation,non_torch,cuda_graph,kv_cache}_gib``,
+        ``kv_bytes_per_token``, ``kv_cache_tokens``, ``max_concurrency``,
+        ``max_model_len``; the rest is informative.
+        """
+        return {
+            "fits": self.fits,
+            "reasons": [r.to_json() for r in self.reasons],
+            "warnings": [r.to_json() for r in self.warnings],
+            "suggestions": list(self.suggestions),
+            "model": {"id": self.model.hf_id, "family": self.model.family},
+            "gpu": {"key": self.gpu.key, "name": self.gpu.name, "memory_gib": round(self.gpu.memory_gib, 3)},
+            "engine": self.engine,
+            "engine_version": self.engine_version,
+            "engine_memory_model": {"era": self.engine_era, "budget": self.engine_budget,
+                                    "cuda_graphs_counted": self.cuda_graphs_counted},
+            "parallelism": {"tensor": self.tensor_parallel, "pipeline": self.pipeline_parallel,
+                            "data": self.data_parallel, "gpu_count": self.gpu_count},
+            "dtype": self.dtype,
+            "quantization": self.quantization,
+            "kv_cache_dtype": self.kv_cache_dtype,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "per_gpu": self.per_gpu.to_json(),
+            "per_stage": [s.to_json() for s in self.per_stage],
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "max_concurrency": round(self.max_concurrency, 3),
+            "max_model_len": self.max_model_len,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "weights_bytes_total": self.weights_bytes_total,
+            "load_time_seconds": self.load_time_seconds,
+            "capacity": self.capacity.to_json() if self.capacity is not None else None,
+            "assumptions": list(self.assumptions),
+        }
+
+
+@dataclass(frozen=True)
+class Option:
+    """One GPU × TP configuration that fits (:func:`plan_options`)."""
+
+    gpu_key: str
+    gpu_name: str
+    tensor_parallel: int
+    gpu_count: int
+    kv_cache_tokens: int
+    max_concurrency: float
+    cost_per_hour: float | None
+    weights_gib_per_gpu: float
+    report: SizingReport = field(repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
+                "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
+                "max_concurrency": round(self.max_concurrency, 3),
+                "weights_gib_per_gpu": round(self.weights_gib_per_gpu, 3),
+                "cost_per_hour": None if self.cost_per_hour is None else round(self.cost_per_hour, 4)}
+
+
+# --------------------------------------------------------------------------- the core
+
+
+@dataclass(frozen=True)
+class _Core:
+    """The memory arithmetic of one input, before reasons and advice."""
+
+    mm: MemoryModel
+    act_dtype: str
+    quant: Quantization
+    util: float
+    total: int
+    usable: float
+    tokens: int
+    default_seqs: int
+    profile_seqs: int
+    stages: tuple[MemoryBreakdown, ...]
+    stage_weights: tuple[int, ...]
+    stage_kv_per_token: tuple[int, ...]
+    stage_tokens: tuple[int, ...]
+    stage_kv_bytes: tuple[float, ...]
+    stage_request_bytes: tuple[int, ...]
+    weights_total: int
+    binding: int
+    graphs: int
+
+    @property
+    def kv_cache_tokens(self) -> int:
+        return self.stage_tokens[self.binding]
+
+
+def _batch(inp: SizingInput, mm: MemoryModel, total_gib: float) -> tuple[int, int]:
+    """(max_num_batched_tokens the profile uses, the engine's default max_num_seqs)."""
+    engine = inp.engine
+    chunked = engine.defaults.enable_chunked_prefill
+    threshold = mm.activation.chunked_prefill_threshold
+    if mm.generation == "V0":
+        chunked = bool(threshold and inp.max_model_len > threshold)
+    if mm.generation == "V1" and engine.engine == "vllm":
+        chunked = True  # V1 always schedules chunked prefill for generative models
+    if inp.chunked_prefill is not None:
+        chunked = inp.chunked_prefill
+    bd = engine.batch_defaults(total_gib, inp.gpu.name, chunked_prefill=chunked,
+                               max_model_len=inp.max_model_len)
+    if bd is None:  # TGI: one warm-up prefill of max_batch_prefill_tokens (≈ max input)
+        tokens = inp.max_model_len
+        seqs = engine.defaults.max_concurrent_requests or 128
+    else:
+        tokens, seqs = bd.max_num_batched_tokens, bd.max_num_seqs
+        if chunked and mm.generation == "V0" and mm.activation.chunked_prefill_batched_tokens:
+            tokens = mm.activation.chunked_prefill_batched_tokens
+    if inp.max_num_batched_tokens:
+        tokens = inp.max_num_batched_tokens
+    return tokens, seqs
+
+
+@lru_cache(maxsize=256)
+def _memory_model(engine: EngineVersionInfo, generation: str | None) -> MemoryModel:
+    return engine.memory_model_for(generation)
+
+
+@dataclass(frozen=True)
+class _Prep:
+    """What does not depend on ``max_num_seqs``: weights, non-torch memory, KV per token."""
+
+    mm: MemoryModel
+    act_dtype: str
+    quant: Quantization
+    util: float
+    total: int
+    usable: float
+    tokens: int
+    default_seqs: int
+    stages: tuple[StageLayout, ...]
+    weights: tuple[int, ...]
+    weights_total: int
+    non_torch: int
+    kv_per_token: tuple[int, ...]
+    request_bytes: tuple[int, ...]
+
+
+@lru_cache(maxsize=8192)
+def _prep(inp: SizingInput) -> _Prep:
+    mm = _memory_model(inp.engine, inp.engine_generation)
+    gpu, model = inp.gpu, inp.model
+    tp, pp = inp.tensor_parallel, inp.pipeline_parallel
+    act_dtype = resolve_dtype(model, inp.dtype, gpu)
+    quant = resolve_quantization(model, inp.quantization)
+    util = inp.gpu_memory_utilization if inp.gpu_memory_utilization is not None \
+        else mm.default_gpu_memory_utilization
+    total = cuda_total_bytes(gpu, mm)
+    tokens, default_seqs = _batch(inp, mm, total / GIB)
+    stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
+    w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
+    kvpt = tuple(kv_bytes_per_token(model, tp, st.num_layers, inp.kv_cache_dtype, act_dtype,
+                                    mla_latent=mm.mla_latent_cache) for st in stages)
+    reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
+                 for st in stages)
+    return _Prep(mm, act_dtype, quant, util, total, total * util, tokens, default_seqs, stages, w_stage,
+                 w_total, non_torch_bytes(mm, gpu, tp, pp), kvpt, reqb)
+
+
+def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
+    """The memory split when the engine profiles ``seqs`` sequences."""
+    model, mm = inp.model, p.mm
+    tp = inp.tensor_parallel
+    piecewise, full = cuda_graph_sizes(mm, seqs, p.tokens)
+    graphs = 0 if inp.enforce_eager else piecewise + full
+    breakdowns, toks, kvb = [], [], []
+    for st, w in zip(p.stages, p.weights):
+        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs)
+        cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
+        kv = p.usable - w - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
+        kv = kv * mm.kv_budget_fraction if kv > 0 else kv
+        toks.append(kv_tokens(int(kv), model, mm, tp, st, inp.max_model_len, p.tokens, inp.kv_cache_dtype,
+                              p.act_dtype))
+        kvb.append(kv)
+        breakdowns.append(MemoryBreakdown(
+            total_gib=p.total / GIB, usable_gib=p.usable / GIB, weights_gib=w / GIB, activation_gib=act / GIB,
+            non_torch_gib=p.non_torch / GIB, cuda_graph_gib=cg / GIB, kv_cache_gib=max(kv, 0) / GIB,
+        ))
+    binding = min(range(len(toks)), key=lambda i: (toks[i], kvb[i]))
+    return _Core(mm, p.act_dtype, p.quant, p.util, p.total, p.usable, p.tokens, p.default_seqs, seqs,
+                 tuple(breakdowns), p.weights, p.kv_per_token, tuple(toks), tuple(kvb), p.request_bytes,
+                 p.weights_total, binding, graphs)
+
+
+def _core(inp: SizingInput) -> _Core:
+    p = _prep(replace(inp, max_num_seqs=None) if inp.max_num_seqs is not None else inp)
+    return _evaluate(inp, p, inp.max_num_seqs or p.default_seqs)
+
+
+def engine_batch_defaults(inp: SizingInput) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) the engine would use by itself for ``inp``.
+
+    The token budget is the user's when set; ``max_num_seqs`` is the engine's default
+    for this GPU (vLLM's tiers by device memory), before llmdeploy derives its own.
+    """
+    mm = _memory_model(inp.engine, inp.engine_generation)
+    return _batch(inp, mm, cuda_total_bytes(inp.gpu, mm) / GIB)
+
+
+def _fits_memory(c: _Core) -> bool:
+    return all(kv >= req for kv, req in zip(c.stage_kv_bytes, c.stage_request_bytes))
+
+
+def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core]:
+    """Run the core; with ``max_num_seqs`` auto, derive it and size with that value.
+
+    ``max_num_seqs`` auto becomes the number of maxModelLen requests the KV cache
+    holds, capped at the engine's default. The planner passes it as
+    ``--max-num-seqs`` and vLLM profiles its sampler over that many sequences, so the
+    value and the KV cache depend on each other: the result is the fixed point, sized
+    as the engine will see it.
+    """
+    c = _core(inp)
+    if inp.max_num_seqs is not None or inp.engine.engine != "vllm":
+        return inp, c
+    p = _prep(inp)
+    # The largest s ≤ the engine default with s ≤ concurrency(s): concurrency only
+    # grows as s shrinks (a smaller sampler profile), so s - concurrency(s) is
+    # increasing and a binary search finds the edge.
+    def ok(s: int) -> bool:
+        return s <= _evaluate(inp, p, s).kv_cache_tokens // max(inp.max_model_len, 1)
+
+    lo, hi = 1, max(1, c.default_seqs)
+    if ok(hi):
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return replace(inp, max_num_seqs=lo), _evaluate(inp, p, lo)
+
+
+def size(inp: SizingInput) -> SizingReport:
+    """Size one configuration: memory per GPU, KV tokens, verdict, advice, capacity and cost.
+
+    Args:
+        inp: the model, GPU, engine version and settings.
+
+    Returns:
+        The report; ``fits`` is False when any reason (an error) applies.
+    """
+    return _size(inp, advise=True)
+
+
+def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
+    from . import advise as adv
+
+    eff, c = _analyse(inp)
+    reasons, warnings = adv.reasons(inp, c)
+    fits = not reasons
+    b = c.stages[c.binding]
+    seqs = eff.max_num_seqs or c.default_seqs
+    tokens = c.kv_cache_tokens
+    conc = tokens / inp.max_model_len if inp.max_model_len else 0.0
+    gpu_count = inp.tensor_parallel * inp.pipeline_parallel * inp.data_parallel
+    price = inp.price_per_gpu_hour if inp.price_per_gpu_hour is not None else inp.gpu.price_per_gpu_hour_usd
+    capacity = None
+    if fits:
+        tl = inp.target_load
+        n = estimate_capacity(
+            model=inp.model, gpu=inp.gpu, q=c.quant, act_dtype=c.act_dtype, tp=inp.tensor_parallel,
+            pp=inp.pipeline_parallel, dp=inp.data_parallel, weights_per_stage=c.stage_weights,
+            kv_bytes_per_token_per_stage=c.stage_kv_per_token, kv_cache_tokens=tokens, max_num_seqs=seqs,
+            max_model_len=inp.max_model_len,
+            requests_per_second=tl.requests_per_second if tl else None,
+            avg_prompt_tokens=tl.avg_prompt_tokens if tl else None,
+            avg_output_tokens=tl.avg_output_tokens if tl else None, price_per_gpu_hour=price,
+        )
+        capacity = Capacity(
+            decode_tokens_per_s=n.decode_tokens_per_s,
+            decode_tokens_per_s_per_sequence=n.decode_tokens_per_s_per_sequence,
+            prefill_tokens_per_s=n.prefill_tokens_per_s, ttft_seconds_estimate=n.ttft_seconds_estimate,
+            requests_per_s_per_replica=n.requests_per_s_per_replica, replicas_needed=n.replicas_needed,
+            cost_per_hour=n.cost_per_hour, cost_per_1m_output_tokens=n.cost_per_1m_output_tokens,
+            cost_per_1k_requests=n.cost_per_1k_requests, assumptions=n.assumptions, concurrency=n.concurrency,
+        )
+    load = estimate_load_seconds(
+        weights_bytes_total=c.weights_total, generation=c.mm.generation, graphs=c.graphs,
+        layers_per_gpu=max(st.num_layers for st in pipeline_stages(inp.model.num_layers, inp.pipeline_parallel,
+                                                                     c.mm.pp_remainder)),
+        gpu_count=gpu_count,
+    )
+    report = SizingReport(
+        fits=fits, reasons=tuple(reasons), warnings=tuple(warnings), suggestions=(),
+        gpu=inp.gpu, model=inp.model, engine_version=inp.engine.version, per_gpu=b,
+        kv_bytes_per_token=c.stage_kv_per_token[c.binding], kv_cache_tokens=tokens, max_concurrency=conc,
+        max_model_len=inp.max_model_len, weights_bytes_total=c.weights_total, gpu_count=gpu_count,
+        max_num_seqs=seqs, max_num_batched_tokens=c.tokens, load_time_seconds=load, capacity=capacity,
+        tensor_parallel=inp.tensor_parallel, pipeline_parallel=inp.pipeline_parallel,
+        data_parallel=inp.data_parallel, dtype=c.act_dtype, quantization=c.quant.label,
+        kv_cache_dtype=inp.kv_cache_dtype, gpu_memory_utilization=c.util, engine=inp.engine.engine,
+        engine_era=c.mm.era, engine_budget=c.mm.budget, per_stage=c.stages, stage_kv_cache_tokens=c.stage_tokens,
+        cuda_graphs_counted=c.mm.cudagraph_in_budget, assumptions=adv.memory_assumptions(inp, c),
+    )
+    if advise:
+        report = replace(report, suggestions=tuple(adv.suggestions(inp, report)))
+    return report
+
+
+# --------------------------------------------------------------------------- spec and options
+
+
+def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo) -> SizingInput:
+    """The :class:`SizingInput` a spec describes (``maxNumSeqs: auto`` → None)."""
+    rt = spec.runtime
+    par = spec.resources.parallelism
+    tl = spec.scaling.target_load
+    seqs = rt.max_num_seqs if isinstance(rt.max_num_seqs, int) else None
+    eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
+    return SizingInput(
+        model=model, gpu=gpu, engine=engine, tensor_parallel=par.tensor, pipeline_parallel=par.pipeline,
+        data_parallel=par.data, dtype=spec.model.dtype, quantization=spec.model.quantization,
+        kv_cache_dtype=rt.kv_cache_dtype, max_model_len=rt.max_model_len,
+        gpu_memory_utilization=rt.gpu_memory_utilization, max_num_batched_tokens=rt.max_num_batched_tokens,
+        max_num_seqs=seqs,
+        target_load=TargetLoad(tl.requests_per_second, tl.avg_prompt_tokens, tl.avg_output_tokens) if tl else None,
+        enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
+    )
+
+
+def size_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo) -> SizingReport:
+    """Size a validated spec (the pipeline's ``size`` stage)."""
+    return size(input_from_spec(spec, model, gpu, engine))
+
+
+def plan_options(
+    model: ModelConfig,
+    *,
+    max_model_len: int,
+    engine: EngineVersionInfo,
+    dtype: str = "auto",
+    quantization: str = "none",
+    kv_cache_dtype: str = "auto",
+    gpu_memory_utilization: float | None = None,
+    gpus: list[GPU] | tuple[GPU, ...] | None = None,
+    tp_choices: tuple[int, ...] = TP_CHOICES,
+    target_load: TargetLoad | None = None,
+) -> list[Option]:
+    """Every GPU × TP that fits, cheapest per hour first (GPUs without a price last).
+
+    For each GPU only TP sizes up to its ``gpus_per_node`` are tried; a configuration
+    needing more than one node is left out.
+    """
+    if gpus is None:
+        from ..catalog import gpus as catalog_gpus
+
+        gpus = list(catalog_gpus().values())
+    return list(_plan_options(model, max_model_len, engine, dtype, quantization, kv_cache_dtype,
+                              gpu_memory_utilization, tuple(gpus), tuple(tp_choices), target_load))
+
+
+@lru_cache(maxsize=512)
+def _plan_options(
+    model: ModelConfig, max_model_len: int, engine: EngineVersionInfo, dtype: str, quantization: str,
+    kv_cache_dtype: str, gpu_memory_utilization: float | None, gpus: tuple[GPU, ...],
+    tp_choices: tuple[int, ...], target_load: TargetLoad | None,
+) -> tuple[Option, ...]:
+    out: list[Option] = []
+    for gpu in gpus:
+        for tp in tp_choices:
+            if tp > gpu.gpus_per_node:
+                continue
+            r = _size(SizingInput(model=model, gpu=gpu, engine=engine, tensor_parallel=tp, dtype=dtype,
+                                  quantization=quantization, kv_cache_dtype=kv_cache_dtype,
+                                  max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                                  target_load=target_load), advise=False)
+            if not r.fits:
+                continue
+            cost = r.capacity.cost_per_hour if r.capacity is not None else None
+            out.append(Option(gpu.key, gpu.name, tp, r.gpu_count, r.kv_cache_tokens, r.max_concurrency,
+                              cost, r.per_gpu.weights_gib, r))
+    out.sort(key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count, -o.kv_cache_tokens))
+    return tuple(out)
+
+
+def largest_max_model_len(inp: SizingInput) -> int:
+    """The longest ``max_model_len`` (a multiple of the block size) that still fits, or 0."""
+    block = _memory_model(inp.engine, inp.engine_generation).block_size
+    hi = max(inp.model.max_position_embeddings, inp.max_model_len)
+    # The memory verdict is monotone in max_model_len (longer needs more KV, and V0's
+    # profile grows with it), so a binary search over blocks finds the edge.
+    lo_b, hi_b = 0, hi // block
+    while lo_b < hi_b:
+        mid = (lo_b + hi_b + 1) // 2
+        if _fits_memory(_core(replace(inp, max_model_len=mid * block, max_num_seqs=inp.max_num_seqs or 1))):
+            lo_b = mid
+        else:
+            hi_b = mid - 1
+    return lo_b * block
+

@@ -80,7 +80,7 @@ def _key_position(node: Any, key: Any) -> tuple[int, int, int, int]:
     mapping itself; it is found in the anchored mapping it was merged from, else the
     mapping's own start is used.
     """
-    pos = node.lc.data.get(key)
+    pos = (node.lc.data or {}).get(key)
     if pos is not None:
         return tuple(pos)  # type: ignore[return-value]
     from ruamel.yaml.comments import merge_attrib
@@ -96,6 +96,19 @@ def _key_position(node: Any, key: Any) -> tuple[int, int, int, int]:
     return line, col, line, col
 
 
+def _item_position(node: Any, index: int) -> tuple[int, int]:
+    """0-based (line, col) of item ``index`` of a round-trip sequence.
+
+    A sequence with an explicit tag (``!!python/tuple [..]``) records no item positions;
+    the sequence's own start stands in for them.
+    """
+    data = node.lc.data
+    pos = data.get(index) if isinstance(data, dict) else None
+    if pos is not None:
+        return pos[0], pos[1]
+    return node.lc.line or 0, node.lc.col or 0
+
+
 def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     """Convert ruamel round-trip nodes to plain data, recording positions."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -104,6 +117,9 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
         out: dict[str, Any] = {}
         for key in node:
             kl, kc, vl, vc = _key_position(node, key)
+            if node[key] is None and vl != kl:
+                # `key:` with nothing after it: ruamel reports the next token; the key is the place.
+                vl, vc = kl, kc
             skey = key if isinstance(key, str) else str(key)
             child = (*path, skey)
             positions[child] = Position(kl + 1, kc + 1, vl + 1, vc + 1)
@@ -112,7 +128,7 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     if isinstance(node, CommentedSeq):
         items = []
         for i, item in enumerate(node):
-            line, col = node.lc.data[i]
+            line, col = _item_position(node, i)
             child = (*path, i)
             positions[child] = Position(line + 1, col + 1, line + 1, col + 1)
             items.append(_plain(item, child, positions))
@@ -139,22 +155,57 @@ def _tab_problem(text: str) -> tuple[int, int] | None:
     return None
 
 
-def _yaml_error(file: str, exc: Exception) -> Diagnostic:
-    from ruamel.yaml.constructor import DuplicateKeyError
+def _offset_position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, col) of a character offset into ``text``."""
+    offset = max(0, min(offset, len(text)))
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
+
+def _yaml_error(file: str, exc: Exception, text: str) -> Diagnostic:
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.reader import ReaderError
+
+    if isinstance(exc, ReaderError):
+        # A control character or invalid code point: the reader knows only the offset.
+        line, col = _offset_position(text, int(getattr(exc, "position", 0) or 0))
+        return _diag(file, line, col, "LD100",
+                     f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
+                     if isinstance(exc.character, str) else
+                     f"character #x{int(exc.character):04x} is not allowed in YAML ({exc.reason})",
+                     "remove it, or write it as an escape inside a double-quoted string")
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     if isinstance(exc, DuplicateKeyError):
-        problem = getattr(exc, "problem", "") or "duplicate key"
+        # ruamel says 'found duplicate key "k" with value "v" (original value: "w")'.
+        problem = (getattr(exc, "problem", "") or "").strip().removeprefix("found ")
         return _diag(
             file, line, col, "LD101",
-            f"duplicate key: {problem.strip()}",
+            problem if problem.startswith("duplicate key") else f"duplicate key: {problem}",
             "each key may appear once in a mapping; remove or merge the repeated one",
         )
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
+    if context:
+        # Where the unfinished construct began is usually where the mistake is.
+        cmark = getattr(exc, "context_mark", None)
+        if cmark is not None and (cmark.line, cmark.column) != (line - 1, col - 1):
+            context += f" that starts at line {cmark.line + 1}, column {cmark.column + 1}"
     msg = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     return _diag(file, line, col, "LD100", msg, "fix the YAML syntax at this position")
+
+
+_ROOT_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def _document_start(yaml: Any, text: str, index: int, default: int) -> int:
+    """1-based line where document ``index`` has its first node (only used on the error path)."""
+    try:
+        for i, node in enumerate(yaml.compose_all(text)):
+            if i == index:
+                return int(node.start_mark.line) + 1
+    except Exception:  # noqa: BLE001 - best effort: the document already parsed once
+        return default
+    return default
 
 
 def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[SourceDoc], list[Diagnostic]]:
@@ -175,7 +226,7 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
         if tab is not None:
             return [], [_diag(file, tab[0], tab[1], "LD102", "tab character used for indentation",
                               "YAML indents with spaces only; replace the tabs with spaces")]
-        return [], [_yaml_error(file, exc)]
+        return [], [_yaml_error(file, exc, text)]
     except (ValueError, TypeError, RecursionError) as exc:  # ruamel raises these on odd input
         return [], [_diag(file, 1, 1, "LD100", f"YAML could not be read: {exc}",
                           "check the file is a YAML document")]
@@ -198,7 +249,9 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
                                "a spec is a few levels deep; check for recursive anchors"))
             continue
         if not isinstance(data, dict):
-            kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} value"
+            if lc is None:  # a scalar root has no position of its own
+                start = _document_start(yaml, text, index, start)
+            kind = _ROOT_KINDS.get(type(data), "a scalar")
             diags.append(_diag(file, start, 1, "LD103",
                                f"the document root is {kind}, not a mapping",
                                "a spec starts with `apiVersion: llmdeploy.dev/v1alpha1` and `kind: LLMService`"))

@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from .. import naming
@@ -40,6 +47,25 @@ class _Model(BaseModel):
     )
 
 
+def _label_key(key: str) -> str:
+    problem = naming.label_key_problem(key)
+    if problem:
+        raise ValueError(f"is not a valid label key: {problem}")
+    return key
+
+
+def _label_value(value: str) -> str:
+    problem = naming.label_value_problem(value)
+    if problem:
+        raise ValueError(f"is not a valid label value: {problem}")
+    return value
+
+
+# Checked key by key so that an error points at the offending label.
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+
+
 # --------------------------------------------------------------------------- metadata
 
 
@@ -56,7 +82,7 @@ class Metadata(_Model):
         max_length=63,
     )
     namespace: DNS1123Label = Field("default", description="Namespace the service runs in.")
-    labels: dict[str, str] = Field(
+    labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="Extra labels put on every rendered object."
     )
     annotations: dict[str, str] = Field(
@@ -69,15 +95,6 @@ class Metadata(_Model):
         problem = naming.dns1035_problem(v)
         if problem:
             raise ValueError(problem)
-        return v
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        for key, value in v.items():
-            problem = naming.label_key_problem(key) or naming.label_value_problem(value)
-            if problem:
-                raise ValueError(f"label {key!r}: {problem}")
         return v
 
 
@@ -264,7 +281,7 @@ class Runtime(_Model):
     @classmethod
     def _max_num_seqs(cls, v: int | str) -> int | str:
         if isinstance(v, int) and v < 1:
-            raise ValueError("maxNumSeqs must be a positive integer or 'auto'")
+            raise ValueError(f"must be a positive integer or 'auto' (got {v})")
         return v
 
 
@@ -470,6 +487,15 @@ class Scaling(_Model):
     activation_target: float | None = Field(
         None, description="KEDA activation threshold (scale from zero above it)."
     )
+    activation_query: str | None = Field(
+        None,
+        description=(
+            "KEDA scale-to-zero: PromQL measured outside the engine pods that is above 0 while "
+            "clients call the service, e.g. the gateway's request rate for its route. The engine's "
+            "own metrics vanish with the last pod, so only such a query can wake a service at zero."
+        ),
+        min_length=1,
+    )
     scale_to_zero: bool = Field(False, description="Allow zero replicas when idle (first request waits for a model load).")
     polling_interval_seconds: int = Field(15, description="KEDA polling interval.", ge=1, le=3600)
     cooldown_period_seconds: int = Field(300, description="KEDA cooldown before scaling to zero.", ge=0, le=86400)
@@ -577,6 +603,14 @@ class Monitoring(_Model):
     alerts: Alerts = Field(default_factory=Alerts, description="Alert thresholds.")
     dashboard: Dashboard = Field(default_factory=Dashboard, description="Grafana dashboard.")
     dcgm: bool = Field(True, description="Include GPU panels and alerts from the DCGM exporter.")
+    dcgm_honor_labels: bool = Field(
+        False,
+        description=(
+            "Whether the Prometheus job that scrapes the DCGM exporter keeps the exporter's labels "
+            "(`honorLabels: true`): GPU series then name the workload in `namespace`/`pod`. With "
+            "`false` (the dcgm-exporter chart's default) they carry `exported_namespace`/`exported_pod`."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- root

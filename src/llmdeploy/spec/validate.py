@@ -8,15 +8,19 @@ error back to the line and column of the offending key or value, with a hint.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from pydantic import BaseModel
+
+from .. import naming
 from ..diagnostics import Diagnostic, Severity
 from .loader import SourceDoc, load_text
-from .models import API_VERSION, KIND, QUANTITY_RE, LLMService, camel_path, json_schema
+from .models import API_VERSION, KIND, QUANTITY_RE, LLMService, camel_path
 
 BUILTIN_PROFILES = ("dev", "staging", "production")
 
@@ -72,7 +76,9 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
         display = f"profiles/{name}.yaml"
     elif name.endswith((".yaml", ".yml")) or "/" in name:
         path = (doc.base_dir / name).resolve()
-        display = str(Path(name))
+        # Name the file the way the user named the spec, so that `file:line:col` opens it.
+        spec_dir = Path(doc.file).parent if not doc.file.startswith("<") else Path()
+        display = str(spec_dir / name) if not Path(name).is_absolute() else name
     else:
         close = difflib.get_close_matches(name, BUILTIN_PROFILES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -80,9 +86,13 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
                            hint + f"use one of {', '.join(BUILTIN_PROFILES)} or the path of a profile file")]
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError:
-        return None, [_err(doc, where, "LD108", f"profile file {display} cannot be read",
-                           "give a path relative to the spec file")]
+    except FileNotFoundError:
+        return None, [_err(doc, where, "LD108", f"profile file {display} does not exist",
+                           "give the path of the profile relative to the spec file")]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        return None, [_err(doc, where, "LD108", f"profile file {display} cannot be read ({reason})",
+                           "give the path of a readable profile file relative to the spec file")]
     docs, diags = load_text(text, display, path.parent)
     if diags:
         return None, diags
@@ -98,46 +108,58 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
     return pdoc, []
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The spec model inside ``annotation`` (through Optional, unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 @cache
-def _schema() -> dict[str, Any]:
-    return json_schema()
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The fields of ``model`` by the key a user writes (the camelCase alias)."""
+    return {f.alias or name: f for name, f in model.model_fields.items()}
 
 
-def _schema_node(path: Sequence[str | int]) -> dict[str, Any] | None:
-    """The JSON-schema node for ``path`` (refs and unions followed), to list valid keys."""
-    schema = _schema()
-    defs = schema.get("$defs", {})
+def _model_at(path: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class that holds the keys at ``path`` (list indexes are stepped through).
 
-    def deref(node: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in node:
-            node = defs[node["$ref"].rsplit("/", 1)[-1]]
-        for branch in node.get("anyOf", []):
-            b = deref(branch)
-            if "properties" in b or "items" in b:
-                return b
-        return node
-
-    node = deref(schema)
+    Walking the pydantic fields is much cheaper than generating the JSON schema, and an
+    error message only needs the valid keys and a field's description.
+    """
+    model: type[BaseModel] | None = LLMService
     for part in path:
         if isinstance(part, int):
-            node = deref(node.get("items", {}))
-        else:
-            props = node.get("properties", {})
-            if part not in props:
-                return None
-            node = deref(props[part])
-    return node
+            continue
+        info = _fields(model).get(part) if model is not None else None
+        if info is None:
+            return None
+        model = _model_in(info.annotation)
+    return model
+
+
+def _valid_keys(path: Sequence[str | int]) -> list[str]:
+    model = _model_at(path)
+    return sorted(_fields(model)) if model is not None else []
 
 
 def _field_description(path: Sequence[str | int]) -> str | None:
-    parent = _schema_node(path[:-1]) if path else None
-    if not parent or not path or isinstance(path[-1], int):
+    if not path or isinstance(path[-1], int):
         return None
-    prop = parent.get("properties", {}).get(path[-1], {})
-    desc = prop.get("description")
+    parent = _model_at(path[:-1])
+    info = _fields(parent).get(path[-1]) if parent is not None else None
+    desc = info.description if info is not None else None
     if not desc:
         return None
-    return desc.split(". ")[0].rstrip(".")
+    return _FIRST_SENTENCE.split(desc, maxsplit=1)[0].rstrip(".")
+
+
+# A sentence ends at '. ' before a capital letter; 'e.g. `x`' does not end one.
+_FIRST_SENTENCE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z`])")
 
 
 _TAG_WORDS = {"int", "float", "str", "bool", "none", "list", "dict"}
@@ -166,12 +188,37 @@ def _real_path(data: Any, loc: Sequence[Any]) -> tuple[str | int, ...]:
     return tuple(out)
 
 
+# Say what a pattern means instead of quoting the regular expression.
+_PATTERN_PROBLEMS: dict[str, tuple[str, str]] = {
+    QUANTITY_RE: ("a Kubernetes quantity", "write a quantity such as 8, 500m, 32Gi or 1.5Ti"),
+    naming.DNS1123_LABEL_RE: (
+        "a DNS-1123 label",
+        "use lowercase letters, digits and '-', starting and ending with a letter or digit",
+    ),
+    r"^\d+(s|m|h)$": ("a duration", "write a duration such as 30s, 5m or 1h"),
+    r"^\d+(s|m)$": ("a duration", "write a duration such as 15s or 1m"),
+}
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML (``null``, ``true``), not as Python prints it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
 def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
     """A readable problem and hint for one pydantic error."""
     t = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
-    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    shown = _show(got)
     if t in {"int_parsing", "int_type", "int_from_float"}:
         return f"must be an integer (got {shown})", None
     if t in {"float_parsing", "float_type"}:
@@ -201,14 +248,15 @@ def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
             return f"must be {expected} (got {shown})", None
         return f"must be one of {expected} (got {shown})", None
     if t == "string_pattern_mismatch":
-        if ctx.get("pattern") == QUANTITY_RE:
-            return (f"must be a Kubernetes quantity (got {shown})",
-                    "write a quantity such as 8, 500m, 32Gi or 1.5Ti")
+        known = _PATTERN_PROBLEMS.get(str(ctx.get("pattern")))
+        if known is not None:
+            return f"must be {known[0]} (got {shown})", known[1]
         return f"has an invalid format (got {shown})", f"it must match {ctx.get('pattern')}"
     if t == "string_too_short":
         return "must not be empty", None
     if t == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters", None
+        has = f" (has {len(got)})" if isinstance(got, str) else ""
+        return f"must be at most {ctx.get('max_length')} characters{has}", None
     if t == "missing":
         return "is required", None
     if t == "value_error":
@@ -218,19 +266,27 @@ def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def _pydantic_diagnostics(v: Validated, exc: Any) -> list[Diagnostic]:
-    groups: dict[tuple[str | int, ...], list[dict[str, Any]]] = {}
+    # Group by path (a union reports one error per branch) and by whether the error is about
+    # a mapping key itself (pydantic ends the loc of a dict-key error with '[key]').
+    groups: dict[tuple[tuple[str | int, ...], bool], list[dict[str, Any]]] = {}
     for err in exc.errors(include_url=False):
         path = _real_path(v.merged, err["loc"])
-        groups.setdefault(path, []).append(err)
+        about_key = bool(err["loc"]) and err["loc"][-1] == "[key]"
+        groups.setdefault((path, about_key), []).append(err)
     out = []
-    for path, errs in groups.items():
+    for (path, about_key), errs in groups.items():
         name = camel_path(path) or "spec"
         leaf = str(path[-1]) if path and isinstance(path[-1], str) else name
         types = {e["type"] for e in errs}
-        file, line, col = v.locate(path, key="extra_forbidden" in types or "missing" in types)
+        file, line, col = v.locate(path, key=about_key or "extra_forbidden" in types or "missing" in types)
+        subject = leaf
+        if about_key:
+            subject = f"key {leaf!r}"
+        elif len(path) >= 2 and isinstance(path[-1], str) and _model_at(path[:-1]) is None:
+            # an entry of a free-form mapping such as metadata.labels: name the mapping too
+            subject = f"{path[-2]}[{leaf!r}]" if isinstance(path[-2], str) else f"{leaf!r}"
         if "extra_forbidden" in types:
-            parent = _schema_node(path[:-1])
-            valid = sorted(parent.get("properties", {})) if parent else []
+            valid = _valid_keys(path[:-1])
             close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else (
                 f"valid keys here: {', '.join(valid)}" if valid else "remove it")
@@ -257,12 +313,12 @@ def _pydantic_diagnostics(v: Validated, exc: Any) -> list[Diagnostic]:
             for e in errs:
                 p, _ = _describe(e)
                 accepted.append(p.split(" (got")[0].removeprefix("must be "))
-            problem = f"must be {' or '.join(dict.fromkeys(accepted))} (got {got!r})"
+            problem = f"must be {' or '.join(dict.fromkeys(accepted))} (got {_show(got)})"
         else:
             problem = problems[0]
         desc = _field_description(path)
         hint = "; ".join(hints) or (f"{leaf}: {desc}" if desc else None)
-        out.append(Diagnostic(Severity.ERROR, "LD104", f"{leaf} {problem}", hint, file, line, col, name))
+        out.append(Diagnostic(Severity.ERROR, "LD104", f"{subject} {problem}", hint, file, line, col, name))
     return out
 
 

@@ -1,0 +1,310 @@
+"""The verdict (reasons and warnings with their rule ids and spec fields) and the advice.
+
+Each reason names the spec field it belongs to, as a JSON path with camelCase keys,
+so that rules LD2xx (llmdeploy.rules.sizing) can point at the line to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .memory import GIB, Quantization
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import GPU, ModelConfig
+    from . import Reason, SizingInput, SizingReport, _Core
+
+F_TP = ("resources", "parallelism", "tensor")
+F_PP = ("resources", "parallelism", "pipeline")
+F_GPU = ("resources", "gpu", "type")
+F_LEN = ("runtime", "maxModelLen")
+F_SEQS = ("runtime", "maxNumSeqs")
+F_QUANT = ("model", "quantization")
+F_DTYPE = ("model", "dtype")
+F_UTIL = ("runtime", "gpuMemoryUtilization")
+
+
+def _r(code: str, message: str, hint: str | None, path: tuple[str | int, ...]) -> Reason:
+    from . import Reason
+
+    return Reason(code, message, hint, path)
+
+
+def _gib(b: float) -> str:
+    return f"{b / GIB:.2f} GiB"
+
+
+def _capability(gpu: GPU) -> float | None:
+    """Compute capability as a number (8.9), None for non-CUDA targets (gfx942)."""
+    try:
+        return float(gpu.compute_capability)
+    except ValueError:
+        return None
+
+
+def _is_fp8(model: ModelConfig, q: Quantization) -> bool:
+    """FP8 weights (as opposed to INT8): fp8/fbgemm_fp8, or an 8-bit compressed-tensors FP8 checkpoint."""
+    if not q.quantized or q.bits != 8:
+        return False
+    if q.method in ("fp8", "fbgemm_fp8"):
+        return True
+    # compressed-tensors covers both W8A8-FP8 and W8A8-INT8; the published FP8 checkpoints say so in their id.
+    return q.method == "compressed-tensors" and "fp8" in model.hf_id.lower()
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def parallelism_problems(inp: SizingInput) -> list[Reason]:
+    """LD203 (TP/PP does not divide the model) and LD204 (more GPUs than a node holds)."""
+    m, tp, pp = inp.model, inp.tensor_parallel, inp.pipeline_parallel
+    out: list[Reason] = []
+    good = [t for t in (1, 2, 4, 8, 16) if m.num_attention_heads % t == 0 and
+            (m.num_kv_heads % t == 0 if t <= m.num_kv_heads else t % m.num_kv_heads == 0)]
+    if m.num_attention_heads % tp:
+        out.append(_r("LD203", f"tensor parallel {tp} does not divide the {m.num_attention_heads} attention heads "
+                      f"of {m.hf_id}; vLLM refuses to start",
+                      f"use a tensor-parallel size that divides {m.num_attention_heads}: "
+                      + ", ".join(map(str, good)), F_TP))
+    elif m.mla is None and (m.num_kv_heads % tp if tp <= m.num_kv_heads else tp % m.num_kv_heads):
+        out.append(_r("LD203", f"tensor parallel {tp} and the {m.num_kv_heads} KV heads of {m.hf_id} do not divide "
+                      "each other; vLLM cannot shard or replicate the KV projections",
+                      "use one of: " + ", ".join(map(str, good)), F_TP))
+    if pp > m.num_layers:
+        out.append(_r("LD203", f"pipeline parallel {pp} exceeds the {m.num_layers} layers of {m.hf_id}",
+                      f"use at most {m.num_layers} stages", F_PP))
+    per_node = inp.gpu.gpus_per_node
+    if tp * pp > per_node and not inp.multi_node:
+        where = F_TP if tp > per_node else F_PP
+        out.append(_r("LD204", f"tensor × pipeline parallel = {tp * pp} GPUs, but a {inp.gpu.key} node has "
+                      f"{per_node}; one replica would span nodes",
+                      f"keep tensor × pipeline ≤ {per_node} (tensor parallel within a node, pipeline across "
+                      "nodes needs a multi-node deployment such as LeaderWorkerSet)", where))
+    return out
+
+
+def quantization_problems(inp: SizingInput, q: Quantization) -> tuple[list[Reason], list[Reason]]:
+    """LD207 (the GPU cannot run the dtype/quantization) and LD208 (cannot quantize on the fly)."""
+    errors: list[Reason] = []
+    warns: list[Reason] = []
+    gpu, model, req = inp.gpu, inp.model, inp.quantization
+    cap = _capability(gpu)
+    if inp.dtype == "bfloat16" and not gpu.supports_bf16:
+        errors.append(_r("LD207", f"{gpu.name} has no bfloat16 support (compute capability {gpu.compute_capability}); "
+                         "vLLM refuses --dtype bfloat16 there",
+                         "set model.dtype to float16 (or auto, which falls back to float16)", F_DTYPE))
+    elif inp.dtype == "auto" and not gpu.supports_bf16 and \
+            model.torch_dtype.lower().removeprefix("torch.") in ("bfloat16", "float32"):
+        warns.append(_r("LD207", f"{model.hf_id} is {model.torch_dtype} but {gpu.name} has no bfloat16: vLLM serves it "
+                        "in float16, which can overflow for some bf16-trained models",
+                        "prefer a GPU with bfloat16 (compute capability ≥ 8.0) or set model.dtype: float16 "
+                        "knowingly", F_DTYPE))
+    if _is_fp8(model, q):
+        if not gpu.runs_fp8_checkpoints:
+            errors.append(_r("LD207", f"{gpu.name} cannot run FP8 weights (compute capability "
+                             f"{gpu.compute_capability}: no FP8 tensor cores and no FP8 Marlin kernel)",
+                             "use an Ada/Hopper/Blackwell GPU, or an AWQ/GPTQ int4 or 16-bit checkpoint", F_QUANT))
+        elif not gpu.fp8:
+            warns.append(_r("LD207", f"{gpu.name} has no FP8 tensor cores: vLLM runs the FP8 weights weight-only "
+                            "through FP8 Marlin (memory savings kept, compute stays 16-bit)",
+                            "fine for memory; for FP8 compute use an Ada/Hopper/Blackwell GPU", F_QUANT))
+    if req in ("awq_marlin", "gptq_marlin") and (cap is None or cap < 8.0):
+        errors.append(_r("LD207", f"{req} needs the Marlin kernels (NVIDIA compute capability ≥ 8.0); "
+                         f"{gpu.name} has {gpu.compute_capability}",
+                         f"use {req.removesuffix('_marlin')} (vLLM picks the kernel itself)", F_QUANT))
+    if q.method == "awq" and cap is not None and cap < 7.5:
+        errors.append(_r("LD207", f"AWQ kernels need compute capability ≥ 7.5; {gpu.name} has {cap}",
+                         "use a GPTQ or 16-bit checkpoint", F_QUANT))
+    # LD208: methods that need a pre-quantized checkpoint.
+    ckpt = model.quantization
+    needs_ckpt = {"awq", "awq_marlin", "gptq", "gptq_marlin", "int8", "compressed-tensors"}
+    if req in needs_ckpt and ckpt is None:
+        errors.append(_r("LD208", f"model.quantization is {req} but {model.hf_id} is an unquantized checkpoint; "
+                         f"vLLM cannot quantize to {req} at load time",
+                         "point the model at a pre-quantized checkpoint (e.g. an -AWQ or -GPTQ repository), "
+                         "or use fp8 (dynamic, quantized at load) or none", F_QUANT))
+    elif ckpt is not None and req not in ("none",) and not _compatible(req, ckpt.method):
+        errors.append(_r("LD208", f"model.quantization is {req} but the checkpoint is quantized with {ckpt.method}",
+                         f"set model.quantization to none (vLLM detects {ckpt.method}) or to {ckpt.method}",
+                         F_QUANT))
+    return errors, warns
+
+
+def _compatible(requested: str, method: str) -> bool:
+    families = {
+        "awq": {"awq", "awq_marlin"}, "awq_marlin": {"awq", "awq_marlin"},
+        "gptq": {"gptq", "gptq_marlin"}, "gptq_marlin": {"gptq", "gptq_marlin"},
+        "fp8": {"fp8", "fbgemm_fp8"}, "compressed-tensors": {"compressed-tensors"},
+        "bitsandbytes": {"bitsandbytes"}, "int8": {"compressed-tensors"},
+    }
+    return method.lower() in families.get(requested, {requested})
+
+
+def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
+    """All errors and warnings of one configuration."""
+    from . import LOW_CONCURRENCY, _fits_memory
+
+    errors = parallelism_problems(inp)
+    qe, qw = quantization_problems(inp, c.quant)
+    errors += qe
+    warns = qw
+    m = inp.model
+    b = c.stages[c.binding]
+    heavy = max(range(len(c.stages)), key=lambda i: c.stage_weights[i])
+    w = c.stage_weights[heavy]
+    if w > c.usable:
+        tp_fix = _tp_that_fits_weights(inp, c)
+        hint = (f"use tensor parallel {tp_fix} (weights split over the GPUs)" if tp_fix
+                else "use a GPU with more memory, more GPUs (pipeline parallel) or a quantized checkpoint")
+        errors.append(_r("LD201", f"the weights need {_gib(w)} per GPU but only {_gib(c.usable)} is usable "
+                         f"({c.total / GIB:.1f} GiB × gpuMemoryUtilization {c.util:g}) on {inp.gpu.name} at "
+                         f"tensor parallel {inp.tensor_parallel}",
+                         hint, F_TP if tp_fix else F_GPU))
+    elif not _fits_memory(c):
+        worst = min(range(len(c.stages)), key=lambda i: c.stage_kv_bytes[i] - c.stage_request_bytes[i])
+        st = c.stages[worst]
+        kv = c.stage_kv_bytes[worst]
+        if kv <= 0:
+            msg = (f"nothing is left for the KV cache: {_gib(c.usable)} usable − weights {st.weights_gib:.2f} − "
+                   f"activation {st.activation_gib:.2f} − non-torch {st.non_torch_gib:.2f} GiB"
+                   + (f" − CUDA graphs {st.cuda_graph_gib:.2f} GiB" if c.mm.cudagraph_in_budget else "")
+                   + " is negative; vLLM refuses to start")
+        else:
+            msg = (f"the KV cache holds {c.stage_tokens[worst]:,} tokens ({_gib(kv)}) but one request of "
+                   f"maxModelLen {inp.max_model_len:,} needs {_gib(c.stage_request_bytes[worst])}; vLLM refuses "
+                   "to start")
+        from . import largest_max_model_len
+
+        longest = largest_max_model_len(inp)
+        hint = (f"lower maxModelLen to {longest:,} or less, " if longest >= 256 else "") + \
+            "raise gpuMemoryUtilization, add tensor parallelism or use kvCacheDtype fp8"
+        errors.append(_r("LD202", msg, hint, F_LEN))
+    else:
+        conc = c.kv_cache_tokens / inp.max_model_len
+        if conc < LOW_CONCURRENCY:
+            warns.append(_r("LD205", f"the KV cache holds {c.kv_cache_tokens:,} tokens: only {conc:.2f} requests of "
+                            f"maxModelLen {inp.max_model_len:,} fit at once",
+                            "lower maxModelLen to what requests need, add GPUs or use kvCacheDtype fp8", F_LEN))
+        elif inp.max_num_seqs and conc < inp.max_num_seqs:
+            warns.append(_r("LD205", f"maxNumSeqs is {inp.max_num_seqs} but the KV cache holds {conc:.1f} requests of "
+                            f"maxModelLen {inp.max_model_len:,}; long requests will be preempted",
+                            f"set maxNumSeqs to auto ({max(1, int(conc))}) or make room for more KV cache", F_SEQS))
+        if not c.mm.cudagraph_in_budget and b.cuda_graph_gib > 0:
+            headroom = c.total / GIB - b.usable_gib - _context_gib()
+            if b.cuda_graph_gib > headroom:
+                warns.append(_r("LD209", f"CUDA graphs need about {b.cuda_graph_gib:.2f} GiB on top of the "
+                                f"gpuMemoryUtilization budget, but only {max(headroom, 0):.2f} GiB is left above it: "
+                                "the engine may run out of memory while capturing them",
+                                "lower gpuMemoryUtilization or pass --enforce-eager in runtime.extraArgs", F_UTIL))
+    if inp.max_model_len > m.max_position_embeddings:
+        warns.append(_r("LD206", f"maxModelLen {inp.max_model_len:,} exceeds the {m.max_position_embeddings:,} "
+                        f"positions {m.hf_id} was trained for; vLLM refuses it unless "
+                        "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, and quality degrades beyond it",
+                        f"set maxModelLen to at most {m.max_position_embeddings:,}", F_LEN))
+    return errors, warns
+
+
+def _context_gib() -> float:
+    from . import CUDA_CONTEXT_GIB
+
+    return CUDA_CONTEXT_GIB
+
+
+def _tp_that_fits_weights(inp: SizingInput, c: _Core) -> int | None:
+    """The smallest larger TP on one node whose weights fit the usable memory."""
+    from . import _core
+
+    for tp in (2, 4, 8):
+        if tp <= inp.tensor_parallel or tp * inp.pipeline_parallel > inp.gpu.gpus_per_node:
+            continue
+        trial = replace(inp, tensor_parallel=tp, max_num_seqs=inp.max_num_seqs or 1)
+        if parallelism_problems(trial):
+            continue
+        tc = _core(trial)
+        if max(tc.stage_weights) < tc.usable:
+            return tp
+    return None
+
+
+# --------------------------------------------------------------------------- advice
+
+
+def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
+    """What the memory figures assume, in words."""
+    mm = c.mm
+    out = [
+        f"memory model of {inp.engine.engine} {inp.engine.version} ({mm.era}): {mm.budget}",
+        f"CUDA-visible memory = {inp.gpu.memory_mib:,} MiB (driver) − {mm.cuda_reserved_gib:g} GiB reserved",
+        f"profile run: {c.tokens:,} batched tokens, sampler over {min(c.profile_seqs, c.tokens):,} sequences",
+        f"KV cache counted in whole blocks of {mm.block_size} tokens, minimum over ranks",
+        "CUDA graphs are subtracted from the budget" if mm.cudagraph_in_budget
+        else "CUDA graphs are captured after the KV cache, above the budget",
+    ]
+    if inp.engine.assumed and inp.engine.assumed_reason:
+        out.append(inp.engine.assumed_reason)
+    if c.quant.quantized:
+        out.append(f"weights quantized: {c.quant.label}")
+    return tuple(out)
+
+
+def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
+    """Concrete changes that make the configuration fit (or roomier), best first."""
+    from . import LOW_CONCURRENCY, SizingInput, _size, largest_max_model_len, plan_options
+
+    codes = {r.code for r in report.reasons}
+    low = any(w.code == "LD205" for w in report.warnings)
+    if report.fits and not low:
+        return []
+    if codes & {"LD203", "LD204", "LD207", "LD208"} and not codes & {"LD201", "LD202"}:
+        return []
+    out: list[str] = []
+    base = replace(inp, max_num_seqs=inp.max_num_seqs)
+    # 1. the smallest tensor-parallel size on the same GPU type that fits
+    for tp in (1, 2, 4, 8):
+        if tp == inp.tensor_parallel or tp * inp.pipeline_parallel > inp.gpu.gpus_per_node:
+            continue
+        r = _size(replace(base, tensor_parallel=tp), advise=False)
+        if r.fits and r.max_concurrency >= LOW_CONCURRENCY and (tp > inp.tensor_parallel or not report.fits):
+            out.append(f"tensor parallel {tp} on {inp.gpu.key}: {r.kv_cache_tokens:,} KV tokens, "
+                       f"{r.max_concurrency:.1f} requests of {inp.max_model_len:,} tokens at once")
+            break
+    # 2. a cheaper (or the cheapest) GPU type that fits
+    current = report.capacity.cost_per_hour if report.capacity is not None else None
+    options = plan_options(inp.model, max_model_len=inp.max_model_len, engine=inp.engine, dtype=inp.dtype,
+                           quantization=inp.quantization, kv_cache_dtype=inp.kv_cache_dtype,
+                           gpu_memory_utilization=inp.gpu_memory_utilization)
+    for o in options:
+        if o.gpu_key == inp.gpu.key or o.max_concurrency < LOW_CONCURRENCY or o.cost_per_hour is None:
+            continue
+        if current is None or o.cost_per_hour < current:
+            out.append(f"{o.gpu_count} × {o.gpu_key} (tensor parallel {o.tensor_parallel}) fits at about "
+                       f"${o.cost_per_hour:.2f}/h: {o.kv_cache_tokens:,} KV tokens")
+            break
+    # 3. the longest maxModelLen that fits as configured
+    if "LD202" in codes or low:
+        longest = largest_max_model_len(inp)
+        if longest >= 256:
+            out.append(f"maxModelLen {longest:,} or less fits on {report.gpu_count} × {inp.gpu.key}")
+    # 4. quantization (of weights or of the KV cache)
+    if "LD201" in codes or "LD202" in codes or low:
+        if inp.model.quantization is None and inp.quantization == "none" and inp.gpu.runs_fp8_checkpoints:
+            r = _size(replace(base, quantization="fp8"), advise=False)
+            if r.fits:
+                out.append(f"quantization fp8 (dynamic, at load) halves the weights to "
+                           f"{r.per_gpu.weights_gib:.1f} GiB per GPU: {r.kv_cache_tokens:,} KV tokens")
+        if inp.model.quantization is None and "LD201" in codes:
+            from ..catalog import QuantizationConfig
+
+            awq = replace(inp.model, quantization=QuantizationConfig("awq", 4, 128), weight_bytes=None)
+            r = _size(SizingInput(**{**base.__dict__, "model": awq}), advise=False)
+            if r.fits:
+                out.append(f"a pre-quantized AWQ/GPTQ int4 checkpoint of this model needs about "
+                           f"{r.per_gpu.weights_gib:.1f} GiB per GPU and would fit "
+                           f"({r.kv_cache_tokens:,} KV tokens)")
+        if inp.kv_cache_dtype == "auto" and "LD201" not in codes:
+            r = _size(replace(base, kv_cache_dtype="fp8"), advise=False)
+            if r.fits or r.kv_cache_tokens > report.kv_cache_tokens:
+                out.append(f"kvCacheDtype fp8 doubles the KV cache to {r.kv_cache_tokens:,} tokens "
+                           f"({r.max_concurrency:.1f} requests of maxModelLen)")
+    return out
