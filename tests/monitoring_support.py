@@ -43,44 +43,22 @@ class Planned:
 
 
 def plan_spec(path: Path) -> Planned:
-    """Plan the monitoring of one spec the way ``build_plan`` does.
-
-    Uses the real analysis (validation, resolution, sizing) and engine plan. Until every
-    section of the pipeline exists, a missing sizing module falls back to validation and
-    resolution only, with the engine values monitoring reads (port, port name, metrics
-    path); the render tests (test_promtool.py::test_rendered_examples_pass_promtool) use
-    the full pipeline without fallback.
-    """
-    from llmdeploy.plan import PlanContext, spec_hash
+    """Plan one spec's monitoring the way ``build_plan`` does: real analysis (validation,
+    resolution, sizing, rules), real engine plan, then the monitoring section."""
+    from llmdeploy.pipeline import analyze
+    from llmdeploy.plan import PlanContext, kserve, spec_hash
     from llmdeploy.plan import monitoring as mon
     from llmdeploy.spec.loader import load_paths
 
     docs, diags = load_paths([str(path)])
     assert docs and not diags, diags
-    try:
-        from llmdeploy.pipeline import analyze
-        from llmdeploy.plan import kserve
-
-        a = analyze(docs[0])
-        assert a.spec is not None and a.resolved is not None and a.resolved.sizing is not None, a.diagnostics
-        errors = [d for d in a.diagnostics if d.is_error]
-        assert not errors, errors
-        v, r = a.validated, a.resolved
-        ctx = PlanContext(a.spec, r.gpu, r.model, r.engine, r.sizing, v.profile_name, spec_hash(a.spec))
-        engine = kserve.plan_engine(ctx)
-    except (ImportError, SyntaxError):  # another section of the pipeline is not there yet
-        from types import SimpleNamespace
-
-        from llmdeploy.plan.kserve import port_name
-        from llmdeploy.resolve import resolve
-        from llmdeploy.spec.validate import validate_doc
-
-        v = validate_doc(docs[0])
-        assert v.spec is not None, v.diagnostics
-        r = resolve(v)
-        ctx = PlanContext(v.spec, r.gpu, r.model, r.engine, None, v.profile_name, spec_hash(v.spec))
-        engine = SimpleNamespace(port=v.spec.runtime.port, port_name=port_name(v.spec.deployment.mode),
-                                 metrics_path=r.engine.metrics_path)
+    a = analyze(docs[0])
+    assert a.spec is not None and a.resolved is not None and a.resolved.sizing is not None, a.diagnostics
+    errors = [d for d in a.diagnostics if d.is_error]
+    assert not errors, errors
+    r = a.resolved
+    ctx = PlanContext(a.spec, r.gpu, r.model, r.engine, r.sizing, a.validated.profile_name, spec_hash(a.spec))
+    engine = kserve.plan_engine(ctx)
     return Planned(path, ctx, engine, mon.build_monitoring(ctx), mon.plan_monitoring(ctx, engine))
 
 

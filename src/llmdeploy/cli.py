@@ -14,10 +14,31 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 
+
+class _Group(TyperGroup):
+    """Maps the errors llmdeploy raises on purpose to their exit codes inside the app itself.
+
+    So the exit code is the same whether the app runs from ``main()`` (the console script)
+    or in-process (``typer.testing.CliRunner``, other Python callers). Anything else is a
+    bug and propagates; ``main()`` turns it into exit 3.
+    """
+
+    def invoke(self, ctx: typer.Context) -> object:
+        from .errors import LlmdeployError
+
+        try:
+            return super().invoke(ctx)
+        except LlmdeployError as exc:
+            sys.stderr.write(f"llmdeploy: error: {exc}\n")
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="llmdeploy",
     help=(
         "Validate, size and render LLM services for Kubernetes (KServe + vLLM, KEDA, "

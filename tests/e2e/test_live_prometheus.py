@@ -353,23 +353,15 @@ def test_rules_evaluate_without_errors(live: Live) -> None:
     assert len(rules) == sum(len(g["rules"]) for g in live.planned.rule_groups()["groups"])
 
 
-def keda_queries(p: Planned) -> list[str]:
-    """Prometheus trigger queries of the rendered ScaledObject, or the ServiceQueries they build on."""
-    try:
-        from llmdeploy.pipeline import analyze_all, load_specs, render_documents
+def rendered_keda_queries() -> list[str]:
+    """Prometheus trigger queries of the ScaledObject ``llmdeploy render`` gives the example."""
+    from llmdeploy.pipeline import analyze_all, load_specs, render_documents
 
-        docs, _ = load_specs([str(SPEC)])
-        result = render_documents(analyze_all(docs))
-        objs = [yaml_load(d.text) for d in result.docs if d.manifest.kind == "ScaledObject"]
-        queries = [t["metadata"]["query"] for o in objs for t in o["spec"]["triggers"] if t["type"] == "prometheus"]
-        if queries:
-            return queries
-    except (ImportError, SyntaxError, AttributeError):  # the scaling section is not there yet
-        pass
-    from llmdeploy.promql import ServiceQueries
-
-    q = ServiceQueries.for_service(p.ctx)
-    return [q.waiting_total(), q.running_total(), q.kv_cache_usage_avg(), q.ttft(), q.itl(), q.replicas()]
+    docs, _ = load_specs([str(SPEC)])
+    result = render_documents(analyze_all(docs))
+    assert result.ok, result.diagnostics
+    objs = [yaml_load(d.text) for d in result.docs if d.manifest.kind == "ScaledObject"]
+    return [t["metadata"]["query"] for o in objs for t in o["spec"]["triggers"] if t["type"] == "prometheus"]
 
 
 def yaml_load(text: str) -> Any:
@@ -380,14 +372,17 @@ def yaml_load(text: str) -> Any:
 
 @pytest.mark.slow
 def test_keda_queries_return_one_value(live: Live) -> None:
-    """Every KEDA trigger query answers with exactly one finite sample for this service."""
-    queries = keda_queries(live.planned)
-    assert queries
+    """Every KEDA trigger query (the rendered ScaledObject's, and the ServiceQueries a trigger
+    may use) answers with exactly one finite sample for this service."""
+    from llmdeploy.promql import ServiceQueries
+
+    rendered = rendered_keda_queries()
+    assert rendered, "the example renders no KEDA prometheus trigger"
+    q = ServiceQueries.for_service(live.planned.ctx)
+    queries = rendered + [q.waiting_total(), q.running_total(), q.kv_cache_usage_avg(), q.ttft(), q.itl(),
+                          q.generation_tokens_per_s()]
     for expr in queries:
         value = live.wait_for(f"KEDA query {expr}", lambda e=expr: one_value(live, e))
         assert math.isfinite(value), expr
-    from llmdeploy.promql import ServiceQueries
-
-    q = ServiceQueries.for_service(live.planned.ctx)
     assert one_value(live, q.waiting_total()) == WAITING
     assert one_value(live, q.replicas()) == 1

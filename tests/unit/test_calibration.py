@@ -29,7 +29,14 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from llmdeploy.catalog import MLAConfig, ModelConfig, MoEConfig, QuantizationConfig, get_gpu, get_model
+from llmdeploy.catalog import (
+    MLAConfig,
+    ModelConfig,
+    MoEConfig,
+    QuantizationConfig,
+    get_gpu,
+    get_model,
+)
 from llmdeploy.engines import resolve_engine
 from llmdeploy.sizing import SizingInput, SizingReport, engine_batch_defaults, size
 from llmdeploy.sizing.memory import GIB, kv_tokens, pipeline_stages

@@ -189,8 +189,9 @@ def test_unexpected_exception_exits_3_without_a_traceback(tree: Path, monkeypatc
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("via", ["main", "runner"])
 def test_missing_resource_exits_3(tree: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+                                  capsys: pytest.CaptureFixture[str], via: str) -> None:
     from llmdeploy import resources
 
     # An installation without its data folders: resources.py finds no profiles/ anywhere.
@@ -198,7 +199,11 @@ def test_missing_resource_exits_3(tree: Path, monkeypatch: pytest.MonkeyPatch, r
     resources.data_dir.cache_clear()
     request.addfinalizer(resources.data_dir.cache_clear)
     write_tree(tree, {"prod.yaml": GOOD.format(name="prod").replace("metadata:", "profile: production\nmetadata:")})
-    code, out, err = run_main(monkeypatch, capsys, "validate", "prod.yaml")
+    if via == "main":
+        code, out, err = run_main(monkeypatch, capsys, "validate", "prod.yaml")
+    else:  # the app maps llmdeploy's own errors itself, so in-process callers get the same code
+        result = invoke("validate", "prod.yaml")
+        code, out, err = result.exit_code, result.stdout, result.stderr
     assert code == 3
     assert out == ""
     assert err.startswith("llmdeploy: error: llmdeploy data folder 'profiles' not found next to ")

@@ -131,6 +131,8 @@ def test_every_selector_is_scoped_to_the_service(spec: Path, planned: dict[str, 
 
     p = planned[spec.name]
     ns = p.ctx.namespace
+    isvcs = set(p.monitoring.isvc_names)
+    models = {s.queries.model_name for s in p.monitoring.scopes}
     for expr in exprs_of(p):
         for vs in _selectors(pp.parse(expr)):
             m = {x.name: x.value for x in vs.matchers.matchers}
@@ -138,13 +140,13 @@ def test_every_selector_is_scoped_to_the_service(spec: Path, planned: dict[str, 
             ns_label = "exported_namespace" if name.startswith("DCGM_") and "exported_namespace" in m else "namespace"
             assert m.get(ns_label) == ns, f"{name} in {expr} is not scoped by namespace"
             if name.startswith("llmdeploy:"):
-                assert m.get(mon.SERVICE_LABEL) == p.ctx.name, expr
+                assert m.get(mon.SERVICE_LABEL) in isvcs, expr
             elif name == "up":
                 assert "job" in m or "pod" in m, expr
             elif name.startswith("DCGM_"):
                 assert "pod" in m or "exported_pod" in m, expr
             else:
-                assert m.get("model_name") == p.ctx.served_model_name or "pod" in m, expr
+                assert m.get("model_name") in models or "pod" in m, expr
 
 
 def test_tgi_is_scoped_by_pod_and_skips_what_it_does_not_export(planned: dict[str, Planned]) -> None:
@@ -177,17 +179,55 @@ def test_podmonitor_scrapes_the_engine_port(planned: dict[str, Planned]) -> None
     assert p.monitoring.scrape.job == "inference/llama-3-1-8b"  # what the operator names the job
 
 
-def test_knative_canary_podmonitor(planned: dict[str, Planned]) -> None:
-    """Knative renames the container port to user-port; a candidate's pods are scraped too."""
+def test_knative_podmonitor(planned: dict[str, Planned]) -> None:
+    """Knative renames the container port to user-port; its canary is a revision of the same
+    InferenceService, so the same selector and queries cover it."""
     p = planned[OLD_KNATIVE.name]
     pm = next(d for d in docs_of(p) if d["kind"] == "PodMonitor")
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "user-port"
     assert pm["spec"]["podMetricsEndpoints"][0]["interval"] == "30s"
+    assert pm["spec"]["selector"] == {"matchLabels": p.ctx.predictor_selector()}
+    assert p.monitoring.isvc_names == ("chat",)
+
+
+def test_standard_canary_is_scraped_and_watched_on_its_own(planned: dict[str, Planned]) -> None:
+    """A Standard-mode candidate runs its own InferenceService and labels its vLLM metrics with
+    its own name (rollout.py): the PodMonitor selects its pods too, and it gets its own
+    recording rules and alerts (inferenceservice: <candidate>), so the two can be compared."""
+    p = planned["llama-3.1-8b-canary.llmdeploy.yaml"]
+    mp = p.monitoring
+    assert mp.isvc_names == ("llama-chat", "llama-chat-canary")
+    pm = next(d for d in docs_of(p) if d["kind"] == "PodMonitor")
     sel = pm["spec"]["selector"]
     assert sel["matchLabels"] == {"component": "predictor"}
     assert sel["matchExpressions"] == [{"key": "serving.kserve.io/inferenceservice", "operator": "In",
-                                        "values": ["chat", "chat-canary"]}]
-    assert p.monitoring.scrape.pod_regex == "(chat|chat-canary)-predictor-.+"
+                                        "values": ["llama-chat", "llama-chat-canary"]}]
+    assert mp.scrape.pod_regex == "(llama-chat|llama-chat-canary)-predictor-.+"
+    cand = mp.scope("llama-chat-canary")
+    assert cand.role == "candidate" and cand.queries.model_name == "llama-chat-canary"
+    assert mp.primary.queries.model_name == "llama-chat"
+    assert mp.alert("LLMServiceErrorRatioHigh", "llama-chat-canary").expr.startswith(
+        'llmdeploy:request_errors:ratio{inferenceservice="llama-chat-canary"')
+    # up-based alerts cover every pod of the service once
+    assert len([a for a in mp.alerts if a.name == "LLMServiceTargetDown"]) == 1
+
+
+def test_candidate_scope_matches_the_rendered_candidate() -> None:
+    """The candidate's metric name is what its rendered InferenceService passes first to
+    --served-model-name and what its ScaledObject queries."""
+    from llmdeploy.pipeline import analyze_all, load_specs, render_documents
+
+    docs, _ = load_specs([str(EXAMPLES / "llama-3.1-8b-canary.llmdeploy.yaml")])
+    result = render_documents(analyze_all(docs))
+    assert result.ok
+    objs = [yaml.safe_load(d.text) for d in result.docs]
+    isvc = next(o for o in objs if o["kind"] == "InferenceService" and o["metadata"]["name"] == "llama-chat-canary")
+    args = isvc["spec"]["predictor"]["model"]["args"]
+    i = args.index("--served-model-name")
+    assert args[i + 1] == "llama-chat-canary"
+    queries = [t["metadata"]["query"] for o in objs if o["kind"] == "ScaledObject"
+               and o["spec"]["scaleTargetRef"]["name"].startswith("llama-chat-canary") for t in o["spec"]["triggers"]]
+    assert queries and all('model_name="llama-chat-canary"' in q for q in queries)
 
 
 def test_servicemonitor_selects_its_own_metrics_service(planned: dict[str, Planned]) -> None:
@@ -257,7 +297,7 @@ def test_gpu_memory_alert_sits_above_the_engine_allocation(planned: dict[str, Pl
 def test_dcgm_labels(planned: dict[str, Planned]) -> None:
     assert 'exported_pod=~"llama-3-1-8b-predictor-.+"' in planned[L4.name].monitoring.gpu.memory_used_ratio()
     honored = planned[OLD_KNATIVE.name].monitoring.gpu
-    assert honored.honor_labels and 'pod=~"(chat|chat-canary)-predictor-.+"' in honored.memory_used_ratio()
+    assert honored.honor_labels and 'pod=~"chat-predictor-.+"' in honored.memory_used_ratio()
     assert "exported_" not in honored.memory_used_ratio()
     assert GpuQueries("ns", "x-predictor-.+").utilization_ratio().count("label_replace") == 2
 
@@ -268,10 +308,10 @@ def test_rule_shape(spec: Path, planned: dict[str, Planned]) -> None:
     groups = p.rule_groups()["groups"]
     names = [g["name"] for g in groups]
     assert len(names) == len(set(names))
-    records = [r["record"] for g in groups for r in g["rules"] if "record" in r]
+    records = [(r["record"], r["labels"][mon.SERVICE_LABEL]) for g in groups for r in g["rules"] if "record" in r]
     assert len(records) == len(set(records))
     for r in (r for g in groups for r in g["rules"]):
-        assert r["labels"][mon.SERVICE_LABEL] == p.ctx.name
+        assert r["labels"][mon.SERVICE_LABEL] in p.monitoring.isvc_names
         if "alert" in r:
             assert r["labels"]["severity"] in ("warning", "critical")
             assert set(r["annotations"]) == {"summary", "description", "runbook_url"}
@@ -395,21 +435,17 @@ def test_monitoring_objects_pass_the_crds(planned: dict[str, Planned], shared_cr
 
 def _diagnose(tmp_path: Path, base: Path, patch: dict[str, Any]) -> list[tuple[str, str, str]]:
     """LD5xx diagnostics of ``base`` with ``patch`` merged in: (rule, severity, path)."""
-    import llmdeploy.rules.monitoring  # noqa: F401  (registers LD5xx)
-    from llmdeploy.resolve import resolve
-    from llmdeploy.rules.registry import RULES, RuleContext, run_rules
+    from llmdeploy.pipeline import analyze
     from llmdeploy.spec.loader import load_paths
-    from llmdeploy.spec.validate import deep_merge, validate_doc
+    from llmdeploy.spec.validate import deep_merge
 
     data = deep_merge(yaml.safe_load(base.read_text()), patch)
     f = tmp_path / "spec.llmdeploy.yaml"
     f.write_text(yaml.safe_dump(data, sort_keys=False))
     docs, _ = load_paths([str(f)])
-    v = validate_doc(docs[0])
-    assert v.spec is not None, v.diagnostics
-    r = resolve(v)
-    rules = [r for r in RULES.values() if r.id.startswith("LD5")]
-    return [(d.rule, d.severity.value, d.path) for d in run_rules(RuleContext(v, r), rules)]
+    a = analyze(docs[0])
+    assert a.spec is not None, a.diagnostics
+    return [(d.rule, d.severity.value, d.path) for d in a.diagnostics if d.rule.startswith("LD5")]
 
 
 def test_examples_are_clean(tmp_path: Path) -> None:
@@ -456,6 +492,14 @@ def test_ld505_gpu_memory_alert_raised(tmp_path: Path) -> None:
 def test_ld506_scrape_interval(tmp_path: Path) -> None:
     assert ("LD506", "warning", "monitoring.scrapeInterval") in _diagnose(
         tmp_path, L4, {"monitoring": {"scrapeInterval": "1m"}})
+
+
+def test_ld507_itl_slo_below_decode_step(tmp_path: Path) -> None:
+    """An 8B model in 16 bit on an L4 (300 GB/s) needs about 0.1 s per step at a full batch."""
+    assert ("LD507", "warning", "monitoring.alerts.itlP95Seconds") in _diagnose(
+        tmp_path, L4, {"monitoring": {"alerts": {"itlP95Seconds": 0.02}}})
+    assert not [g for g in _diagnose(tmp_path, L4, {"monitoring": {"alerts": {"itlP95Seconds": 0.5}}})
+                if g[0] == "LD507"]
 
 
 def test_ld508_labels(tmp_path: Path) -> None:

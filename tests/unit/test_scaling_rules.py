@@ -402,3 +402,73 @@ def test_examples_have_only_the_intended_ld3_warnings(example: str) -> None:
     diags = [d for d in analyze(docs[0]).diagnostics if d.rule.startswith("LD3")]
     assert not [d.to_text() for d in diags if d.is_error]
     assert {d.rule for d in diags} == EXPECTED_EXAMPLE_FINDINGS.get(example, set())
+
+
+def test_candidate_flags_are_checked_against_the_candidate_version() -> None:
+    text, hits = lint("rollout:\n  strategy: canary\n  candidate:\n    extraArgs: [\"--enable-flash-attention\"]\n"
+                      + GATEWAY)
+    line, col = at(text, 'extraArgs: ["--enable-flash-attention"]')
+    assert hits == [("LD315", "error", line, col + 1)]
+
+
+def test_inherited_flags_on_a_newer_candidate_version() -> None:
+    # --swap-space is fine on the stable 0.11.0 and gone in the candidate's 0.18.0.
+    head = HEAD.replace("  image: vllm/vllm-openai:v0.11.0\n",
+                        "  image: vllm/vllm-openai:v0.11.0\n  extraArgs: [\"--swap-space=4\"]\n")
+    text, hits = lint("rollout:\n  strategy: canary\n  candidate:\n    image: vllm/vllm-openai:v0.18.0\n" + GATEWAY,
+                      head=head)
+    assert hits == [hit("LD315", text, "image: vllm/vllm-openai:v0.18.0")]
+
+
+# --------------------------------------------------------------------------- the documentation's examples
+
+
+def _doc_example(doc: str, label: str) -> dict[str, object] | None:
+    """The YAML block after ``Fails::`` / ``Passes::`` in a rule docstring."""
+    import re
+
+    from ruamel.yaml import YAML
+
+    m = re.search(rf"^{label}::\n\n((?:    .*\n|\n)+)", doc + "\n", re.MULTILINE)
+    if m is None:
+        return None
+    data = YAML(typ="safe").load(textwrap.dedent(m.group(1)))
+    assert isinstance(data, dict), data
+    return data
+
+
+# Examples that need more than a fragment merged onto a spec (a team profile file).
+NOT_STANDALONE = {("LD304", "Fails")}
+
+
+@pytest.mark.parametrize("rule_id", [f"LD3{n:02d}" for n in range(17)])
+def test_documented_examples_fail_and_pass(rule_id: str) -> None:
+    import io
+
+    from ruamel.yaml import YAML
+
+    from llmdeploy.spec.validate import deep_merge
+
+    load_all()
+    base = YAML(typ="safe").load(HEAD)
+    for label, fires in (("Fails", True), ("Passes", False)):
+        example = _doc_example(RULES[rule_id].doc, label)
+        if example is None or (rule_id, label) in NOT_STANDALONE:
+            continue
+        buf = io.StringIO()
+        YAML(typ="safe").dump(deep_merge(base, example), buf)
+        docs, diags = load_text(buf.getvalue(), "spec.yaml", Path("."))
+        assert docs and not diags, diags
+        a = analyze(docs[0])
+        assert a.spec is not None, [d.to_text() for d in a.diagnostics]
+        got = {d.rule for d in a.diagnostics}
+        assert (rule_id in got) is fires, (label, [d.to_text() for d in a.diagnostics])
+
+
+def test_network_policy_must_admit_the_gateway() -> None:
+    body = ("profile: production\nrollout:\n  strategy: canary\n  candidate:\n    image: vllm/vllm-openai:v0.10.2\n"
+            + GATEWAY)
+    text, hits = lint(body)
+    assert hits == [hit("LD315", text, "gateway:", "warning", key=True)]
+    text, hits = lint("deployment:\n  networkPolicy:\n    gatewayNamespace: gateway-system\n" + body)
+    assert hits == []

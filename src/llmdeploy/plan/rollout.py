@@ -29,10 +29,6 @@ from .. import naming
 from . import Manifest, PlanContext, Section, kserve, scaling
 from .kserve import EnginePlan
 
-# Kubernetes Deployment strategy: a surge pod loads the model while every old pod keeps
-# serving (practices.md "Rolling updates"). KServe passes the predictor's
-# deploymentStrategy to the Deployment in Standard mode (its default is 25 %/25 %).
-ROLLING_STRATEGY: dict[str, Any] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 # KServe pkg/constants EnableRoutingTagAnnotationKey: tags the Knative traffic targets
 # `latest` and `prev`, so each revision gets its own URL for testing
 # (reconcilers/knative/ksvc_reconciler.go).
@@ -41,6 +37,16 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 # KServe's Standard-mode predictor Service listens on port 80 (CommonDefaultHttpPort) and
 # forwards to the container port (reconcilers/service/service_reconciler.go).
 PREDICTOR_SERVICE_PORT = 80
+
+
+def rolling_strategy() -> dict[str, Any]:
+    """The predictor's ``deploymentStrategy``: never drop capacity during an update.
+
+    A surge pod loads the model while every old pod keeps serving (practices.md "Rolling
+    updates"). KServe passes the predictor's deploymentStrategy to the Deployment in
+    Standard mode (its default is 25 %/25 %). A fresh mapping for each manifest.
+    """
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,16 @@ def candidate_context(ctx: PlanContext) -> PlanContext:
     return dataclasses.replace(ctx, spec=cspec, engine=info)
 
 
+def candidate_metric_name(ctx: PlanContext) -> str:
+    """The ``model_name`` the candidate's metrics carry.
+
+    On vLLM its own InferenceService name (its first ``--served-model-name``, see
+    :func:`metric_named_args`); an engine without a model label keeps the served name
+    (its queries are scoped by predictor pod names instead).
+    """
+    return candidate_name(ctx) if ctx.spec.runtime.engine == "vllm" else ctx.served_model_name
+
+
 def metric_named_args(args: tuple[str, ...], served: str, metric_name: str) -> tuple[str, ...]:
     """Serve the stable's model name too, but label the metrics with ``metric_name``.
 
@@ -139,7 +155,7 @@ def plan_candidate(ctx: PlanContext, engine: EnginePlan, primary: Section) -> Ca
     name = candidate_name(ctx)
     cctx = candidate_context(ctx)
     cengine = kserve.plan_engine(cctx)
-    metric_name = name if ctx.spec.runtime.engine == "vllm" else cctx.served_model_name
+    metric_name = candidate_metric_name(ctx)
     cengine = dataclasses.replace(
         cengine, args=metric_named_args(cengine.args, cctx.served_model_name, metric_name))
     target = scaling.ScaleTarget(name, metric_name, candidate_bounds(ctx, primary), role="candidate")
@@ -153,7 +169,7 @@ def candidate_manifests(ctx: PlanContext, engine: EnginePlan, cand: CandidatePla
     if cand.engine.runtime_name != engine.runtime_name:
         out.append(kserve.runtime_manifest(cand.context, cand.engine))
     extra = dict(cand.section.predictor)
-    extra["deploymentStrategy"] = ROLLING_STRATEGY
+    extra["deploymentStrategy"] = rolling_strategy()
     pred = kserve.predictor_spec(cand.context, cand.engine, extra, isvc_name=cand.name)
     out.append(kserve.isvc_manifest(cand.context, cand.engine, name=cand.name,
                                     annotations=dict(cand.section.isvc_annotations), predictor=pred,
@@ -226,7 +242,7 @@ def plan_rollout(ctx: PlanContext, engine: EnginePlan, scaling_section: Section)
         return _knative(ctx)
     r = ctx.spec.rollout
     out = Section()
-    out.predictor["deploymentStrategy"] = ROLLING_STRATEGY
+    out.predictor["deploymentStrategy"] = rolling_strategy()
     out.notes.append(
         "rollout: Deployment RollingUpdate maxUnavailable 0, maxSurge 1 (one extra replica's GPUs must be free "
         f"during an update); terminationGracePeriodSeconds {engine.termination_grace_seconds} s from the "

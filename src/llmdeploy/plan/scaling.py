@@ -102,7 +102,6 @@ class MetricSpec:
     """How one ``scaling.metric`` is measured and compared.
 
     Attributes:
-        logical: engine metrics (logical names of the engine table) the query reads.
         metric_type: the HPA metric type KEDA uses. ``AverageValue``: the query returns
             a sum over replicas and the HPA divides it by the replica count, so the
             threshold is per replica and desired = ceil(sum / threshold). ``Value``: the
@@ -112,19 +111,18 @@ class MetricSpec:
         scale: factor from the spec's unit to the rendered unit (seconds → ms, 0–1 → %).
     """
 
-    logical: tuple[str, ...]
     metric_type: str
     unit: str
     scale: float = 1.0
 
 
 KEDA_METRICS: Mapping[str, MetricSpec] = {
-    "queueDepth": MetricSpec(("num_requests_waiting",), "AverageValue", "waiting requests per replica"),
-    "runningRequests": MetricSpec(("num_requests_running",), "AverageValue", "running requests per replica"),
-    "kvCacheUsage": MetricSpec(("kv_cache_usage",), "Value", "% KV-cache usage (average over replicas)", 100.0),
-    "ttftP95": MetricSpec(("time_to_first_token",), "Value", "ms p95 time to first token", 1000.0),
-    "itlP95": MetricSpec(("inter_token_latency",), "Value", "ms p95 inter-token latency", 1000.0),
-    "generationTokens": MetricSpec(("generation_tokens",), "AverageValue", "generated tokens/s per replica"),
+    "queueDepth": MetricSpec("AverageValue", "waiting requests per replica"),
+    "runningRequests": MetricSpec("AverageValue", "running requests per replica"),
+    "kvCacheUsage": MetricSpec("Value", "% KV-cache usage (average over replicas)", 100.0),
+    "ttftP95": MetricSpec("Value", "ms p95 time to first token", 1000.0),
+    "itlP95": MetricSpec("Value", "ms p95 inter-token latency", 1000.0),
+    "generationTokens": MetricSpec("AverageValue", "generated tokens/s per replica"),
 }
 KPA_METRICS = ("concurrency", "rps")
 HPA_METRICS = ("cpu", "memory")
@@ -182,8 +180,6 @@ class TargetChoice:
 
     value: float
     reason: str
-    suggested: float | None = None  # from the capacity estimate, when there is one
-    suggested_reason: str | None = None
 
 
 def _capacity(sizing: SizingReport | None) -> Capacity | None:
@@ -211,15 +207,14 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
     """Resolve ``scaling.target`` (``auto`` included) for ``scaling.metric``."""
     s = spec.scaling
     metric = s.metric
-    suggestion = suggested_queue_depth(spec, sizing) if metric == "queueDepth" else None
-    sug_value, sug_reason = suggestion if suggestion else (None, None)
     if s.target != "auto":
-        return TargetChoice(float(s.target), "set in the spec or its profile", sug_value, sug_reason)
+        return TargetChoice(float(s.target), "set in the spec or its profile")
     cap = _capacity(sizing)
     alerts = spec.monitoring.alerts
     if metric == "queueDepth":
-        if sug_value is not None:
-            return TargetChoice(sug_value, sug_reason or "", sug_value, sug_reason)
+        suggestion = suggested_queue_depth(spec, sizing)
+        if suggestion is not None:
+            return TargetChoice(*suggestion)
         return TargetChoice(DEFAULT_QUEUE_DEPTH, "5 waiting requests per replica (practices.md)")
     if metric == "runningRequests":
         v = max(1.0, math.floor(max_num_seqs * SATURATION_HEADROOM))
@@ -370,7 +365,7 @@ class ScaleTarget:
         isvc: InferenceService name.
         model_name: value of the engine's ``model_name`` label for its pods.
         bounds: replica counts.
-        role: ``primary`` or ``candidate`` (component label, notes).
+        role: ``primary`` or ``candidate`` (the capacity suggestion is noted for the primary only).
     """
 
     isvc: str

@@ -217,11 +217,13 @@ def scrape_interval_too_long(ctx: RuleContext) -> Iterator[Finding]:
 
 @rule("LD507", Severity.WARNING)
 def itl_slo_below_decode_speed(ctx: RuleContext) -> Iterator[Finding]:
-    """The inter-token latency SLO is faster than the GPU can decode.
+    """The inter-token latency SLO is faster than the GPU decodes a full batch.
 
-    Decoding is memory-bandwidth bound: each generated token reads the weights once. When
-    the sizing's decode estimate per sequence is slower than ``itlP95Seconds``, the SLO is
-    breached whenever the batch fills up and the alert fires under normal load.
+    Decoding is memory-bandwidth bound: each step reads the weights and the batch's KV
+    cache once, and every running sequence gets one token per step. When the sizing's
+    decode step at the batch it expects (``llmdeploy size``: the concurrency the KV cache
+    and ``maxNumSeqs`` allow) is slower than ``itlP95Seconds``, the SLO is breached
+    whenever the batch fills up, and the alert fires under normal load.
     """
     sizing = ctx.resolved.sizing
     cap = getattr(sizing, "capacity", None)
@@ -231,10 +233,12 @@ def itl_slo_below_decode_speed(ctx: RuleContext) -> Iterator[Finding]:
     step = 1.0 / float(rate)
     slo = ctx.spec.monitoring.alerts.itl_p95_seconds
     if slo < step:
+        n = getattr(cap, "concurrency", None)
+        batch = f" with {n} sequences in the batch" if isinstance(n, int) else " at full batch"
         yield Finding((*ALERTS, "itlP95Seconds"),
-                      f"itlP95Seconds {slo:g}s is below the estimated decode time of {step * 1000:.0f} ms per "
-                      "token per sequence on this GPU: the alert fires under normal load",
-                      f"set it above {step:.3g}, or lower runtime.maxNumSeqs / use a faster GPU")
+                      f"itlP95Seconds {slo:g}s is below the estimated decode step of {step * 1000:.0f} ms{batch}: "
+                      "the alert fires whenever the batch fills up",
+                      f"set it above {step:.3g}, lower runtime.maxNumSeqs, or use a GPU with more memory bandwidth")
 
 
 @rule("LD508", Severity.WARNING)

@@ -14,6 +14,7 @@ from ..diagnostics import Severity
 from .registry import Finding, RuleContext, rule
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..engines import EngineVersionInfo
     from ..sizing import SizingReport
 
 PathT = tuple[str | int, ...]
@@ -29,9 +30,6 @@ def _where(ctx: RuleContext, *paths: PathT) -> PathT:
 
 def _sizing(ctx: RuleContext) -> SizingReport | None:
     return ctx.resolved.sizing
-
-
-LLM_METRICS = ("queueDepth", "ttftP95", "itlP95", "kvCacheUsage", "runningRequests", "generationTokens")
 
 
 # --------------------------------------------------------------------------- autoscaler × mode × metric
@@ -96,7 +94,7 @@ def metric_fits_autoscaler(ctx: RuleContext) -> Iterator[Finding]:
           autoscaler: keda
           metric: queueDepth
     """
-    from ..plan.scaling import METRICS_BY_AUTOSCALER
+    from ..plan.scaling import KEDA_METRICS, METRICS_BY_AUTOSCALER
 
     s = ctx.spec.scaling
     allowed = METRICS_BY_AUTOSCALER.get(s.autoscaler)
@@ -114,7 +112,7 @@ def metric_fits_autoscaler(ctx: RuleContext) -> Iterator[Finding]:
             hint = ("use metric: queueDepth or runningRequests, or deployment.mode: knative with "
                     "autoscaler: kpa")
     elif s.autoscaler == "hpa":
-        if s.metric in LLM_METRICS:
+        if s.metric in KEDA_METRICS:
             msg = f"KServe's HPA scales only on cpu or memory; {m} needs KEDA"
             hint = "set scaling.autoscaler: keda (Standard mode) to scale on the engine's metrics"
         else:
@@ -195,6 +193,8 @@ def scale_to_zero_possible(ctx: RuleContext) -> Iterator[Finding]:
 
     Passes::
 
+        deployment:
+          mode: knative
         scaling:
           autoscaler: kpa
           metric: concurrency
@@ -409,7 +409,7 @@ def _profile_metric(ctx: RuleContext) -> str:
     return str(metric) if metric else "queueDepth"
 
 
-def _profile_value_for_other_metric(ctx: RuleContext, key: str) -> object | None:
+def _profile_value_for_other_metric(ctx: RuleContext, key: str) -> float | None:
     """The profile's ``scaling.<key>`` when the spec kept it but changed the metric it was meant for.
 
     A profile's target is a number in its metric's unit (the built-in profiles: waiting
@@ -421,9 +421,9 @@ def _profile_value_for_other_metric(ctx: RuleContext, key: str) -> object | None
         return None
     s = ctx.spec.scaling
     value = s.target if key == "target" else s.activation_target
-    if value == "auto" or ctx.spec.scaling.metric == _profile_metric(ctx):
+    if value is None or value == "auto" or s.metric == _profile_metric(ctx):
         return None
-    return value
+    return float(value)
 
 
 @rule("LD309")
@@ -455,7 +455,7 @@ def target_fits_metric(ctx: RuleContext) -> Iterator[Finding]:
     borrowed = _profile_value_for_other_metric(ctx, "target")
     if borrowed is not None:
         yield Finding(("scaling", "target"),
-                      f"the profile's target {borrowed} is meant for metric {_profile_metric(ctx)}, not {s.metric}",
+                      f"the profile's target {borrowed:g} is meant for metric {_profile_metric(ctx)}, not {s.metric}",
                       f"set scaling.target for {s.metric} in the spec, or target: auto")
         return
     if s.target == "auto":
@@ -554,7 +554,7 @@ def standard_rollout_needs_candidate_and_gateway(ctx: RuleContext) -> Iterator[F
         yield Finding(where, f"{r.strategy} in Standard mode needs rollout.candidate: the new version runs as a "
                              f"second InferenceService{why}",
                       "add rollout.candidate with what changes (image, storageUri, revision, extraArgs), or use "
-                      "deployment.mode: knative for a revision canary")
+                      "deployment.mode: knative, where KServe splits traffic between revisions")
     if r.gateway is None:
         yield Finding(where, f"{r.strategy} in Standard mode needs rollout.gateway: a Gateway API HTTPRoute splits "
                              f"the traffic between the two InferenceServices{why}",
@@ -581,6 +581,9 @@ def knative_rollout(ctx: RuleContext) -> Iterator[Finding]:
 
         deployment:
           mode: knative
+        scaling:
+          autoscaler: kpa
+          metric: concurrency
         rollout:
           strategy: canary
           trafficPercent: 20
@@ -640,7 +643,7 @@ def no_flagger(ctx: RuleContext) -> Iterator[Finding]:
     to zero and creates its own Services; KServe owns ``<isvc>-predictor``, its Service
     and its selector, so the two controllers fight and KServe's URL ends up routing to
     zero pods. docs/scaling.md has the promotion recipe llmdeploy supports instead: the
-    analysis PromQL (candidate vs stable) is in the render notes.
+    analysis PromQL (candidate vs stable) is in the plan's notes.
 
     Fails::
 
@@ -652,7 +655,45 @@ def no_flagger(ctx: RuleContext) -> Iterator[Finding]:
                       "llmdeploy renders no Flagger Canary: Flagger would clone and scale KServe's predictor "
                       "Deployment, which KServe owns",
                       "remove rollout.flagger and promote with the recipe in docs/scaling.md (the candidate-vs-"
-                      "stable PromQL is in the render notes)")
+                      "stable PromQL is in the plan's notes)")
+
+
+def _candidate_flags(ctx: RuleContext, info: EngineVersionInfo) -> Iterator[Finding]:
+    """The candidate's engine flags against the candidate's engine version (LD120's check).
+
+    Its own ``extraArgs``, or the stable's when it inherits them on another version.
+    """
+    from ..engines import check_args
+
+    c = ctx.spec.rollout.candidate
+    assert c is not None
+    own = c.extra_args is not None
+    args = c.extra_args if c.extra_args is not None else ctx.spec.runtime.extra_args
+    for pa, problem in check_args(info, args):
+        sev = Severity.WARNING if problem.severity == "warning" else Severity.ERROR
+        if own:
+            yield Finding(("rollout", "candidate", "extraArgs", pa.index), problem.message, problem.hint, severity=sev)
+        else:
+            yield Finding(("rollout", "candidate", "image"),
+                          f"runtime.extraArgs[{pa.index}] on the candidate's {info.display_name} {info.version}: "
+                          f"{problem.message}", "give the candidate its own extraArgs", severity=sev)
+
+
+def _gateway_admitted(ctx: RuleContext) -> Iterator[Finding]:
+    """Warn when the service's NetworkPolicy would drop the gateway's requests."""
+    from ..plan.policy import PROFILE_DEFAULTS
+
+    np = ctx.spec.deployment.network_policy
+    enabled = np.enabled if np.enabled is not None else PROFILE_DEFAULTS.get(ctx.profile or "", False)
+    g = ctx.spec.rollout.gateway
+    assert g is not None
+    ns = ctx.spec.metadata.namespace
+    gw_ns = g.namespace or ns
+    if enabled and gw_ns != ns and gw_ns not in {*np.allow_from_namespaces, np.gateway_namespace}:
+        yield Finding(("rollout", "gateway"),
+                      f"the NetworkPolicy admits no traffic from namespace {gw_ns}, where the gateway runs",
+                      f"set deployment.networkPolicy.gatewayNamespace to the namespace of the gateway's proxy pods "
+                      f"(often {gw_ns})", severity=Severity.WARNING, key=True)
 
 
 # RFC 7230 token, the pattern Gateway API's HTTPHeaderName uses.
@@ -667,10 +708,15 @@ def candidate_and_route(ctx: RuleContext) -> Iterator[Finding]:
 
     * A candidate that changes nothing tests nothing (a warning), and one given with
       ``strategy: rolling`` is not rendered (a warning).
+    * The candidate's engine flags (its ``extraArgs``, or the stable's it inherits on
+      another engine version) are checked against its own engine version, as LD120 does.
     * llmdeploy renders one ClusterServingRuntime per engine version: a candidate image
       that pins the same version as the stable one but is another image cannot have its
       own runtime (an error); an image that pins no version gets a warning.
     * The A/B header must be an HTTP header name, and gateway hostnames DNS names.
+    * With a NetworkPolicy (on in the staging and production profiles), the gateway's
+      namespace must be admitted (``deployment.networkPolicy.gatewayNamespace``), or
+      the route's requests are dropped (a warning).
 
     Fails::
 
@@ -693,6 +739,7 @@ def candidate_and_route(ctx: RuleContext) -> Iterator[Finding]:
                           "set what the new version changes: image, storageUri, revision or extraArgs",
                           severity=Severity.WARNING, key=True)
         stable = ctx.resolved.engine
+        cand = stable
         if c.image is not None and stable is not None:
             cand = resolve_engine(ctx.spec.runtime.engine, c.image, None)
             stable_image = ctx.spec.runtime.image or stable.default_image
@@ -705,9 +752,13 @@ def candidate_and_route(ctx: RuleContext) -> Iterator[Finding]:
                               f"the candidate image is another image of the same {cand.display_name} version "
                               f"{cand.version}, and llmdeploy renders one ClusterServingRuntime per version",
                               "use an image of another version, or the stable image with other extraArgs")
+        if cand is not None and stable is not None and (c.extra_args is not None or cand.version != stable.version):
+            yield from _candidate_flags(ctx, cand)
     if r.strategy == "abTest" and not HEADER_NAME_RE.match(r.header):
         yield Finding(("rollout", "header"), f"{r.header!r} is not an HTTP header name",
                       "letters, digits and !#$%&'*+-.^_`|~, e.g. X-Experiment-Group")
+    if r.gateway is not None and ctx.spec.deployment.mode == "standard":
+        yield from _gateway_admitted(ctx)
     if r.gateway is not None:
         for i, host in enumerate(r.gateway.hostnames):
             if not HOSTNAME_RE.match(host) or len(host) > 253:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ..engines import Version
 from .capacity import estimate_capacity, estimate_load_seconds
 from .memory import (
     GIB,
@@ -352,6 +353,12 @@ def _batch(inp: SizingInput, mm: MemoryModel, total_gib: float) -> tuple[int, in
 
 @lru_cache(maxsize=256)
 def _memory_model(engine: EngineVersionInfo, generation: str | None) -> MemoryModel:
+    if generation is not None and engine.engine == "vllm" and generation not in ("V0", "V1"):
+        raise ValueError(f"engine_generation must be V0 or V1, not {generation!r}")
+    if generation is not None and engine.engine == "vllm":
+        v = engine.version_info
+        if (generation == "V1" and v < Version.parse("0.8.0")) or (generation == "V0" and v >= Version.parse("0.11.0")):
+            raise ValueError(f"vLLM {engine.version} has no {generation} engine (V1 from 0.8.0, V0 until 0.10)")
     return engine.memory_model_for(generation)
 
 
@@ -403,7 +410,7 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     piecewise, full = cuda_graph_sizes(mm, seqs, p.tokens)
     graphs = 0 if inp.enforce_eager else piecewise + full
     breakdowns, toks, kvb = [], [], []
-    for st, w in zip(p.stages, p.weights):
+    for st, w in zip(p.stages, p.weights, strict=True):
         act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs)
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
         kv = p.usable - w - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
@@ -437,14 +444,18 @@ def engine_batch_defaults(inp: SizingInput) -> tuple[int, int]:
 
 
 def _fits_memory(c: _Core) -> bool:
-    return all(kv >= req for kv, req in zip(c.stage_kv_bytes, c.stage_request_bytes))
+    return all(kv >= req for kv, req in zip(c.stage_kv_bytes, c.stage_request_bytes, strict=True))
 
 
 def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core]:
     """Run the core; with ``max_num_seqs`` auto, derive it and size with that value.
 
-    ``max_num_seqs`` auto becomes the number of maxModelLen requests the KV cache
-    holds, capped at the engine's default. The planner passes it as
+    ``max_num_seqs`` auto becomes the number of requests of the expected length the KV
+    cache holds, capped at the engine's default. The expected length is
+    ``targetLoad.avgPromptTokens + avgOutputTokens`` when the spec gives a target load
+    (vLLM pages the cache, so typical requests — not the longest — decide how many fit
+    at once), else ``maxModelLen``: then even a batch of full-length requests never
+    needs preemption, the safe choice without traffic data. The planner passes it as
     ``--max-num-seqs`` and vLLM profiles its sampler over that many sequences, so the
     value and the KV cache depend on each other: the result is the fixed point, sized
     as the engine will see it.
@@ -456,8 +467,13 @@ def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core]:
     # The largest s ≤ the engine default with s ≤ concurrency(s): concurrency only
     # grows as s shrinks (a smaller sampler profile), so s - concurrency(s) is
     # increasing and a binary search finds the edge.
+    request_tokens = inp.max_model_len
+    if inp.target_load is not None:
+        expected = inp.target_load.avg_prompt_tokens + inp.target_load.avg_output_tokens
+        request_tokens = max(1, min(inp.max_model_len, expected))
+
     def ok(s: int) -> bool:
-        return s <= _evaluate(inp, p, s).kv_cache_tokens // max(inp.max_model_len, 1)
+        return s <= _evaluate(inp, p, s).kv_cache_tokens // max(request_tokens, 1)
 
     lo, hi = 1, max(1, c.default_seqs)
     if ok(hi):

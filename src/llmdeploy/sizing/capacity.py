@@ -128,7 +128,7 @@ def estimate_capacity(
     ctx = prompt + output / 2  # average KV length a decode step reads per sequence
     eff_bw = gpu.memory_bandwidth_gbs * 1e9 * DECODE_BANDWIDTH_EFFICIENCY
     step = 0.0
-    for w, kv in zip(weights_per_stage, kv_bytes_per_token_per_stage):
+    for w, kv in zip(weights_per_stage, kv_bytes_per_token_per_stage, strict=True):
         step += (_weights_read_per_step(model, w, n) + n * ctx * kv) / eff_bw
     latency = ALLREDUCE_LATENCY_S.get(gpu.interconnect, 30e-6)
     if tp > 1:
@@ -148,19 +148,19 @@ def estimate_capacity(
     per_1m = cost / (decode_tps * 3600) * 1e6 if cost is not None else None
     per_1k = cost / (rps * 3600) * 1000 if cost is not None else None
     assumptions = (
-        f"estimates, not measurements: decode is memory-bandwidth bound at "
-        f"{DECODE_BANDWIDTH_EFFICIENCY:.0%} of {gpu.memory_bandwidth_gbs:g} GB/s",
-        f"{n} sequences decode at once (max_num_seqs {max_num_seqs}, KV cache holds "
-        f"{kv_cache_tokens // max(seq_len, 1)} of {seq_len} tokens)",
-        f"requests average {prompt} prompt and {output} output tokens"
-        + ("" if avg_prompt_tokens else " (no scaling.targetLoad: spec defaults)"),
+        (f"estimates, not measurements: decode is memory-bandwidth bound at "
+         f"{DECODE_BANDWIDTH_EFFICIENCY:.0%} of {gpu.memory_bandwidth_gbs:g} GB/s"),
+        (f"{n} sequences decode at once (max_num_seqs {max_num_seqs}, KV cache holds "
+         f"{kv_cache_tokens // max(seq_len, 1)} of {seq_len} tokens)"),
+        (f"requests average {prompt} prompt and {output} output tokens"
+         + ("" if avg_prompt_tokens else " (no scaling.targetLoad: spec defaults)")),
         f"prefill is compute bound at {PREFILL_MFU:.0%} MFU of {tflops:g} dense {precision} TFLOPS per GPU",
-        *( [f"tensor parallel adds 2 all-reduces per layer at {latency * 1e6:.0f} µs each"] if tp > 1 else [] ),
-        *( ["MoE decode reads only the experts its batch routes to"] if model.moe is not None else [] ),
-        *( ["pipeline stages run one after another (no micro-batch overlap)"] if pp > 1 else [] ),
+        *([f"tensor parallel adds 2 all-reduces per layer at {latency * 1e6:.0f} µs each"] if tp > 1 else []),
+        *(["MoE decode reads only the experts its batch routes to"] if model.moe is not None else []),
+        *(["pipeline stages run one after another (no micro-batch overlap)"] if pp > 1 else []),
         f"replicas run at {TARGET_UTILIZATION:.0%} of the estimated requests/s",
-        (f"${price_per_gpu_hour:g} per GPU-hour (catalog list price unless overridden), "
-         "cost at full utilisation") if price_per_gpu_hour is not None
+        (f"${price_per_gpu_hour:g} per GPU-hour (catalog list price unless overridden), cost at full utilisation")
+        if price_per_gpu_hour is not None
         else "no price for this GPU in the catalog: pass a price to get costs",
     )
     return CapacityNumbers(

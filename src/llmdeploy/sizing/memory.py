@@ -266,7 +266,7 @@ class _LayerParams:
 def _layer_params(model: ModelConfig, tp: int, moe_layer: bool) -> _LayerParams:
     """One decoder layer's parameters on one TP rank (vLLM's tensor-parallel layers)."""
     h = model.hidden_size
-    plain = (4 if model.family in ("gemma2", "gemma3") else 2) * h  # RMSNorms, replicated
+    plain: float = (4 if model.family in ("gemma2", "gemma3") else 2) * h  # RMSNorms, replicated
     if model.mla is not None:
         m = model.mla
         n_rank = model.num_attention_heads / tp
@@ -596,10 +596,8 @@ def activation_bytes(
     sampler = 0.0
     if stage.is_last:
         sampler = min(seqs, tokens) * model.vocab_size * a.sampler_bytes_per_logit
-    if a.moe_workspace_additive:
-        peak = max(forward, sampler) + moe
-    else:
-        peak = max(forward + moe, sampler)
+    # V1 keeps the MoE workspace allocated beside the sampler; in V0 it is part of the forward.
+    peak = max(forward, sampler) + moe if a.moe_workspace_additive else max(forward + moe, sampler)
     return int(peak)
 
 

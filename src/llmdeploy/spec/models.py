@@ -545,7 +545,13 @@ class Rollout(_Model):
     header_value: str = Field("B", description="Header value that selects the candidate (abTest).")
     candidate: Candidate | None = Field(None, description="The candidate version (canary, abTest, blueGreen).")
     gateway: Gateway | None = Field(None, description="Gateway for the HTTPRoute (Standard mode).")
-    flagger: bool = Field(False, description="Render a Flagger Canary for automated promotion (needs Flagger).")
+    flagger: bool = Field(
+        False,
+        description=(
+            "Reserved: a Flagger Canary cannot drive KServe's predictor Deployment, so `true` is refused "
+            "(LD314); docs/scaling.md has the promotion recipe instead."
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- monitoring
