@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--diagnostics-format", help="auto, text, json or github (diagnostics go to stderr).")
         ] = "auto",
         strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+        explain: Annotated[
+            bool, typer.Option("--explain", help="Print the planner's notes (derived numbers, rollout queries) to stderr.")
+        ] = False,
     ) -> None:
         """Render specs into apply-ready manifests (stdout), checked before anything is printed.
 
@@ -80,6 +83,9 @@ def register(app: typer.Typer) -> None:
         if not result.docs:
             sys.stderr.write("nothing rendered: no spec given\n")
             raise typer.Exit(EXIT_INVALID)
+        if explain:
+            for note in result.notes:
+                sys.stderr.write(f"note: {note}\n")
         for kind in result.unchecked:
             sys.stderr.write(f"note: {kind} was not schema-checked (pass its CRD with --crds)\n")
         selected = result.docs

@@ -162,7 +162,8 @@ def build_plan(analysis: Analysis) -> Plan:
     sections = [scaling.plan_scaling(ctx, engine)]
     sections.append(rollout.plan_rollout(ctx, engine, sections[0]))
     sections.append(monitoring.plan_monitoring(ctx, engine))
-    sections.append(policy.plan_policy(ctx, engine))
+    isvc_names = [ctx.name] + [m.name for m in sections[1].manifests if m.kind == "InferenceService"]
+    sections.append(policy.plan_policy(ctx, engine, isvc_names))
     manifests = [kserve.runtime_manifest(ctx, engine)]
     annotations: dict[str, str] = {}
     predictor: dict[str, Any] = {}

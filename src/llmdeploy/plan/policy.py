@@ -19,7 +19,18 @@ def _enabled(ctx: PlanContext, value: bool | None, *, production_only: bool) -> 
     return PROFILE_DEFAULTS.get(ctx.profile or "", False)
 
 
-def pdb_manifest(ctx: PlanContext) -> Manifest | None:
+def pods_selector(ctx: PlanContext, isvc_names: list[str]) -> dict[str, Any]:
+    """Predictor pods of the service and of its rollout candidates, by KServe's own labels."""
+    if len(isvc_names) == 1:
+        return {"matchLabels": ctx.predictor_selector(isvc_names[0])}
+    return {
+        "matchLabels": {"component": "predictor"},
+        "matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "In",
+                              "values": sorted(isvc_names)}],
+    }
+
+
+def pdb_manifest(ctx: PlanContext, isvc_names: list[str]) -> Manifest | None:
     """A PodDisruptionBudget: a drain takes at most ``maxUnavailable`` predictor pods at once.
 
     ``maxUnavailable`` rather than ``minAvailable``: with one replica a ``minAvailable: 1``
@@ -32,13 +43,13 @@ def pdb_manifest(ctx: PlanContext) -> Manifest | None:
     name = f"{ctx.name}-predictor"
     values = {
         "metadata": ctx.metadata(name, component="disruption-budget"),
-        "spec": {"maxUnavailable": d.max_unavailable, "selector": {"matchLabels": ctx.predictor_selector()}},
+        "spec": {"maxUnavailable": d.max_unavailable, "selector": pods_selector(ctx, isvc_names)},
     }
     return Manifest("policy/poddisruptionbudget.yaml.j2", "PodDisruptionBudget", name, values,
                     namespace=ctx.namespace, aliases=("pdb",))
 
 
-def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | None:
+def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str]) -> Manifest | None:
     """Ingress to the model pods only from the named namespaces/pods, the gateway and Prometheus.
 
     Egress stays open: the storage initializer downloads the weights (hf://, s3://…).
@@ -69,7 +80,7 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | N
     values = {
         "metadata": ctx.metadata(name, component="network-policy"),
         "spec": {
-            "podSelector": {"matchLabels": ctx.predictor_selector()},
+            "podSelector": pods_selector(ctx, isvc_names),
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         },
@@ -78,10 +89,15 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | N
                     namespace=ctx.namespace, aliases=("netpol",))
 
 
-def plan_policy(ctx: PlanContext, engine: EnginePlan) -> Section:
-    """PDB and NetworkPolicy when enabled (the production profile turns both on)."""
+def plan_policy(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str] | None = None) -> Section:
+    """PDB and NetworkPolicy when enabled (the production profile turns both on).
+
+    Both cover the predictor pods of every InferenceService of the service: the primary
+    and the rollout candidates (canary, A/B, blue/green).
+    """
+    names = isvc_names or [ctx.name]
     out = Section()
-    for m in (pdb_manifest(ctx), networkpolicy_manifest(ctx, engine)):
+    for m in (pdb_manifest(ctx, names), networkpolicy_manifest(ctx, engine, names)):
         if m is not None:
             out.manifests.append(m)
     return out

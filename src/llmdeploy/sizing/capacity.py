@@ -151,7 +151,7 @@ def estimate_capacity(
         (f"estimates, not measurements: decode is memory-bandwidth bound at "
          f"{DECODE_BANDWIDTH_EFFICIENCY:.0%} of {gpu.memory_bandwidth_gbs:g} GB/s"),
         (f"{n} sequences decode at once (max_num_seqs {max_num_seqs}, KV cache holds "
-         f"{kv_cache_tokens // max(seq_len, 1)} of {seq_len} tokens)"),
+         f"{kv_cache_tokens // max(seq_len, 1)} requests of {seq_len} tokens)"),
         (f"requests average {prompt} prompt and {output} output tokens"
          + ("" if avg_prompt_tokens else " (no scaling.targetLoad: spec defaults)")),
         f"prefill is compute bound at {PREFILL_MFU:.0%} MFU of {tflops:g} dense {precision} TFLOPS per GPU",
