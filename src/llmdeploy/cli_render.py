@@ -97,7 +97,11 @@ def register(app: typer.Typer) -> None:
         from .emit import emit_json, emit_stream, write_output_dir
 
         if output is not None:
-            written = write_output_dir(output, selected)
+            try:
+                written = write_output_dir(output, selected)
+            except LlmdeployError as exc:
+                sys.stderr.write(f"llmdeploy render: error: {exc}\n")
+                raise typer.Exit(exc.exit_code) from None
             sys.stderr.write(f"wrote {len(written)} files to {output}\n")
             return
         text = emit_json(selected) if out_format == "json" else emit_stream(selected)

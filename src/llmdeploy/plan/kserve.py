@@ -428,11 +428,6 @@ def runtime_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest:
             },
         },
         "spec": {
-            "annotations": {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": str(engine.port),
-                "prometheus.io/path": engine.metrics_path,
-            },
             "supportedModelFormats": [{"name": engine.model_format, "version": "1", "autoSelect": False}],
             "protocolVersions": ["v1"],
             "multiModel": False,
@@ -457,11 +452,16 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
     name = isvc_name or ctx.name
     labels = ctx.labels("predictor")
     labels["app.kubernetes.io/instance"] = name
-    pod_annotations = {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(engine.port),
-        "prometheus.io/path": engine.metrics_path,
-    }
+    # prometheus.io/* pod annotations only when they are how Prometheus finds the pods: a
+    # cluster with an annotation-based scrape job would otherwise scrape the pods a
+    # second time next to the PodMonitor/ServiceMonitor and double every sum.
+    pod_annotations: dict[str, str] = {}
+    if s.monitoring.enabled and s.monitoring.scrape == "annotations":
+        pod_annotations = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(engine.port),
+            "prometheus.io/path": engine.metrics_path,
+        }
     model: dict[str, Any] = {
         "modelFormat": {"name": engine.model_format},
         "runtime": engine.runtime_name,
@@ -479,10 +479,9 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
         "securityContext": engine.container_security,
         "volumeMounts": [dict(m) for m in engine.volume_mounts],
     })
-    pred: dict[str, Any] = {
-        "labels": dict(sorted(labels.items())),
-        "annotations": pod_annotations,
-    }
+    pred: dict[str, Any] = {"labels": dict(sorted(labels.items()))}
+    if pod_annotations:
+        pred["annotations"] = pod_annotations
     pred.update({k: extra[k] for k in ("minReplicas", "maxReplicas") if k in extra})
     for key in ("scaleMetric", "scaleMetricType", "scaleTarget", "containerConcurrency", "canaryTrafficPercent",
                 "autoScaling", "deploymentStrategy"):
