@@ -62,11 +62,7 @@ def resolve(v: Validated) -> Resolved:
         try:
             r.model = get_model(m.id)
         except CatalogError as exc:
-            r.diagnostics.append(_diag(
-                v, ("model", "id"), "LD115", exc.message,
-                (exc.hint + "; " if exc.hint else "")
-                + "or give model.config: the path of the model's config.json",
-            ))
+            r.diagnostics.append(_diag(v, ("model", "id"), "LD115", exc.message, exc.hint))
     # Both missing is reported by rule LD113.
 
     r.engine = resolve_engine(spec.runtime.engine, spec.runtime.image, spec.runtime.engine_version)

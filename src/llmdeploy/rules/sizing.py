@@ -164,12 +164,13 @@ def enough_concurrency(ctx: RuleContext) -> Iterator[Finding]:
     yield from _findings(ctx, "LD205")
 
 
-@rule("LD206", Severity.WARNING)
+@rule("LD206")
 def context_within_model_limit(ctx: RuleContext) -> Iterator[Finding]:
     """``maxModelLen`` is longer than the model's ``max_position_embeddings``.
 
-    vLLM rejects it unless ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, and the model
-    was not trained for positions beyond its limit.
+    vLLM refuses to start unless ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, and the
+    model was not trained for positions beyond its limit. An error; a warning when the
+    spec sets that variable in ``runtime.env`` (it chose to go beyond on purpose).
 
     Fails::
 
@@ -183,7 +184,10 @@ def context_within_model_limit(ctx: RuleContext) -> Iterator[Finding]:
         runtime:
           maxModelLen: 4096
     """
-    yield from _findings(ctx, "LD206")
+    allowed = any(e.name == "VLLM_ALLOW_LONG_MAX_MODEL_LEN" and (e.value or "").strip() in ("1", "true", "True")
+                  for e in ctx.spec.runtime.env)
+    for f in _findings(ctx, "LD206"):
+        yield Finding(f.path, f.message, f.hint, severity=Severity.WARNING if allowed else Severity.ERROR)
 
 
 @rule("LD207")

@@ -294,10 +294,15 @@ def image_pinned(ctx: RuleContext) -> Iterator[Finding]:
     """
     info = ctx.resolved.engine
     if info is not None and info.assumed:
-        where = ("runtime", "image") if ctx.user_set(("runtime", "image")) else ("runtime",)
+        if ctx.user_set(("runtime", "image")):
+            where: tuple[str, ...] = ("runtime", "image")
+        elif ctx.user_set(("runtime",)):
+            where = ("runtime",)
+        else:
+            where = ("kind",)  # no runtime section at all: point at the top of the spec
         yield Finding(where, info.assumed_reason or f"engine version unknown; assuming {info.version}",
                       "pin the image tag (e.g. vllm/vllm-openai:v" + info.version + ") or set runtime.engineVersion",
-                      key=where == ("runtime",))
+                      key=where != ("runtime", "image"))
 
 
 @rule("LD123")
