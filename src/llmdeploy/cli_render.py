@@ -86,8 +86,9 @@ def register(app: typer.Typer) -> None:
         if explain:
             for note in result.notes:
                 sys.stderr.write(f"note: {note}\n")
-        for kind in result.unchecked:
-            sys.stderr.write(f"note: {kind} was not schema-checked (pass its CRD with --crds)\n")
+        if result.unchecked:
+            kinds = ", ".join(k.split(" ", 1)[0] for k in result.unchecked)
+            sys.stderr.write(f"note: custom resources not schema-checked (pass your cluster's CRDs with --crds): {kinds}\n")
         selected = result.docs
         if only:
             wanted = [o for o in only.split(",") if o.strip()]

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..engines import Version
-from .capacity import estimate_capacity, estimate_load_seconds
+from .capacity import Capacity, estimate_capacity, estimate_load_seconds
 from .memory import (
     GIB,
     Quantization,
@@ -165,30 +165,6 @@ class MemoryBreakdown:
     def to_json(self) -> dict[str, float]:
         """JSON form, rounded to the MiB."""
         return {k: round(v, 3) for k, v in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class Capacity:
-    """Throughput and cost estimates for one replica (all are estimates; see ``assumptions``)."""
-
-    decode_tokens_per_s: float
-    decode_tokens_per_s_per_sequence: float
-    prefill_tokens_per_s: float
-    ttft_seconds_estimate: float
-    requests_per_s_per_replica: float
-    replicas_needed: int | None
-    cost_per_hour: float | None
-    cost_per_1m_output_tokens: float | None
-    cost_per_1k_requests: float | None
-    assumptions: tuple[str, ...]
-    concurrency: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        out: dict[str, Any] = {}
-        for k, v in self.__dict__.items():
-            out[k] = list(v) if isinstance(v, tuple) else (round(v, 4) if isinstance(v, float) else v)
-        return out
 
 
 @dataclass(frozen=True)
@@ -514,7 +490,7 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
     capacity = None
     if fits:
         tl = inp.target_load
-        n = estimate_capacity(
+        capacity = estimate_capacity(
             model=inp.model, gpu=inp.gpu, q=c.quant, act_dtype=c.act_dtype, tp=inp.tensor_parallel,
             pp=inp.pipeline_parallel, dp=inp.data_parallel, weights_per_stage=c.stage_weights,
             kv_bytes_per_token_per_stage=c.stage_kv_per_token, kv_cache_tokens=tokens, max_num_seqs=seqs,
@@ -522,14 +498,6 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
             requests_per_second=tl.requests_per_second if tl else None,
             avg_prompt_tokens=tl.avg_prompt_tokens if tl else None,
             avg_output_tokens=tl.avg_output_tokens if tl else None, price_per_gpu_hour=price,
-        )
-        capacity = Capacity(
-            decode_tokens_per_s=n.decode_tokens_per_s,
-            decode_tokens_per_s_per_sequence=n.decode_tokens_per_s_per_sequence,
-            prefill_tokens_per_s=n.prefill_tokens_per_s, ttft_seconds_estimate=n.ttft_seconds_estimate,
-            requests_per_s_per_replica=n.requests_per_s_per_replica, replicas_needed=n.replicas_needed,
-            cost_per_hour=n.cost_per_hour, cost_per_1m_output_tokens=n.cost_per_1m_output_tokens,
-            cost_per_1k_requests=n.cost_per_1k_requests, assumptions=n.assumptions, concurrency=n.concurrency,
         )
     load = estimate_load_seconds(
         weights_bytes_total=c.weights_total, generation=c.mm.generation, graphs=c.graphs,

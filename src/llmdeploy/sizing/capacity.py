@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from ..catalog import GPU, ModelConfig, estimate_active_parameters, estimate_num_parameters
 from .memory import Quantization
@@ -23,7 +24,7 @@ __all__ = [
     "LOAD_DISK_GBPS",
     "PREFILL_MFU",
     "TARGET_UTILIZATION",
-    "CapacityNumbers",
+    "Capacity",
     "estimate_capacity",
     "estimate_load_seconds",
 ]
@@ -56,8 +57,8 @@ LOAD_PARALLEL_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
-class CapacityNumbers:
-    """Raw capacity figures (the public :class:`~llmdeploy.sizing.Capacity` wraps them)."""
+class Capacity:
+    """Throughput and cost estimates for one replica (all are estimates; see ``assumptions``)."""
 
     concurrency: int
     decode_step_seconds: float
@@ -71,6 +72,13 @@ class CapacityNumbers:
     cost_per_1m_output_tokens: float | None
     cost_per_1k_requests: float | None
     assumptions: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (floats rounded to 4 decimals, tuples as lists)."""
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            out[k] = list(v) if isinstance(v, tuple) else (round(v, 4) if isinstance(v, float) else v)
+        return out
 
 
 def _expert_fraction(model: ModelConfig, batch: int) -> float:
@@ -110,7 +118,7 @@ def estimate_capacity(
     kv_cache_tokens: int, max_num_seqs: int, max_model_len: int,
     requests_per_second: float | None, avg_prompt_tokens: int | None, avg_output_tokens: int | None,
     price_per_gpu_hour: float | None,
-) -> CapacityNumbers:
+) -> Capacity:
     """Decode/prefill throughput, TTFT, requests per second, replicas and cost of one replica.
 
     Decode step time = Σ over pipeline stages of (weights read + KV read) /
@@ -163,7 +171,7 @@ def estimate_capacity(
         if price_per_gpu_hour is not None
         else "no price for this GPU in the catalog: pass a price to get costs",
     )
-    return CapacityNumbers(
+    return Capacity(
         concurrency=n, decode_step_seconds=step, decode_tokens_per_s=decode_tps,
         decode_tokens_per_s_per_sequence=per_seq, prefill_tokens_per_s=prefill_tps,
         ttft_seconds_estimate=ttft, requests_per_s_per_replica=rps, replicas_needed=replicas,
