@@ -166,7 +166,11 @@ def alert_below_scaling_target(ctx: RuleContext) -> Iterator[Finding]:
     key = SCALING_TO_ALERT[s.metric]
     value = _threshold(ctx, key)
     if value <= float(s.target):
-        yield Finding((*ALERTS, key),
+        where: tuple[str, ...] = (*ALERTS, key)
+        pdoc = ctx.validated.profile_doc
+        if not ctx.user_set(where) and not (pdoc is not None and pdoc.has(where)):
+            where = ("scaling", "target")  # the alert threshold is a default: point at what the user chose
+        yield Finding(where,
                       f"{key} ({value:g}) is at or below the autoscaling target scaling.target ({float(s.target):g} "
                       f"for {s.metric}): the alert fires while the autoscaler still considers the load normal",
                       "set the alert threshold above the scaling target")
