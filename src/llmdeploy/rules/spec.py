@@ -254,7 +254,8 @@ def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
     """An extra arg repeats a flag that llmdeploy derives from the spec.
 
     Flags such as ``--max-model-len`` or ``--tensor-parallel-size`` come from their spec
-    fields; setting them again in ``extraArgs`` would make the two disagree.
+    fields; setting them again in ``extraArgs`` (or in a rollout candidate's
+    ``extraArgs``) would make the two disagree.
     """
     from ..engines import split_arg
 
@@ -276,11 +277,16 @@ def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
         "--max-batch-prefill-tokens": "runtime.maxNumBatchedTokens",
         "--max-concurrent-requests": "runtime.maxNumSeqs", "--cuda-memory-fraction": "runtime.gpuMemoryUtilization",
     }
-    for i, arg in enumerate(ctx.spec.runtime.extra_args):
-        flag, _ = split_arg(arg) if arg.startswith("-") else (arg, None)
-        if flag in owned:
-            yield Finding(("runtime", "extraArgs", i), f"{flag} is derived from {owned[flag]}",
-                          f"set {owned[flag]} instead of passing {flag}")
+    lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
+    cand = ctx.spec.rollout.candidate
+    if cand is not None and cand.extra_args:
+        lists.append((("rollout", "candidate", "extraArgs"), cand.extra_args))
+    for where, args in lists:
+        for i, arg in enumerate(args):
+            flag, _ = split_arg(arg) if arg.startswith("-") else (arg, None)
+            if flag in owned:
+                yield Finding((*where, i), f"{flag} is derived from {owned[flag]}",
+                              f"set {owned[flag]} instead of passing {flag}")
 
 
 @rule("LD122", Severity.WARNING)
