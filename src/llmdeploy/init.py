@@ -8,6 +8,7 @@ from . import naming
 from .errors import InvalidSpecError
 
 TP_CHOICES = (1, 2, 4, 8)
+MIN_CONCURRENCY = 4.0  # full-length requests one replica should hold at once
 
 
 def derive_name(model_id: str) -> str:
@@ -28,6 +29,7 @@ def _choose_tp(model_id: str, gpu_key: str, max_model_len: int, utilization: flo
     model = get_model(model_id)
     gpu = get_gpu(gpu_key)
     engine = resolve_engine("vllm", None, None)
+    fitting: list[tuple[int, object]] = []
     last = None
     for tp in TP_CHOICES:
         if tp > gpu.gpus_per_node:
@@ -36,7 +38,13 @@ def _choose_tp(model_id: str, gpu_key: str, max_model_len: int, utilization: flo
                                   max_model_len=max_model_len, gpu_memory_utilization=utilization))
         last = report
         if report.fits:
-            return tp, report
+            fitting.append((tp, report))
+            # A replica that holds only one or two full-length requests queues everything
+            # else: prefer the smallest TP that leaves room for a few at once.
+            if report.max_concurrency >= MIN_CONCURRENCY:
+                return tp, report
+    if fitting:
+        return fitting[-1]
     return TP_CHOICES[0], last
 
 
