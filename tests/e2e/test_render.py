@@ -87,7 +87,13 @@ def test_rendered_facts(example: Path, rendered: dict[str, str]) -> None:
         vols = {v["name"]: v for v in isvc["spec"]["predictor"]["volumes"]}
         assert vols["dshm"]["emptyDir"]["medium"] == "Memory"
         assert model["startupProbe"]["httpGet"]["path"] == "/health"
-        assert isvc["spec"]["predictor"]["terminationGracePeriodSeconds"] >= 120
+        pred = isvc["spec"]["predictor"]
+        if ann["serving.kserve.io/deploymentMode"] == "Knative":
+            # Knative's pod/container schema has neither field: queue-proxy drains instead.
+            assert "terminationGracePeriodSeconds" not in pred and "lifecycle" not in model
+        else:
+            assert pred["terminationGracePeriodSeconds"] >= 120
+            assert "preStop" in model["lifecycle"]
         sec = model["securityContext"]
         assert sec["allowPrivilegeEscalation"] is False and sec["capabilities"]["drop"] == ["ALL"]
 
@@ -218,3 +224,22 @@ def test_injection_safety(tmp_path: Path, nasty: str) -> None:
     assert f"--served-model-name={nasty}" in model["args"]
     assert {"name": "NOTE", "value": nasty} in model["env"]
     assert not any(d["kind"] == "Secret" for d in docs)
+
+
+def test_keda_fallback_only_with_average_value_triggers(rendered: dict[str, str]) -> None:
+    """KEDA's webhook (CheckFallbackValid) rejects `fallback` unless every trigger is AverageValue."""
+    seen_value = False
+    for name, text in rendered.items():
+        for d in _docs(text):
+            if d["kind"] != "ScaledObject":
+                continue
+            spec = d["spec"]
+            types = {t.get("metricType") for t in spec["triggers"]}
+            if "fallback" in spec:
+                assert types == {"AverageValue"}, f"{name}: fallback with {types}"
+            seen_value = seen_value or "Value" in types
+            # CheckReplicaCountBoundsAreValid: idle < min <= max.
+            if "idleReplicaCount" in spec:
+                assert spec["idleReplicaCount"] < spec["minReplicaCount"], name
+            assert spec["minReplicaCount"] <= spec["maxReplicaCount"], name
+    assert seen_value, "no example exercises a Value trigger (ttftP95/itlP95/kvCacheUsage)"

@@ -165,6 +165,9 @@ def build_plan(analysis: Analysis) -> Plan:
     isvc_names = [ctx.name] + [m.name for m in sections[1].manifests if m.kind == "InferenceService"]
     sections.append(policy.plan_policy(ctx, engine, isvc_names))
     manifests = [kserve.runtime_manifest(ctx, engine)]
+    storage_sa = kserve.storage_service_account_manifest(ctx)
+    if storage_sa is not None:
+        manifests.append(storage_sa)
     annotations: dict[str, str] = {}
     predictor: dict[str, Any] = {}
     isvc_spec: dict[str, Any] = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import naming
-from . import Manifest, PlanContext
+from . import SPEC_HASH_LABEL, Manifest, PlanContext
 
 MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the weights
 SHM_VOLUME = "dshm"
@@ -184,18 +184,28 @@ def load_seconds(ctx: PlanContext) -> int:
 
 
 def startup_budget(ctx: PlanContext) -> int:
-    """Seconds the startupProbe allows: twice the load estimate, at least 5 minutes."""
+    """Seconds the startupProbe allows: the spec's, else twice the load estimate and at least 5 minutes."""
+    given = ctx.spec.deployment.startup_timeout_seconds
+    if isinstance(given, int):
+        return given
     return max(300, 2 * load_seconds(ctx))
 
 
 def termination_grace(ctx: PlanContext) -> int:
-    """Grace period: enough to finish a maxModelLen generation at full batch, 120 s .. 1 h."""
-    g = ctx.spec.deployment.termination_grace_period_seconds
+    """Grace period: enough to finish a maxModelLen generation at full batch, 120 s .. 1 h.
+
+    Capped by the request timeout (``deployment.requestTimeoutSeconds``): a generation
+    that runs longer is cut off by KServe/the gateway anyway, so waiting longer would
+    only slow every rollout and node drain.
+    """
+    d = ctx.spec.deployment
+    g = d.termination_grace_period_seconds
     if isinstance(g, int):
         return g
     cap = ctx.sizing.capacity
     per_seq = cap.decode_tokens_per_s_per_sequence if cap is not None else 0.0
     gen = ctx.spec.runtime.max_model_len / per_seq if per_seq > 0 else 120.0
+    gen = min(gen, float(d.request_timeout_seconds))
     return int(min(3600, max(120, math.ceil(PRESTOP_SETTLE_SECONDS + gen + 20))))
 
 
@@ -296,7 +306,8 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
     env: list[dict[str, Any]] = []
     creds = s.model.credentials
     if s.model.storage_uri.startswith("hf://") and creds.secret_ref:
-        # The storage initializer and the engine both read HF_TOKEN (gated models).
+        # The engine reads HF_TOKEN for gated tokenizer/config files it may fetch; the storage
+        # initializer gets the same Secret through the ServiceAccount (see below).
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": creds.secret_ref, "key": creds.token_key}}})
     non_root = info.runs_as_non_root or info.can_run_as_non_root
     if non_root:
@@ -383,7 +394,8 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
         pod_security=pod_security,
         node_selector=node_selector,
         tolerations=tolerations,
-        service_account=s.deployment.service_account or s.model.credentials.service_account,
+        service_account=(s.deployment.service_account or s.model.credentials.service_account
+                         or (storage_service_account_name(ctx) if needs_storage_service_account(ctx) else None)),
         storage_uri=storage,
         load_seconds=load_seconds(ctx),
         max_num_seqs=max_num_seqs,
@@ -409,6 +421,51 @@ def gpu_node_selector(ctx: PlanContext) -> dict[str, str]:
 def port_name(mode: str) -> str:
     """Container port name: Knative requires ``http1`` (or ``h2c``); we use it in both modes."""
     return "http1"
+
+
+# Storage schemes whose credentials KServe's storage initializer reads from the Secrets
+# listed on the predictor's ServiceAccount (pkg/credentials: the credential builder
+# mounts them into the storage-initializer init container; HF_TOKEN for hf://, the
+# S3/GCS/Azure keys with their serving.kserve.io/* annotations for object stores).
+SA_CREDENTIAL_SCHEMES = ("hf", "s3", "gs", "azureblob", "http")
+
+
+def needs_storage_service_account(ctx: PlanContext) -> bool:
+    """True when llmdeploy renders a ServiceAccount that carries the storage Secret.
+
+    Only when the spec names a Secret (``model.credentials.secretRef``) and no
+    ServiceAccount of its own (``deployment.serviceAccount``/``credentials.serviceAccount``).
+    """
+    from ..rules.spec import storage_scheme
+
+    s = ctx.spec
+    c = s.model.credentials
+    if not c.secret_ref or s.deployment.service_account or c.service_account:
+        return False
+    return storage_scheme(s.model.storage_uri) in SA_CREDENTIAL_SCHEMES
+
+
+def storage_service_account_name(ctx: PlanContext) -> str:
+    return f"{ctx.name}-storage"
+
+
+def storage_service_account_manifest(ctx: PlanContext) -> Manifest | None:
+    """A ServiceAccount listing the storage Secret, so the storage initializer can use it.
+
+    KServe's storage initializer does not read the predictor container's env: it takes
+    credentials from the Secrets attached to the pod's ServiceAccount (KServe docs,
+    "Deploy InferenceService with model from Hugging Face Hub": a Secret with HF_TOKEN
+    and a ServiceAccount that lists it). The token stays a reference either way.
+    """
+    if not needs_storage_service_account(ctx):
+        return None
+    name = storage_service_account_name(ctx)
+    values = {
+        "metadata": ctx.metadata(name, component="storage-credentials"),
+        "secrets": [{"name": ctx.spec.model.credentials.secret_ref}],
+    }
+    return Manifest("kserve/serviceaccount.yaml.j2", "ServiceAccount", name, values,
+                    namespace=ctx.namespace, aliases=("serviceaccount", "sa"))
 
 
 def runtime_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest:
@@ -452,6 +509,9 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
     name = isvc_name or ctx.name
     labels = ctx.labels("predictor")
     labels["app.kubernetes.io/instance"] = name
+    # Not on the pods: KServe copies these labels into the pod template, and a label that
+    # changes with every spec edit (even an alert threshold) would restart every GPU pod.
+    labels.pop(SPEC_HASH_LABEL, None)
     # prometheus.io/* pod annotations only when they are how Prometheus finds the pods: a
     # cluster with an annotation-based scrape job would otherwise scrape the pods a
     # second time next to the PodMonitor/ServiceMonitor and double every sum.
@@ -475,10 +535,16 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
         "startupProbe": engine.startup_probe,
         "readinessProbe": engine.readiness_probe,
         "livenessProbe": engine.liveness_probe,
-        "lifecycle": {"preStop": engine.prestop},
+
         "securityContext": engine.container_security,
         "volumeMounts": [dict(m) for m in engine.volume_mounts],
     })
+    knative = s.deployment.mode == "knative"
+    if not knative:
+        # Knative's container schema has no `lifecycle` (serving.knative.dev Service CRD,
+        # knative-v1.23): there queue-proxy drains requests and vLLM's --shutdown-timeout
+        # finishes the running ones.
+        model["lifecycle"] = {"preStop": engine.prestop}
     pred: dict[str, Any] = {"labels": dict(sorted(labels.items()))}
     if pod_annotations:
         pred["annotations"] = pod_annotations
@@ -497,7 +563,10 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
     if s.deployment.priority_class_name:
         pred["priorityClassName"] = s.deployment.priority_class_name
     pred["securityContext"] = engine.pod_security
-    pred["terminationGracePeriodSeconds"] = engine.termination_grace_seconds
+    if not knative:
+        # Knative derives the grace period from the revision timeout (`timeout` above); its
+        # pod spec has no terminationGracePeriodSeconds.
+        pred["terminationGracePeriodSeconds"] = engine.termination_grace_seconds
     return pred
 
 

@@ -59,6 +59,12 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
     if not _enabled(ctx, np.enabled, production_only=False):
         return None
     port = [{"port": engine.port, "protocol": "TCP"}]
+    knative = ctx.spec.deployment.mode == "knative"
+    if knative:
+        # In Knative mode requests reach the pod through queue-proxy (8012 http, 8013 h2c),
+        # which forwards to the engine over localhost; Knative's autoscaler scrapes
+        # queue-proxy's metrics on 9090 (knative/serving pkg/networking/constants.go).
+        port = [{"port": 8012, "protocol": "TCP"}, {"port": 8013, "protocol": "TCP"}]
 
     def ns(name: str) -> dict[str, Any]:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
@@ -74,8 +80,11 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
     for n in sorted(set(namespaces) - {ctx.namespace}):
         sources.append(ns(n))
     ingress = [{"from": sources, "ports": port}]
+    if knative:
+        ingress.append({"from": [ns("knative-serving")], "ports": [{"port": 9090, "protocol": "TCP"}]})
     if ctx.spec.monitoring.enabled:
-        ingress.append({"from": [ns(np.prometheus_namespace)], "ports": port})
+        # Prometheus scrapes the engine's own metrics port on the pod IP.
+        ingress.append({"from": [ns(np.prometheus_namespace)], "ports": [{"port": engine.port, "protocol": "TCP"}]})
     name = f"{ctx.name}-predictor"
     values = {
         "metadata": ctx.metadata(name, component="network-policy"),

@@ -489,10 +489,12 @@ def scaledobject_manifest(ctx: PlanContext, target: ScaleTarget) -> tuple[Manife
         spec["idleReplicaCount"] = b.idle
     spec["minReplicaCount"] = b.min
     spec["maxReplicaCount"] = b.max
-    if b.floor >= 1:
+    if b.floor >= 1 and all(t.get("metricType") == "AverageValue" for t in rendered):
         # When Prometheus fails 3 times in a row, hold at least minReplicas and never
         # scale down because the metrics are missing. Not with scale-to-zero: a
-        # Prometheus outage must not wake an idle service.
+        # Prometheus outage must not wake an idle service. Not with a `Value` trigger:
+        # KEDA's admission webhook rejects fallback unless every trigger uses
+        # AverageValue (keda pkg/apis/keda/v1alpha1/scaledobject_types.go CheckFallbackValid).
         spec["fallback"] = {"failureThreshold": FALLBACK_FAILURE_THRESHOLD, "replicas": b.min,
                             "behavior": "currentReplicasIfHigher"}
     spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(ctx)}}
@@ -504,7 +506,8 @@ def scaledobject_manifest(ctx: PlanContext, target: ScaleTarget) -> tuple[Manife
     for t in triggers:
         how = ("HPA wants ceil(sum ÷ threshold) replicas" if t.metric_type == "AverageValue"
                else "HPA wants ceil(replicas × value ÷ threshold)")
-        notes.append(f"scaling: {target.isvc} trigger {t.name}: threshold {t.explanation}; {how}")
+        notes.append(f"scaling: {target.isvc} trigger {t.name}: threshold {t.explanation}; {how}; "
+                     f"query: {t.query}")
     return manifest, notes
 
 

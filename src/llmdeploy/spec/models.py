@@ -398,12 +398,26 @@ class Deployment(_Model):
     request_timeout_seconds: int = Field(
         300, description="KServe component timeout for one request (seconds).", ge=1, le=3600
     )
+    startup_timeout_seconds: int | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "How long the startupProbe waits for the engine to load the model, or `auto` (twice the "
+            "load estimate of `llmdeploy size`, at least 300 s). Raise it for slow storage (NFS, cold PVCs)."
+        ),
+    )
     termination_grace_period_seconds: int | Literal["auto"] = Field(
         "auto",
         description="Grace period to finish in-flight generations, or `auto` (from maxModelLen and decode speed).",
     )
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec, description="NetworkPolicy.")
     disruption_budget: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget.")
+
+    @field_validator("startup_timeout_seconds", "termination_grace_period_seconds")
+    @classmethod
+    def _seconds(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 86400:
+            raise ValueError(f"must be 'auto' or a number of seconds between 1 and 86400 (got {v})")
+        return v
 
 
 # --------------------------------------------------------------------------- scaling
