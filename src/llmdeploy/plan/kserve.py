@@ -404,6 +404,21 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
     )
 
 
+def kserve_storage_uri(uri: str) -> str:
+    """The URI as KServe's storage initializer understands it.
+
+    ``azureblob://<account>/<container>/<path>`` is accepted in specs for symmetry with
+    ``s3://``/``gs://``, but KServe only recognises Azure Blob storage by its HTTPS form
+    ``https://<account>.blob.core.windows.net/<container>/<path>`` (the webhook's
+    supported prefixes and the storage initializer's ``_AZURE_BLOB_RE``), so it is
+    rendered in that form.
+    """
+    if uri.startswith("azureblob://"):
+        account, _, rest = uri[len("azureblob://"):].partition("/")
+        return f"https://{account}.blob.core.windows.net/{rest}"
+    return uri
+
+
 def gpu_node_selector(ctx: PlanContext) -> dict[str, str]:
     """Select nodes with the catalog GPU by the label GPU feature discovery sets.
 
@@ -525,7 +540,7 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
     model: dict[str, Any] = {
         "modelFormat": {"name": engine.model_format},
         "runtime": engine.runtime_name,
-        "storageUri": storage_uri or engine.storage_uri,
+        "storageUri": kserve_storage_uri(storage_uri or engine.storage_uri),
         "args": list(args if args is not None else engine.args),
     }
     if engine.env:
