@@ -91,5 +91,6 @@ def test_max_num_seqs_auto_follows_the_expected_request_length(tmp_path: Path) -
     typical = seqs("{targetLoad: {requestsPerSecond: 5, avgPromptTokens: 512, avgOutputTokens: 256}}")
     # Without traffic data: as many maxModelLen (8192) requests as the KV cache holds.
     assert 1 <= full_length < typical
-    # With 768-token requests the cache holds about 8192/768 ≈ 10× as many.
-    assert typical >= 8 * full_length
+    # With 768-token requests the cache holds about 8192/768 ≈ 10× as many, capped at the
+    # engine's default max_num_seqs (256 on an A100 in vLLM 0.11).
+    assert typical == min(256, typical) and typical >= min(8 * full_length, 256)
