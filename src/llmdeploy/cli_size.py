@@ -47,6 +47,19 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _check_engine_choices(dtype: str, quantization: str, kv_cache_dtype: str, engine: str) -> None:
+    """The engine-setting flags ``size`` and ``plan`` share."""
+    _choice("--dtype", dtype, DTYPES)
+    _choice("--quantization", quantization, QUANTIZATIONS)
+    _choice("--kv-cache-dtype", kv_cache_dtype, KV_DTYPES)
+    _choice("--engine", engine, ENGINES)
+
+
+def _check_gpu_memory_utilization(value: float | None) -> None:
+    if value is not None and not 0 < value <= 1:
+        _fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {value:g})")
+
+
 def _console() -> Console:
     from rich.console import Console
 
@@ -279,16 +292,12 @@ def register(app: typer.Typer) -> None:
         if model is None or gpu is None:
             _fail_usage("give a spec file, or both --model and --gpu")
         assert model is not None and gpu is not None
-        _choice("--dtype", dtype, DTYPES)
-        _choice("--quantization", quantization, QUANTIZATIONS)
-        _choice("--kv-cache-dtype", kv_cache_dtype, KV_DTYPES)
-        _choice("--engine", engine, ENGINES)
+        _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
         for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
                             ("--max-model-len", max_model_len)):
             if value < 1:
                 _fail_usage(f"{name} must be at least 1 (got {value})")
-        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
-            _fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {gpu_memory_utilization:g})")
+        _check_gpu_memory_utilization(gpu_memory_utilization)
         for name, opt in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
             if opt is not None and opt < 1:
                 _fail_usage(f"{name} must be at least 1 (got {opt})")
@@ -335,14 +344,10 @@ def register(app: typer.Typer) -> None:
         Exit 0 when at least one configuration fits, 1 when none does.
         """
         _choice("--format", fmt, ("table", "json"))
-        _choice("--dtype", dtype, DTYPES)
-        _choice("--quantization", quantization, QUANTIZATIONS)
-        _choice("--kv-cache-dtype", kv_cache_dtype, KV_DTYPES)
-        _choice("--engine", engine, ENGINES)
+        _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
         if max_model_len < 1:
             _fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
-        if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
-            _fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {gpu_memory_utilization:g})")
+        _check_gpu_memory_utilization(gpu_memory_utilization)
         m = _resolve_model(model)
         gpus = [_resolve_gpu(k.strip()) for k in gpu.split(",") if k.strip()] if gpu else None
         info = _resolve_engine(engine, engine_version)

@@ -29,7 +29,8 @@ class RenderedDoc:
     service: str  # namespace/name of the producing service ("" for shared objects)
 
 
-def _yaml_dumper() -> Any:
+@cache
+def _dumper() -> Any:
     """A safe dumper class: libyaml's C emitter when PyYAML has it (about 10× faster)."""
     import yaml
 
@@ -47,11 +48,6 @@ def _yaml_dumper() -> Any:
 
     Dumper.add_representer(str, str_rep)
     return Dumper
-
-
-@cache
-def _dumper() -> Any:
-    return _yaml_dumper()
 
 
 def to_yaml(value: Any, indent: int = 0) -> str:

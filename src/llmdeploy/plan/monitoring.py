@@ -34,7 +34,7 @@ from ..promql import (
     parse_duration,
     predictor_pod_regex,
 )
-from . import Manifest, PlanContext, Section
+from . import Manifest, PlanContext, Section, rollout
 from .kserve import EnginePlan
 
 # ---- recording rule names (level:metric:operation; engine-neutral, so the alerts and any
@@ -252,29 +252,9 @@ class MonitoringPlan:
 # --------------------------------------------------------------------------- helpers
 
 
-def candidate_context(ctx: PlanContext) -> tuple[str, str, PlanContext] | None:
-    """(InferenceService, metric model name, context) of a rollout candidate, if the plan renders one.
-
-    Mirrors rollout.py: a candidate InferenceService exists in Standard mode for canary,
-    A/B and blue/green with a ``rollout.candidate``; vLLM labels its metrics with the
-    candidate's name (its first ``--served-model-name``), other engines with the served
-    name. In Knative mode a canary is a revision of the same InferenceService.
-    """
-    r = ctx.spec.rollout
-    if ctx.spec.deployment.mode != "standard" or r.strategy == "rolling" or r.candidate is None:
-        return None
-    from . import rollout
-
-    name = rollout.candidate_name(ctx)
-    cctx = rollout.candidate_context(ctx)
-    metric_name = name if ctx.spec.runtime.engine == "vllm" else cctx.served_model_name
-    return name, metric_name, cctx
-
-
 def candidate_isvc(ctx: PlanContext) -> str | None:
     """Name of the candidate InferenceService a rollout renders, if any."""
-    cand = candidate_context(ctx)
-    return cand[0] if cand else None
+    return rollout.candidate_name(ctx) if rollout.renders_candidate(ctx) else None
 
 
 def isvc_names(ctx: PlanContext) -> tuple[str, ...]:
@@ -391,10 +371,10 @@ def build_monitoring(ctx: PlanContext) -> MonitoringPlan:
     a = ctx.spec.monitoring.alerts
     skipped: list[str] = []
     scopes = [_scope(ctx, ctx.name, "primary", ctx.served_model_name, skipped)]
-    cand = candidate_context(ctx)
-    if cand is not None:
-        name, metric_name, cctx = cand
-        scopes.append(_scope(cctx, name, "candidate", metric_name, skipped))
+    if rollout.renders_candidate(ctx):
+        # Its own InferenceService, metric model name and engine version (rollout.plan_candidate).
+        scopes.append(_scope(rollout.candidate_context(ctx), rollout.candidate_name(ctx), "candidate",
+                             rollout.candidate_metric_name(ctx), skipped))
     recording = [r for s in scopes for r in _recording(s)]
     scrape = scrape_target(ctx)
     alerts: list[AlertRule] = []

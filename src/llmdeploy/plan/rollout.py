@@ -106,6 +106,13 @@ def candidate_context(ctx: PlanContext) -> PlanContext:
     return dataclasses.replace(ctx, spec=cspec, engine=info)
 
 
+def renders_candidate(ctx: PlanContext) -> bool:
+    """Whether the plan renders a candidate InferenceService: Standard mode, a ``rollout.candidate``
+    and a strategy other than rolling (in Knative mode a canary is a revision of the same one)."""
+    r = ctx.spec.rollout
+    return ctx.spec.deployment.mode == "standard" and r.strategy != "rolling" and r.candidate is not None
+
+
 def candidate_metric_name(ctx: PlanContext) -> str:
     """The ``model_name`` the candidate's metrics carry.
 
@@ -248,7 +255,7 @@ def plan_rollout(ctx: PlanContext, engine: EnginePlan, scaling_section: Section)
         f"during an update); terminationGracePeriodSeconds {engine.termination_grace_seconds} s from the "
         "engine plan lets in-flight generations finish")
     cand_name = None
-    if r.strategy != "rolling" and r.candidate is not None:
+    if renders_candidate(ctx):
         cand = plan_candidate(ctx, engine, scaling_section)
         cand_name = cand.name
         out.manifests.extend(candidate_manifests(ctx, engine, cand))

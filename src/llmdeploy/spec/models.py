@@ -9,7 +9,6 @@ these models check the shape and the ranges of single values.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -686,5 +685,3 @@ def camel_path(parts: tuple[str | int, ...]) -> str:
             out += ("." if out else "") + p
     return out
 
-
-_SNAKE_RE = re.compile(r"_([a-z])")
