@@ -62,11 +62,9 @@ def emit_json(docs: list) -> str:  # type: ignore[type-arg]
     """A ``v1`` ``List`` of the documents; a lone dashboard selection gives the bare dashboard JSON."""
     import json
 
-    from .pipeline import parse_stream_docs
-
     if len(docs) == 1 and "dashboard" in docs[0].manifest.aliases and "dashboard" in docs[0].manifest.values:
         return json.dumps(docs[0].manifest.values["dashboard"], indent=2, sort_keys=True) + "\n"
-    items = parse_stream_docs([d.text for d in docs])
+    items = [d.obj for d in docs]  # parsed back by the check stage
     return json.dumps({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items},
                       indent=2, sort_keys=True) + "\n"
 

@@ -162,7 +162,10 @@ def render_documents(analyses: Sequence[Analysis], *, crd_paths: Sequence[object
             docs.append(d)
     # Shared, cluster-scoped objects first, then each service's objects in plan order.
     docs.sort(key=lambda d: (0 if d.manifest.shared else 1))
+    from dataclasses import replace
+
     parsed = parse_stream_docs([d.text for d in docs])
+    docs = [replace(d, obj=obj) for d, obj in zip(docs, parsed)]
     for d, obj in zip(docs, parsed):
         if not isinstance(obj, dict) or obj.get("kind") != d.manifest.kind or \
                 (obj.get("metadata") or {}).get("name") != d.manifest.name:

@@ -27,6 +27,7 @@ class RenderedDoc:
     manifest: Manifest
     text: str  # YAML text of the document, ending with a newline, without '---'
     service: str  # namespace/name of the producing service ("" for shared objects)
+    obj: Any = None  # the document parsed back by the check stage (what kubectl will read)
 
 
 @cache
