@@ -46,7 +46,14 @@ def register(app: typer.Typer) -> None:
         Manifests go to stdout (or --output); diagnostics to stderr. Exit 1 when a spec is
         invalid, 3 when a rendered manifest fails its schema check.
         """
-        from .cli import EXIT_INTERNAL, EXIT_INVALID, _check_format, _check_paths, _fail_usage, _write_diagnostics
+        from .cli import (
+            EXIT_INTERNAL,
+            EXIT_INVALID,
+            _check_format,
+            _check_paths,
+            _fail_usage,
+            _write_diagnostics,
+        )
 
         _check_format(out_format, ("yaml", "json"))
         _check_format(diag_format, ("auto", "text", "json", "github"))

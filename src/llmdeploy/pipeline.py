@@ -165,8 +165,8 @@ def render_documents(analyses: Sequence[Analysis], *, crd_paths: Sequence[object
     from dataclasses import replace
 
     parsed = parse_stream_docs([d.text for d in docs])
-    docs = [replace(d, obj=obj) for d, obj in zip(docs, parsed)]
-    for d, obj in zip(docs, parsed):
+    docs = [replace(d, obj=obj) for d, obj in zip(docs, parsed, strict=True)]
+    for d, obj in zip(docs, parsed, strict=True):
         if not isinstance(obj, dict) or obj.get("kind") != d.manifest.kind or \
                 (obj.get("metadata") or {}).get("name") != d.manifest.name:
             raise InternalError(f"rendered {d.manifest.kind} {d.manifest.name} does not parse back as itself "

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import EXAMPLES, ROOT, run_cli
 from typer.testing import CliRunner
 
 from llmdeploy.cli import app
-from conftest import EXAMPLES, ROOT, run_cli
 
 GOLDEN = ROOT / "tests" / "golden"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, total_ordering
+from functools import cache, total_ordering
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -470,9 +470,12 @@ def _table(engine: str) -> _Table:
     return _load_table(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_table(engine: str) -> _Table:
-    from ..datafiles import DataFileError, load_yaml_data  # lazy: keeps `import llmdeploy.engines` cheap
+    from ..datafiles import (  # lazy: keeps `import llmdeploy.engines` cheap
+        DataFileError,
+        load_yaml_data,
+    )
 
     path = _TABLE_DIR / f"{engine}.yaml"
     try:
