@@ -109,8 +109,19 @@ def _item_position(node: Any, index: int) -> tuple[int, int]:
     return node.lc.line or 0, node.lc.col or 0
 
 
+# A spec has a few hundred nodes. Aliases are expanded into plain data, so a small file
+# with nested aliases ("billion laughs") could expand without bound: stop well before.
+MAX_NODES = 100_000
+
+
+class _TooManyNodes(Exception):
+    pass
+
+
 def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     """Convert ruamel round-trip nodes to plain data, recording positions."""
+    if len(positions) > MAX_NODES:
+        raise _TooManyNodes
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     if isinstance(node, CommentedMap):
@@ -247,6 +258,11 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
         except RecursionError:
             diags.append(_diag(file, start, 1, "LD100", "the document nests too deeply",
                                "a spec is a few levels deep; check for recursive anchors"))
+            continue
+        except _TooManyNodes:
+            diags.append(_diag(file, start, 1, "LD100",
+                               f"the document expands to more than {MAX_NODES:,} values (nested aliases?)",
+                               "a spec is a few hundred values; expand fewer anchors"))
             continue
         if not isinstance(data, dict):
             if lc is None:  # a scalar root has no position of its own
