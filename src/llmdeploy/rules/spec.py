@@ -339,3 +339,37 @@ def engine_features(ctx: RuleContext) -> Iterator[Finding]:
     if q != "none" and not info.supports_quantization(q):
         yield Finding(("model", "quantization"), f"{info.engine} {info.version} cannot serve {q} quantization",
                       "pick a supported method: " + ", ".join(info.quantization_methods()))
+
+
+@rule("LD124")
+def batch_budget_consistent(ctx: RuleContext) -> Iterator[Finding]:
+    """``maxNumBatchedTokens`` is too small for the batch or the context vLLM must schedule.
+
+    vLLM's scheduler config refuses to start when the per-step token budget is below
+    ``max_num_seqs`` (one token per running sequence must fit a step), and — with chunked
+    prefill off — when it is below ``max_model_len`` (a whole prompt must fit one step)
+    (vllm/config/scheduler.py ``SchedulerConfig._verify_args``). ``maxNumSeqs: auto`` is
+    checked with the value sizing resolves.
+
+    Fails::
+
+        runtime:
+          maxModelLen: 8192
+          maxNumBatchedTokens: 16     # below the 51 sequences llmdeploy derives
+    """
+    info = ctx.resolved.engine
+    rt = ctx.spec.runtime
+    if info is None or info.engine != "vllm" or rt.max_num_batched_tokens is None:
+        return
+    tokens = rt.max_num_batched_tokens
+    where = ("runtime", "maxNumBatchedTokens")
+    seqs = rt.max_num_seqs if isinstance(rt.max_num_seqs, int) else (
+        ctx.resolved.sizing.max_num_seqs if ctx.resolved.sizing is not None else None)
+    if seqs is not None and tokens < seqs:
+        yield Finding(where, f"maxNumBatchedTokens {tokens} is below maxNumSeqs {seqs}: vLLM refuses to start",
+                      f"set maxNumBatchedTokens to at least {seqs} (typical: 2048-8192)")
+    chunked = rt.chunked_prefill if rt.chunked_prefill is not None else info.defaults.enable_chunked_prefill
+    if not chunked and tokens < rt.max_model_len:
+        yield Finding(where, f"maxNumBatchedTokens {tokens} is below maxModelLen {rt.max_model_len} with chunked "
+                      f"prefill off: vLLM refuses to start",
+                      f"raise maxNumBatchedTokens to {rt.max_model_len} or set runtime.chunkedPrefill: true")
