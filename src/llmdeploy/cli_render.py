@@ -93,15 +93,17 @@ def register(app: typer.Typer) -> None:
         if explain:
             for note in result.notes:
                 sys.stderr.write(f"note: {note}\n")
-        if result.unchecked:
-            kinds = ", ".join(k.split(" ", 1)[0] for k in result.unchecked)
-            sys.stderr.write(f"note: custom resources not schema-checked (pass your cluster's CRDs with --crds): {kinds}\n")
         selected = result.docs
         if only:
             wanted = [o for o in only.split(",") if o.strip()]
             selected = select(result.docs, wanted)
             if not selected:
                 _fail_usage(f"--only {only} matches nothing; choose from {', '.join(selectable_names(result.docs))}")
+        selected_kinds = {d.manifest.kind for d in selected}
+        unchecked = [k.split(" ", 1)[0] for k in result.unchecked if k.split(" ", 1)[0] in selected_kinds]
+        if unchecked:
+            sys.stderr.write("note: custom resources not schema-checked (pass your cluster's CRDs with --crds): "
+                             f"{', '.join(unchecked)}\n")
         from .emit import emit_json, emit_stream, write_output_dir
 
         if output is not None:
