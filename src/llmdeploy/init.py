@@ -77,7 +77,7 @@ def starter_spec(*, model: str, gpu: str, name: str | None, namespace: str, prof
         "  minReplicas: 0\n  scaleToZero: true        # dev only: the first request waits for a model load\n"
         if profile == "dev" else "  minReplicas: 2\n"
     )
-    return f"""# yaml-language-server: $schema=./llmdeploy.schema.json
+    return _align_comments(f"""# yaml-language-server: $schema=./llmdeploy.schema.json
 # (editor completion: write the schema once with `llmdeploy schema -o llmdeploy.schema.json`)
 # Starter spec written by `llmdeploy init`. Check it with `llmdeploy validate`,
 # see the memory maths with `llmdeploy size`, and render it with `llmdeploy render`.
@@ -111,4 +111,16 @@ monitoring:
   scrape: podMonitor
   labels:
     release: kube-prometheus-stack  # the label your Prometheus selects monitors by
-"""
+""")
+
+
+def _align_comments(text: str, column: int = 36) -> str:
+    """Line up trailing ``# comments`` (whatever length the values have) for readability."""
+    out = []
+    for line in text.splitlines():
+        code, sep, comment = line.partition("  # ")
+        if sep and not line.lstrip().startswith("#"):
+            code = code.rstrip()
+            line = f"{code.ljust(max(column, len(code) + 2))}# {comment}"
+        out.append(line)
+    return "\n".join(out) + "\n"
