@@ -47,3 +47,15 @@ def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = N
     full_env.pop("GITHUB_ACTIONS", None) if env is None or "GITHUB_ACTIONS" not in env else None
     return subprocess.run([sys.executable, "-m", "llmdeploy", *args], input=stdin, capture_output=True,
                           text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def assert_manifests_pass_crds(manifests: list, crds: Path) -> None:  # type: ignore[type-arg]
+    """Render planned manifests, parse them back and check them strictly against ``crds``."""
+    from llmdeploy.check import Checker
+    from llmdeploy.pipeline import parse_stream_docs
+    from llmdeploy.render import render_manifest
+
+    docs = parse_stream_docs([render_manifest(m) for m in manifests])
+    report = Checker([crds]).check(docs)  # type: ignore[arg-type]
+    assert not report.problems, [str(p) for p in report.problems]
+    assert not report.unchecked

@@ -11,10 +11,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 CACHE_VERSION = "1"
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Merge ``override`` onto ``base``: mappings merge key by key, anything else replaces.
+
+    The one merge rule of llmdeploy: profiles under specs, version ranges of the engine
+    tables, memory-model eras over their base.
+    """
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = deep_merge(base[key], value) if key in base else value
+        return out
+    return override
 
 
 class DataFileError(Exception):

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_manifests_pass_crds
 
-from llmdeploy.plan import Manifest, PlanContext, Section, kserve, rollout, scaling, spec_hash
+from llmdeploy.plan import PlanContext, Section, kserve, rollout, scaling, spec_hash
 from llmdeploy.resolve import resolve
 from llmdeploy.sizing import size_spec
 from llmdeploy.spec.loader import load_text
@@ -218,15 +219,6 @@ def test_knative_rolling_sets_nothing() -> None:
 # --------------------------------------------------------------------------- CRD check
 
 
-def _check(manifests: list[Manifest], crds: Path) -> None:
-    from llmdeploy.check import Checker
-    from llmdeploy.pipeline import parse_stream_docs
-    from llmdeploy.render import render_manifest
-
-    docs = parse_stream_docs([render_manifest(m) for m in manifests])
-    report = Checker([crds]).check(docs)  # type: ignore[arg-type]
-    assert not report.problems, [str(p) for p in report.problems]
-    assert not report.unchecked
 
 
 @pytest.mark.parametrize("extra", [
@@ -239,4 +231,4 @@ def test_rollout_objects_pass_the_crd_check(extra: str, shared_crds: Path) -> No
     engine = kserve.plan_engine(ctx)
     sc, out = plan(ctx)
     stable = kserve.isvc_manifests(ctx, engine, sc.isvc_annotations, {**sc.predictor, **out.predictor}, {})
-    _check([*stable, *sc.manifests, *out.manifests], shared_crds)
+    assert_manifests_pass_crds([*stable, *sc.manifests, *out.manifests], shared_crds)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_manifests_pass_crds
 
-from llmdeploy.plan import Manifest, PlanContext, Section, kserve, scaling, spec_hash
+from llmdeploy.plan import PlanContext, Section, kserve, scaling, spec_hash
 from llmdeploy.resolve import resolve
 from llmdeploy.sizing import size_spec
 from llmdeploy.spec.loader import load_text
@@ -385,15 +386,6 @@ def test_plans_are_deterministic() -> None:
     assert first == second
 
 
-def _render_and_check(manifests: list[Manifest], crds: Path) -> None:
-    from llmdeploy.check import Checker
-    from llmdeploy.pipeline import parse_stream_docs
-    from llmdeploy.render import render_manifest
-
-    docs = parse_stream_docs([render_manifest(m) for m in manifests])
-    report = Checker([crds]).check(docs)  # type: ignore[arg-type]
-    assert not report.problems, [str(p) for p in report.problems]
-    assert not report.unchecked
 
 
 @pytest.mark.parametrize("extra", [
@@ -402,4 +394,4 @@ def _render_and_check(manifests: list[Manifest], crds: Path) -> None:
     "scaling:\n  scaleToZero: true\n  minReplicas: 2\n  metric: itlP95\n  prometheus:\n    authSecretRef: p\n",
 ])
 def test_keda_objects_pass_the_crd_check(extra: str, shared_crds: Path) -> None:
-    _render_and_check(plan(context(extra)).manifests, shared_crds)
+    assert_manifests_pass_crds(plan(context(extra)).manifests, shared_crds)

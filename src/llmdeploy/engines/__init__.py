@@ -25,6 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..datafiles import deep_merge
 from ..errors import InternalError, InvalidSpecError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -599,21 +600,11 @@ def _build_table(raw: Mapping[str, Any]) -> _Table:
     )
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def _resolve_ranges(base: Mapping[str, Any], ranges: Sequence[_Range], v: Version) -> dict[str, Any]:
     out = dict(base)
     for r in ranges:
         if r.covers(v):
-            out = _merge(out, r.values)
+            out = deep_merge(out, r.values)
     return out
 
 

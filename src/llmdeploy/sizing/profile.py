@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..datafiles import deep_merge
 from ..errors import InternalError
 
 __all__ = [
@@ -181,16 +182,6 @@ def _covers(era: Mapping[str, Any], version: str) -> bool:
     return not (until is not None and v >= _version_key(str(until)))
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 class _Reader:
     """Typed reads with errors that name the table key."""
 
@@ -291,7 +282,7 @@ def memory_model_from_table(
             f"engine table of {engine} has no memory_model era for version {version} ({generation})"
         )
     era = matches[-1]
-    merged = _merge(base, era.get("set") or {})
+    merged = deep_merge(base, era.get("set") or {})
     where = f"{engine} {era.get('name', '?')}"
     r = _Reader(merged, where)
     act, nt, cg = r.sub("activation"), r.sub("non_torch"), r.sub("cuda_graphs")

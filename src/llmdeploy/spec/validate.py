@@ -18,6 +18,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from .. import naming
+from ..datafiles import deep_merge
 from ..diagnostics import Diagnostic, Severity
 from .loader import SourceDoc, load_text
 from .models import API_VERSION, KIND, QUANTITY_RE, LLMService, camel_path
@@ -49,16 +50,6 @@ class Validated:
     def user_set(self, path: Sequence[str | int]) -> bool:
         """True when the spec itself (not a profile or default) sets ``path``."""
         return self.doc.has(tuple(path))
-
-
-def deep_merge(base: Any, override: Any) -> Any:
-    """Merge ``override`` onto ``base``: mappings merge key by key, anything else replaces."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            out[key] = deep_merge(base[key], value) if key in base else value
-        return out
-    return override
 
 
 def _err(doc: SourceDoc, path: Sequence[str | int], rule: str, message: str, hint: str | None,
