@@ -1,6 +1,6 @@
 """``python -m llmdeploy``."""
 
-from llmdeploy.cli import main
+from llmdeploy.entry import console
 
 if __name__ == "__main__":
-    main()
+    console()

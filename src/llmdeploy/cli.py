@@ -8,7 +8,6 @@ so that ``--help`` and ``validate`` start fast.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -51,7 +50,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from .cli_common import EXIT_INVALID, EXIT_OK  # noqa: E402
 
 FormatOpt = Annotated[
     str,
@@ -76,33 +75,9 @@ def _root(
 
 
 def _fail_usage(message: str) -> None:
-    sys.stderr.write(f"llmdeploy: error: {message}\n")
-    raise typer.Exit(EXIT_USAGE)
+    from .cli_common import fail_usage
 
-
-def _check_paths(paths: list[str]) -> None:
-    for p in paths:
-        if p != "-" and not os.path.exists(p):
-            _fail_usage(f"{p}: no such file or folder")
-
-
-def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
-    if fmt not in allowed:
-        _fail_usage(f"--format must be one of {', '.join(allowed)} (got {fmt!r})")
-    return fmt
-
-
-def _write_diagnostics(diags: list, fmt: str, stream: object, summary: dict | None = None) -> None:  # type: ignore[type-arg]
-    from .diagnostics import format_github, format_json, format_text, resolve_format
-
-    fmt = resolve_format(fmt)
-    if fmt == "json":
-        text = format_json(diags, summary)
-    elif fmt == "github":
-        text = format_github(diags)
-    else:
-        text = format_text(diags)
-    stream.write(text)  # type: ignore[attr-defined]
+    fail_usage(message)
 
 
 # --------------------------------------------------------------------------- validate
@@ -122,60 +97,9 @@ def validate(
 
     Exit 0 when valid (warnings allowed unless --strict), 1 when invalid.
     """
-    _check_format(fmt, ("auto", "text", "json", "github"))
-    _check_paths(paths)
-    from .pipeline import analyze_all, load_specs
+    from .cli_validate import run
 
-    docs, diags = load_specs(paths)
-    analyses = analyze_all(docs)
-    all_diags = list(diags)
-    for a in analyses:
-        all_diags.extend(a.diagnostics)
-    from .diagnostics import sort_diagnostics
-
-    all_diags = sort_diagnostics(all_diags)
-    errors = sum(d.is_error for d in all_diags)
-    warnings = sum(d.severity.value == "warning" for d in all_diags)
-    failed = errors > 0 or (strict and warnings > 0)
-    summary = {"specs": len(analyses), "errors": errors, "warnings": warnings, "valid": not failed}
-    resolved_fmt = _resolve_fmt(fmt)
-    # With --show-resolved, stdout carries only the resolved YAML (it can be piped or saved);
-    # the diagnostics and the summary move to stderr.
-    report = sys.stderr if show_resolved else sys.stdout
-    _write_diagnostics(all_diags, fmt, report, summary)
-    if show_resolved and not failed:
-        _print_resolved(analyses)
-    if resolved_fmt != "json" and not quiet:
-        n = len(analyses)
-        what = f"{n} spec{'s' if n != 1 else ''}"
-        if failed:
-            report.write(f"✗ {what}: {errors} error(s), {warnings} warning(s)\n")
-        else:
-            note = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
-            report.write(f"✓ {what} valid{note}\n")
-    raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
-
-
-def _resolve_fmt(fmt: str) -> str:
-    from .diagnostics import resolve_format
-
-    return resolve_format(fmt)
-
-
-def _print_resolved(analyses: list) -> None:  # type: ignore[type-arg]
-    import io
-
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.default_flow_style = False
-    out = io.StringIO()
-    docs = []
-    for a in analyses:
-        if a.spec is not None:
-            docs.append(a.spec.model_dump(mode="json", by_alias=True))
-    yaml.dump_all(docs, out)
-    sys.stdout.write(out.getvalue())
+    raise typer.Exit(run(paths, fmt, strict=strict, show_resolved=show_resolved, quiet=quiet))
 
 
 # --------------------------------------------------------------------------- schema
@@ -280,29 +204,7 @@ cli_render.register(app)
 
 
 def main() -> None:
-    """Console entry point; maps unexpected exceptions to exit 3."""
-    try:
-        app(standalone_mode=True)
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not our error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(EXIT_OK)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
-        from .errors import LlmdeployError
+    """Run the CLI (kept for callers of ``llmdeploy.cli:main``; see :mod:`llmdeploy.entry`)."""
+    from .entry import main as entry_main
 
-        if isinstance(exc, LlmdeployError):
-            sys.stderr.write(f"llmdeploy: error: {exc}\n")
-            sys.exit(exc.exit_code)
-        if os.environ.get("LLMDEPLOY_DEBUG"):
-            raise
-        sys.stderr.write(
-            f"llmdeploy: internal error: {type(exc).__name__}: {exc}\n"
-            "This is a bug in llmdeploy; rerun with LLMDEPLOY_DEBUG=1 for the traceback and report it.\n"
-        )
-        sys.exit(EXIT_INTERNAL)
+    entry_main()

@@ -63,7 +63,7 @@ def test_wheel_carries_the_data_folders(wheel: Path) -> None:
     assert {"llmdeploy/engines/vllm.yaml", "llmdeploy/engines/tgi.yaml"} <= names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "llmdeploy/tests/"))]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "llmdeploy = llmdeploy.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "llmdeploy = llmdeploy.entry:console" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 # --------------------------------------------------------------------------- a wheelhouse from this environment
