@@ -128,7 +128,7 @@ def selectable_names(docs: Iterable[RenderedDoc]) -> list[str]:
     for d in docs:
         names.add(d.manifest.kind)
         names.update(d.manifest.aliases)
-    return sorted(names, key=str.lower)
+    return sorted(names, key=lambda n: (n.lower(), n))  # the tie-break keeps the order independent of hashing
 
 
 def stream(docs: Iterable[RenderedDoc]) -> str:
