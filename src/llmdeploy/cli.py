@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
+from .cli_common import EXIT_INVALID, EXIT_OK
 
 
 class _Group(TyperGroup):
@@ -49,8 +50,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-from .cli_common import EXIT_INVALID, EXIT_OK  # noqa: E402
 
 FormatOpt = Annotated[
     str,
@@ -197,7 +196,7 @@ def init(
 
 
 # Commands that live in their own modules; they import their heavy dependencies lazily.
-from . import cli_render, cli_size  # noqa: E402
+from . import cli_render, cli_size
 
 cli_size.register(app)
 cli_render.register(app)

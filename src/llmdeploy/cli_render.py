@@ -10,8 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli_common import DIAGNOSTIC_FORMATS, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, check_format, check_paths, \
-    fail_usage, write_diagnostics
+from .cli_common import (
+    DIAGNOSTIC_FORMATS,
+    EXIT_INTERNAL,
+    EXIT_INVALID,
+    EXIT_OK,
+    check_format,
+    check_paths,
+    fail_usage,
+    write_diagnostics,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer

@@ -9,7 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .cli_common import DIAGNOSTIC_FORMATS, EXIT_INVALID, EXIT_OK, check_format, check_paths, write_diagnostics
+from .cli_common import (
+    DIAGNOSTIC_FORMATS,
+    EXIT_INVALID,
+    EXIT_OK,
+    check_format,
+    check_paths,
+    write_diagnostics,
+)
 
 
 def run(paths: Sequence[str], fmt: str = "auto", strict: bool = False, show_resolved: bool = False,

@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         raise SystemExit(130) from None
     except BrokenPipeError:
         raise SystemExit(0) from None  # the reader went away (e.g. `| head`): not our error
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
+    except Exception as exc:  # the last line of defence: never a bare traceback
         from .errors import LlmdeployError
 
         if isinstance(exc, LlmdeployError):
