@@ -8,6 +8,7 @@ Two kinds of documents are checked, without a cluster:
   just the first one, as ``kubernetes_validate.validate()`` does).  ``metadata.name``, the
   namespace and the label keys/values are additionally checked the way the API server does,
   because those schemas do not.
+
 * **Custom resources** (KServe, KEDA, prometheus-operator, Gateway API, ...): against the
   ``openAPIV3Schema`` of the matching version of a user supplied ``CustomResourceDefinition``,
   converted into a *strict* JSON Schema (draft 2020-12).  The conversion makes pruning visible
@@ -51,6 +52,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .records import record
 
 __all__ = [
     "CONVERTER_VERSION",
@@ -114,7 +117,7 @@ _BUILTIN_GROUPS = frozenset(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class CheckProblem:
     """One validation error in one rendered document.
 
@@ -149,7 +152,7 @@ class CheckProblem:
         return f"{where}: {self.message}"
 
 
-@dataclass(frozen=True)
+@record
 class CheckReport:
     """Outcome of :meth:`Checker.check`.
 
@@ -943,7 +946,7 @@ def _null_int_or_string(error: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _CRDVersion:
     source: Path
     sha256: str

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from enum import Enum
+
+from .records import record
 
 
 class Severity(str, Enum):
@@ -26,7 +28,7 @@ class Severity(str, Enum):
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
-@dataclass(frozen=True, order=False)
+@record
 class Diagnostic:
     """A located finding about a spec.
 

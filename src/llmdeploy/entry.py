@@ -135,9 +135,14 @@ def console() -> NoReturn:
     """The ``llmdeploy`` console script and ``python -m llmdeploy``."""
     import gc
 
-    # A short-lived process that builds many objects while importing pydantic and the
-    # catalogs: collect cycles less often (memory stays bounded; ~8 ms less start-up).
-    gc.set_threshold(50_000, 20, 20)
+    # A short-lived process: most objects it makes (modules, classes, pydantic schemas)
+    # live until the end, so cycle collection only burns time (one young-generation pass
+    # over pydantic's objects takes ~13 ms). Peak memory for `render` of 100 specs is the
+    # same with or without it (~110 MB), so the process runs without.
+    gc.disable()
+    # llmdeploy validates its own spec models; third-party pydantic plugins (found by
+    # scanning every installed package's entry points) have no business there.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         main()
     except SystemExit as exc:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .engines import MetricUnavailableError
+from .records import record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engines import EngineVersionInfo
@@ -88,7 +89,7 @@ def predictor_pod_regex(isvc_names: tuple[str, ...] | list[str]) -> str:
     return f"{alt}-predictor-.+"
 
 
-@dataclass(frozen=True)
+@record
 class ServiceQueries:
     """PromQL expressions for one service.
 
@@ -317,7 +318,7 @@ DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
 
 
-@dataclass(frozen=True)
+@record
 class GpuQueries:
     """GPU memory and utilization of a service's pods from the NVIDIA DCGM exporter.
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
+
+from .records import record
 
 if TYPE_CHECKING:  # pragma: no cover
     from jinja2.sandbox import SandboxedEnvironment
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .plan import Manifest, Plan
 
 
-@dataclass(frozen=True)
+@record
 class RenderedDoc:
     """One rendered document and the manifest it came from."""
 

@@ -235,3 +235,51 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     docs, _ = load_paths(["-"])
     assert docs[0].file == "<stdin>"
     assert docs[0].base_dir == tmp_path
+
+
+# --------------------------------------------------------------------------- the profile cache
+
+
+def _as_tuple(docs):  # type: ignore[no-untyped-def]
+    return [(d.file, d.index, d.data, d.positions, d.start_line, d.text, d.base_dir) for d in docs]
+
+
+@pytest.mark.parametrize("profile", ["dev", "staging", "production"])
+def test_cached_profiles_equal_a_fresh_parse(profile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmdeploy.resources import profiles_dir
+    from llmdeploy.spec.loader import load_text_cached
+
+    monkeypatch.setenv("LLMDEPLOY_CACHE_DIR", str(tmp_path))
+    text = (profiles_dir() / f"{profile}.yaml").read_text(encoding="utf-8")
+    fresh = load_text(text, f"profiles/{profile}.yaml", tmp_path)
+    miss = load_text_cached(text, f"profiles/{profile}.yaml", tmp_path)
+    assert list((tmp_path / "docs").glob("*.json")), "a clean parse is cached"
+    hit = load_text_cached(text, f"profiles/{profile}.yaml", tmp_path)
+    assert _as_tuple(miss[0]) == _as_tuple(hit[0]) == _as_tuple(fresh[0])
+    assert miss[1] == hit[1] == []
+
+
+def test_the_cache_keeps_only_what_json_preserves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmdeploy.spec.loader import load_text_cached
+
+    monkeypatch.setenv("LLMDEPLOY_CACHE_DIR", str(tmp_path))
+    docs, diags = load_text_cached("a:\n  f: .nan\n", "p.yaml", tmp_path)  # NaN: not JSON
+    assert diags == [] and docs[0].data["a"]["f"] != docs[0].data["a"]["f"]
+    bad, bad_diags = load_text_cached("a: [\n", "p.yaml", tmp_path)  # a syntax error
+    assert bad == [] and bad_diags
+    assert not list(tmp_path.rglob("*.json"))
+    again, _ = load_text_cached("a:\n  f: .nan\n", "p.yaml", tmp_path)
+    assert again[0].locate(("a", "f")) == (2, 6)
+
+
+def test_a_corrupt_cache_entry_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmdeploy.spec.loader import load_text_cached
+
+    monkeypatch.setenv("LLMDEPLOY_CACHE_DIR", str(tmp_path))
+    text = "replicas: 2\nlabels:\n  team: a\n"
+    load_text_cached(text, "p.yaml", tmp_path)
+    (entry,) = (tmp_path / "docs").glob("*.json")
+    entry.write_text('[{"index": 0}]', encoding="utf-8")
+    docs, diags = load_text_cached(text, "p.yaml", tmp_path)
+    assert diags == [] and docs[0].data == {"replicas": 2, "labels": {"team": "a"}}
+    assert docs[0].locate(("labels", "team")) == (3, 9)

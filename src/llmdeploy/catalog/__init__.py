@@ -21,13 +21,14 @@ import difflib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from ..errors import InternalError, LlmdeployError
+from ..records import record
 
 __all__ = [
     "EKS_ACCELERATOR_LABEL",
@@ -90,7 +91,7 @@ NODE_LABEL_KEYS: Mapping[str, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True)
+@record
 class GPU:
     """One GPU type of the catalog.
 
@@ -182,7 +183,7 @@ class GPU:
 # ------------------------------------------------------------------------- models
 
 
-@dataclass(frozen=True)
+@record
 class MoEConfig:
     """Mixture-of-experts layout.
 
@@ -213,7 +214,7 @@ class MoEConfig:
         return self.num_shared_experts * self.moe_intermediate_size
 
 
-@dataclass(frozen=True)
+@record
 class MLAConfig:
     """Multi-head latent attention (DeepSeek-V2/V3/R1).
 
@@ -238,7 +239,7 @@ class MLAConfig:
         return self.kv_lora_rank + self.qk_rope_head_dim
 
 
-@dataclass(frozen=True)
+@record
 class QuantizationConfig:
     """How a checkpoint's weights are quantized.
 
@@ -254,7 +255,7 @@ class QuantizationConfig:
     group_size: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ModelConfig:
     """A model's architecture as its ``config.json`` describes it.
 
@@ -437,7 +438,7 @@ def _did_you_mean(key: str, names: Mapping[str, str], list_command: str) -> str:
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@record
 class _Index(Generic[_T]):
     entries: Mapping[str, _T]
     lookup: Mapping[str, str]  # normalized key, alias or name -> entry key

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..datafiles import deep_merge
 from ..errors import InternalError, InvalidSpecError
+from ..records import record
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sizing.profile import MemoryModel
@@ -220,7 +221,7 @@ def parse_image_version(image: str | None) -> str | None:
 # --------------------------------------------------------------------------- public records
 
 
-@dataclass(frozen=True)
+@record
 class FlagInfo:
     """What the table knows about one CLI flag of an engine (all versions are strings)."""
 
@@ -273,7 +274,7 @@ class FlagInfo:
         return self.status(version) in ("ok", "deprecated", "no_op", "maybe_removed")
 
 
-@dataclass(frozen=True)
+@record
 class FlagProblem:
     """Why a flag is wrong (``error``) or questionable (``warning``) for a pinned version."""
 
@@ -287,7 +288,7 @@ class FlagProblem:
     version: str
 
 
-@dataclass(frozen=True)
+@record
 class ParsedArg:
     """One flag of an argument list with its value (``value_index`` is None for ``--x=y``)."""
 
@@ -297,7 +298,7 @@ class ParsedArg:
     value_index: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class MetricInfo:
     """The exported metric behind a logical name in one version."""
 
@@ -309,7 +310,7 @@ class MetricInfo:
     verified: bool | str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class QuantizationSupport:
     """Whether a spec quantization value works, and the flag value that selects it (None = autodetect)."""
 
@@ -318,7 +319,7 @@ class QuantizationSupport:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class EngineFeatures:
     """What an engine version can do for a spec."""
 
@@ -356,7 +357,7 @@ class EngineFeatures:
         return value
 
 
-@dataclass(frozen=True)
+@record
 class EngineDefaults:
     """Engine defaults that matter for sizing and rendering, for one version.
 
@@ -379,7 +380,7 @@ class EngineDefaults:
     extra: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class BatchDefaults:
     """``max_num_batched_tokens``/``max_num_seqs`` the engine picks when the user sets neither."""
 
@@ -389,7 +390,7 @@ class BatchDefaults:
     verified: bool | str | None
 
 
-@dataclass(frozen=True)
+@record
 class MemoryProfile:
     """How the engine version sizes its KV cache (mechanism only, no fitted constants)."""
 
@@ -407,7 +408,7 @@ class MemoryProfile:
 # --------------------------------------------------------------------------- tables
 
 
-@dataclass(frozen=True)
+@record
 class _Range:
     start: Version | None
     until: Version | None
@@ -417,7 +418,7 @@ class _Range:
         return (self.start is None or v >= self.start) and (self.until is None or v < self.until)
 
 
-@dataclass(frozen=True)
+@record
 class _MetricSpec:
     logical: str
     type: str
@@ -427,7 +428,7 @@ class _MetricSpec:
     verified: bool | str | None
 
 
-@dataclass(frozen=True)
+@record
 class _Table:
     engine: str
     display_name: str
@@ -611,7 +612,7 @@ def _resolve_ranges(base: Mapping[str, Any], ranges: Sequence[_Range], v: Versio
 # --------------------------------------------------------------------------- per-version view
 
 
-@dataclass(frozen=True)
+@record
 class EngineVersionInfo:
     """Everything llmdeploy knows about one engine at one (resolved) version.
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..records import record
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
     from ..engines import EngineVersionInfo
@@ -36,7 +38,7 @@ KIND_ORDER = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Manifest:
     """One document to render: a template and the values it lays out."""
 
@@ -65,7 +67,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record
 class PlanContext:
     """Shared facts for the section planners."""
 
@@ -133,7 +135,7 @@ class PlanContext:
         return meta
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """Every manifest of one service, in output order."""
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from .. import naming
+from ..records import record
 from . import SPEC_HASH_LABEL, Manifest, PlanContext
 
 MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the weights
@@ -25,7 +26,7 @@ PRESTOP_SETTLE_SECONDS = 10  # endpoints stop routing to a terminating pod withi
 PROBE_PERIOD_SECONDS = 10
 
 
-@dataclass(frozen=True)
+@record
 class EnginePlan:
     """The engine container and pod settings of one service, all values final."""
 

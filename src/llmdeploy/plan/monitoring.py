@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 from .. import naming
@@ -34,6 +34,7 @@ from ..promql import (
     parse_duration,
     predictor_pod_regex,
 )
+from ..records import record
 from . import Manifest, PlanContext, Section, rollout
 from .kserve import EnginePlan
 
@@ -89,7 +90,7 @@ def pct(x: float) -> str:
     return f"{round(x * 100, 6):g}%"
 
 
-@dataclass(frozen=True)
+@record
 class RecordingRule:
     """One recording rule: a series of one InferenceService (``isvc``, its ``inferenceservice`` label)."""
 
@@ -99,7 +100,7 @@ class RecordingRule:
     isvc: str
 
 
-@dataclass(frozen=True)
+@record
 class AlertRule:
     """One alerting rule, all values final.
 
@@ -121,7 +122,7 @@ class AlertRule:
     threshold: float | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ScrapeTarget:
     """How the service's targets appear in Prometheus.
 
@@ -147,7 +148,7 @@ class ScrapeTarget:
         return ("namespace", "job") if self.job is not None else ("namespace",)
 
 
-@dataclass(frozen=True)
+@record
 class Scope:
     """The series of one InferenceService of the service.
 
@@ -173,7 +174,7 @@ class Scope:
         return matchers({"namespace": self.queries.namespace, SERVICE_LABEL: self.isvc})
 
 
-@dataclass(frozen=True)
+@record
 class MonitoringPlan:
     """Every monitoring value of one service."""
 

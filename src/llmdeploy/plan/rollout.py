@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from .. import naming
+from ..records import record
 from . import Manifest, PlanContext, Section, kserve, scaling
 from .kserve import EnginePlan
 
@@ -49,7 +49,7 @@ def rolling_strategy() -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 
 
-@dataclass(frozen=True)
+@record
 class CandidatePlan:
     """The candidate version of a Standard-mode rollout.
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import naming
 from ..promql import ServiceQueries
+from ..records import record
 from . import Manifest, PlanContext, Section
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,7 +98,7 @@ DOWNLOAD_MB_PER_S = {
 # --------------------------------------------------------------------------- metrics
 
 
-@dataclass(frozen=True)
+@record
 class MetricSpec:
     """How one ``scaling.metric`` is measured and compared.
 
@@ -174,7 +175,7 @@ def fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-@dataclass(frozen=True)
+@record
 class TargetChoice:
     """The target of ``scaling.metric`` in the spec's unit, and why."""
 
@@ -245,7 +246,7 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
 # --------------------------------------------------------------------------- replicas
 
 
-@dataclass(frozen=True)
+@record
 class ReplicaBounds:
     """Replica counts of one predictor.
 
@@ -307,7 +308,7 @@ def replica_bounds(spec: LLMService, sizing: SizingReport | None) -> ReplicaBoun
 # --------------------------------------------------------------------------- cold start
 
 
-@dataclass(frozen=True)
+@record
 class ColdStart:
     """How long the first request waits when the service starts from zero replicas."""
 
@@ -345,7 +346,7 @@ def cold_start(spec: LLMService, sizing: SizingReport | None) -> ColdStart | Non
 # --------------------------------------------------------------------------- KEDA
 
 
-@dataclass(frozen=True)
+@record
 class Trigger:
     """One KEDA Prometheus trigger, values final (threshold in the rendered unit)."""
 
@@ -357,7 +358,7 @@ class Trigger:
     explanation: str
 
 
-@dataclass(frozen=True)
+@record
 class ScaleTarget:
     """What one autoscaler scales: an InferenceService's predictor.
 

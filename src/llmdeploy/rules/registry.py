@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic, Severity
+from ..records import record
 from ..spec.models import camel_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -16,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..spec.validate import Validated
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """What a rule reports: a JSON path into the spec, a message and a hint."""
 
@@ -50,7 +51,7 @@ class RuleContext:
 CheckFn = Callable[[RuleContext], Iterable[Finding]]
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     """A registered rule."""
 

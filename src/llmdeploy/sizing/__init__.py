@@ -15,11 +15,12 @@ vLLM start-up logs (tests/unit/test_calibration.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..engines import Version
+from ..records import record
 from .capacity import Capacity, estimate_capacity, estimate_load_seconds
 from .memory import (
     GIB,
@@ -71,7 +72,7 @@ TP_CHOICES = (1, 2, 4, 8)
 # --------------------------------------------------------------------------- data
 
 
-@dataclass(frozen=True)
+@record
 class TargetLoad:
     """The load a service must carry (``scaling.targetLoad``)."""
 
@@ -80,7 +81,7 @@ class TargetLoad:
     avg_output_tokens: int = 256
 
 
-@dataclass(frozen=True)
+@record
 class SizingInput:
     """Everything :func:`size` needs. ``None`` means "the engine's default".
 
@@ -128,7 +129,7 @@ class SizingInput:
     chunked_prefill: bool | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Reason:
     """Why a configuration does not fit (or deserves a warning).
 
@@ -150,7 +151,7 @@ class Reason:
                 "field": ".".join(str(p) for p in self.field)}
 
 
-@dataclass(frozen=True)
+@record
 class MemoryBreakdown:
     """One GPU's memory in GiB, as the engine splits it at start."""
 
@@ -167,7 +168,7 @@ class MemoryBreakdown:
         return {k: round(v, 3) for k, v in self.__dict__.items()}
 
 
-@dataclass(frozen=True)
+@record
 class SizingReport:
     """The verdict and the numbers behind it.
 
@@ -248,7 +249,7 @@ class SizingReport:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Option:
     """One GPU × TP configuration that fits (:func:`plan_options`)."""
 
@@ -274,7 +275,7 @@ class Option:
 # --------------------------------------------------------------------------- the core
 
 
-@dataclass(frozen=True)
+@record
 class _Core:
     """The memory arithmetic of one input, before reasons and advice."""
 
@@ -338,7 +339,7 @@ def _memory_model(engine: EngineVersionInfo, generation: str | None) -> MemoryMo
     return engine.memory_model_for(generation)
 
 
-@dataclass(frozen=True)
+@record
 class _Prep:
     """What does not depend on ``max_num_seqs``: weights, non-torch memory, KV per token."""
 

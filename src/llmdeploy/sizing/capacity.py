@@ -10,10 +10,10 @@ report never shows a number without the premise it rests on.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from ..catalog import GPU, ModelConfig, estimate_active_parameters, estimate_num_parameters
+from ..records import record
 from .memory import Quantization
 
 __all__ = [
@@ -56,7 +56,7 @@ LOAD_SECONDS_PER_GRAPH_PER_32_LAYERS = 0.05
 LOAD_PARALLEL_SECONDS = 15.0
 
 
-@dataclass(frozen=True)
+@record
 class Capacity:
     """Throughput and cost estimates for one replica (all are estimates; see ``assumptions``)."""
 

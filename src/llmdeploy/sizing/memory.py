@@ -18,10 +18,11 @@ The budget every vLLM release since 0.6.4 applies (vllm/worker/worker.py
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 
 from ..catalog import GPU, ModelConfig, estimate_num_parameters
+from ..records import record
 from .profile import MemoryModel
 
 GIB = 2**30
@@ -99,7 +100,7 @@ def resolve_dtype(model: ModelConfig, dtype: str, gpu: GPU) -> str:
 # --------------------------------------------------------------------------- quantization
 
 
-@dataclass(frozen=True)
+@record
 class Quantization:
     """How the linear layers of the served model are stored.
 
@@ -199,7 +200,7 @@ def weight_bytes_per_param(q: Quantization, act_bytes: int) -> float:
 # --------------------------------------------------------------------------- layout
 
 
-@dataclass(frozen=True)
+@record
 class StageLayout:
     """Which decoder layers one pipeline stage holds.
 
@@ -253,7 +254,7 @@ def _is_moe_layer(model: ModelConfig, layer: int) -> bool:
     return model.moe is not None and layer >= model.moe.first_k_dense_layers
 
 
-@dataclass(frozen=True)
+@record
 class _LayerParams:
     """Parameters one rank holds for one decoder layer, by storage class."""
 

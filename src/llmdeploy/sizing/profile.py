@@ -15,11 +15,11 @@ their KV cache differently.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..datafiles import deep_merge
 from ..errors import InternalError
+from ..records import record
 
 __all__ = [
     "ActivationModel",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class ActivationModel:
     """Peak activation of the engine's profile run (see docs/sizing.md, "Activation").
 
@@ -64,7 +64,7 @@ class ActivationModel:
     chunked_prefill_batched_tokens: int | None
 
 
-@dataclass(frozen=True)
+@record
 class NonTorchModel:
     """Memory outside PyTorch's allocator that the profiler charges to the budget.
 
@@ -84,7 +84,7 @@ class NonTorchModel:
     tp_pcie_extra_gib: float
 
 
-@dataclass(frozen=True)
+@record
 class CudaGraphModel:
     """Memory of the CUDA graphs captured at start.
 
@@ -104,7 +104,7 @@ class CudaGraphModel:
     reference_hidden: int | None
 
 
-@dataclass(frozen=True)
+@record
 class MemoryModel:
     """Everything the sizing needs to mimic one engine version's memory split.
 

@@ -21,6 +21,7 @@ from ..diagnostics import Diagnostic, Severity
 Path_ = tuple[str | int, ...]
 
 SPEC_SUFFIXES = (".yaml", ".yml")
+_DOC_CACHE_VERSION = "1"  # bump when SourceDoc or the position rules change
 
 
 @dataclass
@@ -273,6 +274,47 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
                                "a spec starts with `apiVersion: llmdeploy.dev/v1alpha1` and `kind: LLMService`"))
             continue
         docs.append(SourceDoc(file, index, data, positions, start, text, base))
+    return docs, diags
+
+
+def load_text_cached(text: str, file: str, base_dir: Path) -> tuple[list[SourceDoc], list[Diagnostic]]:
+    """:func:`load_text` for files read on every run (profiles), cached by content hash.
+
+    A clean parse (no diagnostics) is stored as JSON in the user cache, data and
+    positions both, so the next run skips ruamel.yaml for that file (~3 ms). Only data
+    that survives JSON unchanged is cached (not NaN, say); anything else, a parse
+    with diagnostics included, is parsed every time.
+    """
+    import hashlib
+    import json
+    import os
+
+    from ..datafiles import cache_dir
+
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    cached = cache_dir() / "docs" / f"{digest}-v{_DOC_CACHE_VERSION}.json"
+    try:
+        stored = json.loads(cached.read_text(encoding="utf-8"))
+        return [SourceDoc(file, d["index"], d["data"], {tuple(p[0]): Position(*p[1:]) for p in d["positions"]},
+                          d["start_line"], text, base_dir) for d in stored], []
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    docs, diags = load_text(text, file, base_dir)
+    if diags:
+        return docs, diags
+    try:
+        stored = [{"index": d.index, "data": d.data, "start_line": d.start_line,
+                   "positions": [[list(k), v.key_line, v.key_col, v.value_line, v.value_col]
+                                 for k, v in d.positions.items()]} for d in docs]
+        encoded = json.dumps(stored, separators=(",", ":"), allow_nan=False)
+        if [d["data"] for d in json.loads(encoded)] != [d.data for d in docs]:
+            return docs, diags  # JSON would change the data: not cached
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(encoded, encoding="utf-8")
+        os.replace(tmp, cached)
+    except (OSError, TypeError, ValueError):
+        pass  # an unwritable cache or data JSON cannot hold only costs speed
     return docs, diags
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from .. import naming
 from ..datafiles import deep_merge
 from ..diagnostics import Diagnostic, Severity
-from .loader import SourceDoc, load_text
+from .loader import SourceDoc, load_text_cached
 from .models import API_VERSION, KIND, QUANTITY_RE, LLMService, camel_path
 
 BUILTIN_PROFILES = ("dev", "staging", "production")
@@ -84,7 +84,7 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         return None, [_err(doc, where, "LD108", f"profile file {display} cannot be read ({reason})",
                            "give the path of a readable profile file relative to the spec file")]
-    docs, diags = load_text(text, display, path.parent)
+    docs, diags = load_text_cached(text, display, path.parent)
     if diags:
         return None, diags
     if len(docs) != 1:

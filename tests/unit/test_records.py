@@ -1,0 +1,108 @@
+"""``@record`` behaves like ``@dataclass(frozen=True)``: same repr, equality, hash, immutability."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections.abc import Mapping
+
+import pytest
+
+from llmdeploy.records import record
+
+
+def _pair():  # type: ignore[no-untyped-def]
+    """The same class body as a record and as a frozen dataclass."""
+
+    def body(decorate):  # type: ignore[no-untyped-def]
+        class Point:
+            x: int
+            y: float = 1.5
+            tags: tuple[str, ...] = ()
+            note: str = dataclasses.field(default="", repr=False)
+            cache: Mapping[str, int] = dataclasses.field(default_factory=dict, compare=False, hash=False)
+            weight: int = dataclasses.field(default=0, hash=False)
+
+            def norm(self) -> float:
+                return abs(self.x) + abs(self.y)
+
+        return decorate(Point)
+
+    return body(record), body(dataclasses.dataclass(frozen=True))
+
+
+def test_repr_matches_dataclass() -> None:
+    rec, dc = _pair()
+    assert repr(rec(1, 2.0, ("a",), "hidden", {"k": 1})) == repr(dc(1, 2.0, ("a",), "hidden", {"k": 1}))
+    assert "note" not in repr(rec(1))
+
+
+def test_equality_and_hash_match_dataclass() -> None:
+    rec, dc = _pair()
+    for cls in (rec, dc):
+        a, b = cls(1, 2.0, ("a",), "n1", {"k": 1}, 5), cls(1, 2.0, ("a",), "n2", {"other": 2}, 5)
+        assert (a == b) is False  # note differs and is compared
+        c = cls(1, 2.0, ("a",), "n1", {"other": 2}, 7)
+        assert (a == c) is False  # weight is compared (only left out of the hash)
+        d = cls(1, 2.0, ("a",), "n1", {"other": 2}, 5)
+        assert a == d and hash(a) == hash(d)  # cache is neither compared nor hashed
+        assert hash(a) == hash(cls(1, 2.0, ("a",), "n1", {}, 99))  # weight not hashed
+        assert a != (1, 2.0, ("a",), "n1", {}, 5)
+        assert a.__eq__(object()) is NotImplemented
+    assert hash(rec(3, 4.0)) == hash(dc(3, 4.0))
+
+
+def test_instances_of_different_records_are_never_equal() -> None:
+    rec, _ = _pair()
+    other, _ = _pair()
+    assert rec(1) != other(1)
+
+
+def test_frozen_and_dataclass_helpers() -> None:
+    rec, _ = _pair()
+    p = rec(1, tags=("a",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 2  # type: ignore[misc]
+    q = dataclasses.replace(p, x=5)
+    assert (q.x, q.tags, p.x) == (5, ("a",), 1)
+    assert dataclasses.asdict(p)["tags"] == ("a",)
+    assert [f.name for f in dataclasses.fields(p)] == ["x", "y", "tags", "note", "cache", "weight"]
+    assert p.norm() == 2.5
+
+
+@record
+class Module:  # pickling needs a module-level class
+    name: str
+    size: int = 0
+
+
+@record
+class Child(Module):
+    extra: str = "x"
+
+
+def test_pickle_and_subclasses() -> None:
+    m = Module("a", 2)
+    assert pickle.loads(pickle.dumps(m)) == m
+    c = Child("a", 2, "y")
+    assert repr(c) == "Child(name='a', size=2, extra='y')"
+    assert c != Module("a", 2) and Module("a", 2) != c
+    assert hash(c) == hash(("a", 2, "y"))
+
+
+def test_own_methods_are_kept() -> None:
+    @record
+    class Named:
+        name: str
+
+        def __repr__(self) -> str:
+            return f"<{self.name}>"
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Named) and other.name.lower() == self.name.lower()
+
+        def __hash__(self) -> int:
+            return hash(self.name.lower())
+
+    assert repr(Named("A")) == "<A>"
+    assert Named("A") == Named("a") and hash(Named("A")) == hash(Named("a"))
