@@ -7,6 +7,8 @@ Measures the median wall time of, each as a fresh process:
 * ``check-jsonschema --schemafile schemas/llmdeploy.schema.json <spec>``: a schema-only
   check of the same file, for comparison (only when check-jsonschema is installed);
 * ``llmdeploy --help``: the floor (interpreter + CLI start-up).
+* ``python -c 'import pydantic.main'``: the floor of any pydantic program; this machine's
+  speed drifts, and this row says how fast it was during the run.
 
 Uses hyperfine when it is on PATH, else times subprocesses itself. Prints a table and
 exits 1 when the median of ``validate`` is above the target (150 ms), unless --no-fail.
@@ -43,6 +45,11 @@ class Timing:
     runs: int
 
 
+def bench_env() -> dict[str, str]:
+    """The environment of the timed commands: bytecode is written (as by a pip install)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def find_tool(name: str) -> str | None:
     """The tool next to this Python first (the venv's), then on PATH."""
     local = Path(sys.executable).parent / name
@@ -52,7 +59,7 @@ def find_tool(name: str) -> str | None:
 
 
 def check_once(command: list[str], ok_codes: tuple[int, ...]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False, env=bench_env())
     if result.returncode not in ok_codes:
         sys.stderr.write(f"bench: {' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
         raise SystemExit(2)
@@ -62,7 +69,8 @@ def time_with_subprocess(name: str, command: list[str], runs: int, warmup: int) 
     samples = []
     for i in range(warmup + runs):
         start = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, check=False)
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, check=False,
+                       env=bench_env())
         elapsed = (time.perf_counter() - start) * 1000
         if i >= warmup:
             samples.append(elapsed)
@@ -78,7 +86,7 @@ def time_with_hyperfine(hyperfine: str, named: list[tuple[str, list[str]]], runs
                "--style", "none", "--export-json", str(out)]
         for name, command in named:
             cmd += ["--command-name", name, shlex.join(command)]
-        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=bench_env())
         results = json.loads(out.read_text())["results"]
     return [Timing(name, command, r["median"] * 1000, r["min"] * 1000, r["max"] * 1000, len(r["times"]))
             for (name, command), r in zip(named, results, strict=True)]
@@ -106,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         named.append(("check-jsonschema", [cj, "--schemafile", os.path.relpath(SCHEMA, ROOT), spec]))
         check_once(named[-1][1], (0, 1))
     named.append(("llmdeploy --help", [llmdeploy, "--help"]))
+    # The floor no llmdeploy change moves: the interpreter plus `import pydantic`. This VM's
+    # speed drifts by 10-20 % over an hour; this row shows what the run was up against.
+    named.append(("python -c 'import pydantic.main'", [sys.executable, "-c", "import pydantic.main"]))
 
     hyperfine = None if args.no_hyperfine else shutil.which("hyperfine")
     if hyperfine:

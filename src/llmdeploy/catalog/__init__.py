@@ -17,7 +17,6 @@ its architecture so that a catalog entry or a local config can be checked.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -424,6 +423,8 @@ def _normalize(key: str) -> str:
 
 def _did_you_mean(key: str, names: Mapping[str, str], list_command: str) -> str:
     """Suggest up to three entries whose key or alias is close to ``key``."""
+    import difflib  # lazy: only for did-you-mean hints
+
     close = difflib.get_close_matches(_normalize(key), list(names), n=6, cutoff=0.6)
     entries = list(dict.fromkeys(names[name] for name in close))[:3]
     listing = f"list the entries with `{list_command}`"

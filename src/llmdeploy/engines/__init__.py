@@ -93,6 +93,7 @@ _VERSION_RE = re.compile(
 )
 _PRE_NORMAL = {"alpha": "a", "a": "a", "beta": "b", "b": "b", "c": "rc", "pre": "rc", "preview": "rc", "rc": "rc"}
 _PRE_RANK = {"a": 0, "b": 1, "rc": 2}
+_PARSED: dict[str, Version] = {}  # text -> Version (immutable, so shared)
 
 
 @total_ordering
@@ -120,6 +121,9 @@ class Version:
         """
         if isinstance(text, Version):
             return text
+        known = _PARSED.get(text)
+        if known is not None:  # the engine tables repeat the same few dozen versions
+            return known
         m = _VERSION_RE.match(text)
         if m is None:
             raise ValueError(f"{text!r} is not a version")
@@ -128,13 +132,15 @@ class Version:
             pre = (_PRE_NORMAL[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
         post = int(m.group("post_n") or 0) if m.group("post_l") else None
         dev = int(m.group("dev_n") or 0) if m.group("dev_l") else None
-        return cls(
+        version = cls(
             release=tuple(int(p) for p in m.group("release").split(".")),
             pre=pre,
             post=post,
             dev=dev,
             local=m.group("local"),
         )
+        _PARSED[text] = version
+        return version
 
     def _key(self) -> tuple[Any, ...]:
         release = list(self.release)

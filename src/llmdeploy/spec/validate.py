@@ -7,7 +7,6 @@ error back to the line and column of the offending key or value, with a hint.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +70,8 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
         spec_dir = Path(doc.file).parent if not doc.file.startswith("<") else Path()
         display = str(spec_dir / name) if not Path(name).is_absolute() else name
     else:
+        import difflib  # lazy: only for did-you-mean hints
+
         close = difflib.get_close_matches(name, BUILTIN_PROFILES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return None, [_err(doc, where, "LD108", f"unknown profile {name!r}",
@@ -278,6 +279,8 @@ def _pydantic_diagnostics(v: Validated, exc: Any) -> list[Diagnostic]:
             subject = f"{path[-2]}[{leaf!r}]" if isinstance(path[-2], str) else f"{leaf!r}"
         if "extra_forbidden" in types:
             valid = _valid_keys(path[:-1])
+            import difflib  # lazy: only for did-you-mean hints
+
             close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else (
                 f"valid keys here: {', '.join(valid)}" if valid else "remove it")
