@@ -7,7 +7,8 @@ errors. Cross-field checks live in the rule registry (``llmdeploy.rules``), not 
 these models check the shape and the ranges of single values.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: with real annotations pydantic need not compile
+# ~140 strings back into types when it builds the models (~3 ms of every run).
 
 from typing import Annotated, Any, Literal, Union
 
