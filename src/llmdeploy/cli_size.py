@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
+
+from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -23,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engines import EngineVersionInfo
     from .sizing import Option, SizingReport
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
                  "compressed-tensors")
@@ -31,14 +32,13 @@ KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 ENGINES = ("vllm", "tgi")
 
 
-def _fail_usage(message: str) -> None:
-    sys.stderr.write(f"llmdeploy: error: {message}\n")
-    raise typer.Exit(EXIT_USAGE)
+_fail_usage = fail_usage
 
 
-def _fail_input(message: str, hint: str | None = None) -> None:
-    sys.stderr.write(f"llmdeploy: error: {message}" + (f" (hint: {hint})" if hint else "") + "\n")
-    raise typer.Exit(EXIT_INVALID)
+def _fail_input(message: str, hint: str | None = None) -> NoReturn:
+    from .errors import InvalidSpecError
+
+    raise InvalidSpecError(message, hint)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
