@@ -1,16 +1,20 @@
-"""``@record``: a frozen dataclass whose ``__repr__``, ``__eq__`` and ``__hash__`` are shared.
+"""``@record``: a frozen dataclass whose generated methods are shared functions.
 
 llmdeploy's values (GPUs, models, engine tables, sizing reports, plans) are frozen
 dataclasses. On CPython 3.11, ``@dataclass(frozen=True)`` writes six methods per class
-as source text and compiles each with ``exec``; ``__repr__``, ``__eq__`` and
-``__hash__`` grow with the number of fields. ``llmdeploy validate`` defines about sixty
-such classes before it reads a spec, ~30 ms of a pre-commit hook's run
-(``benchmarks/README.md``). ``@record`` lets :func:`dataclasses.dataclass` write only
-``__init__`` and the frozen guards, and installs one shared implementation of the other
-three with the same meaning as the generated ones: the repr lists the fields with
-``repr=True``, equality holds between instances of the same class whose ``compare``
-fields are equal, the hash covers the ``hash`` (else ``compare``) fields. Everything
-else (``fields``, ``replace``, ``asdict``, pickling) is plain dataclasses.
+(``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``) as
+source text and compiles each with ``exec``: ~0.35 ms per class, and ``llmdeploy
+validate`` defines about sixty before it reads a spec (``benchmarks/README.md``).
+``@record`` lets :func:`dataclasses.dataclass` only collect the fields and installs one
+shared implementation of each method, with the generated ones' meaning: ``__init__``
+binds positional and keyword arguments in field order, applies defaults and default
+factories and raises the same TypeErrors; the instance is frozen
+(``FrozenInstanceError`` on assignment and deletion); the repr lists the ``repr=True``
+fields; equality holds between instances of the same class whose ``compare`` fields are
+equal; the hash covers the ``hash`` (else ``compare``) fields. ``fields``, ``replace``,
+``asdict``, copying and pickling are plain dataclasses. A record has plain fields only
+(no ``init=False``, ``kw_only``, ``InitVar`` or ``__post_init__``);
+``tests/unit/test_records.py`` compares it with ``@dataclass(frozen=True)``.
 """
 
 from __future__ import annotations
@@ -60,11 +64,71 @@ def _hash(self: Any) -> int:
     return hash(tuple(getattr(self, n) for n in _names(self.__class__)[2]))
 
 
+# class -> (init field names, their positions, defaults: name -> (is_factory, value))
+_INIT: dict[type, tuple[tuple[str, ...], dict[str, int], dict[str, tuple[bool, Any]]]] = {}
+
+
+def _init_plan(cls: type) -> tuple[tuple[str, ...], dict[str, int], dict[str, tuple[bool, Any]]]:
+    plan = _INIT.get(cls)
+    if plan is None:
+        fields = dataclasses.fields(cls)
+        names = tuple(f.name for f in fields)
+        defaults: dict[str, tuple[bool, Any]] = {}
+        for f in fields:
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = (False, f.default)
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = (True, f.default_factory)
+        plan = (names, {n: i for i, n in enumerate(names)}, defaults)
+        _INIT[cls] = plan
+    return plan
+
+
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    names, position, defaults = _init_plan(self.__class__)
+    where = f"{self.__class__.__qualname__}.__init__()"
+    if len(args) > len(names):
+        raise TypeError(f"{where} takes {len(names) + 1} positional arguments but {len(args) + 1} were given")
+    setattr_ = object.__setattr__
+    for name, value in zip(names, args):
+        setattr_(self, name, value)
+    for name, value in kwargs.items():
+        at = position.get(name)
+        if at is None:
+            raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
+        if at < len(args):
+            raise TypeError(f"{where} got multiple values for argument {name!r}")
+        setattr_(self, name, value)
+    for name in names[len(args):]:
+        if name not in kwargs:
+            default = defaults.get(name)
+            if default is None:
+                raise TypeError(f"{where} missing 1 required argument: {name!r}")
+            setattr_(self, name, default[1]() if default[0] else default[1])
+
+
+def _frozen_setattr(self: Any, name: str, value: object) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
 def record(cls: type[_T]) -> type[_T]:
-    """``@dataclass(frozen=True)`` with shared ``__repr__``/``__eq__``/``__hash__``."""
+    """``@dataclass(frozen=True)`` with shared methods (see the module's docstring)."""
     own = cls.__dict__
-    out = dataclasses.dataclass(frozen=True, repr=False, eq=False)(cls)
+    if any(k in own for k in ("__init__", "__post_init__", "__setattr__", "__delattr__")):
+        raise TypeError(f"{cls.__qualname__}: a record takes the shared __init__ and frozen guards")
+    out = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
+    initvar = dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
+    if any(f.kw_only or not f.init for f in dataclasses.fields(out)) or \
+            any(f._field_type is initvar for f in out.__dataclass_fields__.values()):  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__qualname__}: a record has plain fields only (no init=False, kw_only, InitVar)")
+    out.__init__ = _init  # type: ignore[misc]
+    out.__setattr__ = _frozen_setattr  # type: ignore[assignment,method-assign]
+    out.__delattr__ = _frozen_delattr  # type: ignore[assignment,method-assign]
     if "__repr__" not in own:
         out.__repr__ = _repr  # type: ignore[assignment]
     if "__eq__" not in own:

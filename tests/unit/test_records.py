@@ -106,3 +106,58 @@ def test_own_methods_are_kept() -> None:
 
     assert repr(Named("A")) == "<A>"
     assert Named("A") == Named("a") and hash(Named("A")) == hash(Named("a"))
+
+
+def test_init_binds_like_a_dataclass() -> None:
+    rec, dc = _pair()
+    for cls in (rec, dc):
+        p = cls(1, tags=("t",))
+        assert (p.x, p.y, p.tags, p.note, p.cache, p.weight) == (1, 1.5, ("t",), "", {}, 0)
+        assert cls(1).cache is not cls(1).cache  # a fresh default_factory value each time
+        for args, kwargs, message in [
+            ((), {}, "missing 1 required"),
+            ((1,), {"x": 2}, "multiple values for argument"),
+            ((1,), {"nope": 2}, "unexpected keyword argument"),
+            ((1, 2.0, (), "", {}, 0, "extra"), {}, "positional arguments but 8 were given"),
+        ]:
+            with pytest.raises(TypeError, match=message):
+                cls(*args, **kwargs)
+
+
+def test_frozen_against_set_and_delete() -> None:
+    rec, _ = _pair()
+    p = rec(1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.y = 2.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del p.x  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.new_attribute = 1  # type: ignore[attr-defined]
+
+
+def test_what_a_record_refuses() -> None:
+    with pytest.raises(TypeError, match="plain fields only"):
+        @record
+        class NotInit:
+            a: int = dataclasses.field(default=0, init=False)
+
+    with pytest.raises(TypeError, match="plain fields only"):
+        @record
+        class KwOnly:
+            a: int = dataclasses.field(default=0, kw_only=True)
+
+    with pytest.raises(TypeError, match="shared __init__"):
+        @record
+        class PostInit:
+            a: int
+
+            def __post_init__(self) -> None:
+                pass
+
+
+def test_initvar_is_refused() -> None:
+    with pytest.raises(TypeError, match="plain fields only"):
+        @record
+        class WithInitVar:
+            a: int
+            scratch: dataclasses.InitVar[int] = 0
