@@ -90,7 +90,7 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     if len(args) > len(names):
         raise TypeError(f"{where} takes {len(names) + 1} positional arguments but {len(args) + 1} were given")
     setattr_ = object.__setattr__
-    for name, value in zip(names, args):
+    for name, value in zip(names, args, strict=False):
         setattr_(self, name, value)
     for name, value in kwargs.items():
         at = position.get(name)
