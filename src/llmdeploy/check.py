@@ -948,6 +948,8 @@ def _null_int_or_string(error: Any) -> bool:
 
 @record
 class _CRDVersion:
+    """One served version of a CRD found under --crds, with the file it came from."""
+
     source: Path
     sha256: str
     doc: int  # document position in the file

@@ -121,6 +121,10 @@ def record(cls: type[_T]) -> type[_T]:
     own = cls.__dict__
     if any(k in own for k in ("__init__", "__post_init__", "__setattr__", "__delattr__")):
         raise TypeError(f"{cls.__qualname__}: a record takes the shared __init__ and frozen guards")
+    if not own.get("__doc__"):
+        # What dataclass would write, without the inspect.signature() call it makes for it
+        # (for a class with no __init__ of its own that parses object's text signature).
+        cls.__doc__ = f"{cls.__name__}({', '.join(cls.__dict__.get('__annotations__', {}))})"
     out = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
     initvar = dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
     if any(f.kw_only or not f.init for f in dataclasses.fields(out)) or \

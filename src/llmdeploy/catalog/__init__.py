@@ -441,6 +441,8 @@ _T = TypeVar("_T")
 
 @record
 class _Index(Generic[_T]):
+    """One catalog: its entries and every name, alias and normalized key that finds one."""
+
     entries: Mapping[str, _T]
     lookup: Mapping[str, str]  # normalized key, alias or name -> entry key
     suggestions: Mapping[str, str]  # normalized key or alias -> entry key, for did-you-mean

@@ -416,6 +416,8 @@ class MemoryProfile:
 
 @record
 class _Range:
+    """Values that hold for the releases from ``start`` (inclusive) until ``until`` (exclusive)."""
+
     start: Version | None
     until: Version | None
     values: Mapping[str, Any]
@@ -426,6 +428,8 @@ class _Range:
 
 @record
 class _MetricSpec:
+    """A logical metric and the name it has in each range of releases."""
+
     logical: str
     type: str
     labels: tuple[str, ...]
@@ -436,6 +440,8 @@ class _MetricSpec:
 
 @record
 class _Table:
+    """One engine's version table, parsed and checked."""
+
     engine: str
     display_name: str
     oldest: Version
