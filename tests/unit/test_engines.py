@@ -366,6 +366,31 @@ def test_flag_available_and_known_flags() -> None:
     assert "--swap-space" not in known and "--max-num-seqs" in known and "-tp" in known
 
 
+@pytest.mark.parametrize("engine", ["vllm", "tgi"])
+def test_every_flag_of_every_table_builds(engine: str) -> None:
+    # Flags are built when first looked up; this keeps the whole shipped table checked.
+    from llmdeploy.engines import _table
+
+    table = _table(engine)
+    built = {name: table.flags[name] for name in table.flags}
+    assert len(built) == len(table.flags) > 10
+    assert all(fi.name == name for name, fi in built.items())
+    assert set(table.aliases.values()) <= set(built)
+    assert all(alias in built[name].aliases for alias, name in table.aliases.items())
+
+
+def test_a_malformed_flag_is_an_internal_error() -> None:
+    from llmdeploy.engines import EngineTableError, _Flags
+
+    flags = _Flags({"--ok": {"takes_value": True}, "bad": {"takes_value": True}, "--odd": {"takes_value": "yes"}})
+    assert flags["--ok"].takes_value is True
+    with pytest.raises(EngineTableError, match="flag bad is malformed"):
+        flags["bad"]
+    with pytest.raises(EngineTableError, match="--odd"):
+        flags["--odd"]
+    assert flags.get("--missing") is None
+
+
 @pytest.mark.parametrize(
     ("arg", "expected"),
     [
