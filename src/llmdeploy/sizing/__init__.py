@@ -276,8 +276,8 @@ class Option:
 
 
 @record
-class _Core:
-    """The memory arithmetic of one input, before reasons and advice."""
+class _Prep:
+    """What does not depend on ``max_num_seqs``: weights, non-torch memory, KV per token."""
 
     mm: MemoryModel
     act_dtype: str
@@ -287,16 +287,40 @@ class _Core:
     usable: float
     tokens: int
     default_seqs: int
+    stages: tuple[StageLayout, ...]
+    weights: tuple[int, ...]
+    weights_total: int
+    non_torch: int
+    kv_per_token: tuple[int, ...]
+    request_bytes: tuple[int, ...]
+
+
+@record
+class _Core:
+    """The memory arithmetic of one input, before reasons and advice: its :class:`_Prep`
+    plus what depends on the number of sequences the engine profiles."""
+
+    prep: _Prep
     profile_seqs: int
     stages: tuple[MemoryBreakdown, ...]
-    stage_weights: tuple[int, ...]
-    stage_kv_per_token: tuple[int, ...]
     stage_tokens: tuple[int, ...]
     stage_kv_bytes: tuple[float, ...]
-    stage_request_bytes: tuple[int, ...]
-    weights_total: int
     binding: int
     graphs: int
+
+    # What does not depend on profile_seqs, read through from the prep.
+    mm = property(lambda self: self.prep.mm)
+    act_dtype = property(lambda self: self.prep.act_dtype)
+    quant = property(lambda self: self.prep.quant)
+    util = property(lambda self: self.prep.util)
+    total = property(lambda self: self.prep.total)
+    usable = property(lambda self: self.prep.usable)
+    tokens = property(lambda self: self.prep.tokens)
+    default_seqs = property(lambda self: self.prep.default_seqs)
+    weights_total = property(lambda self: self.prep.weights_total)
+    stage_weights = property(lambda self: self.prep.weights)
+    stage_kv_per_token = property(lambda self: self.prep.kv_per_token)
+    stage_request_bytes = property(lambda self: self.prep.request_bytes)
 
     @property
     def kv_cache_tokens(self) -> int:
@@ -337,26 +361,6 @@ def _memory_model(engine: EngineVersionInfo, generation: str | None) -> MemoryMo
         if (generation == "V1" and v < Version.parse("0.8.0")) or (generation == "V0" and v >= Version.parse("0.11.0")):
             raise ValueError(f"vLLM {engine.version} has no {generation} engine (V1 from 0.8.0, V0 until 0.10)")
     return engine.memory_model_for(generation)
-
-
-@record
-class _Prep:
-    """What does not depend on ``max_num_seqs``: weights, non-torch memory, KV per token."""
-
-    mm: MemoryModel
-    act_dtype: str
-    quant: Quantization
-    util: float
-    total: int
-    usable: float
-    tokens: int
-    default_seqs: int
-    stages: tuple[StageLayout, ...]
-    weights: tuple[int, ...]
-    weights_total: int
-    non_torch: int
-    kv_per_token: tuple[int, ...]
-    request_bytes: tuple[int, ...]
 
 
 @lru_cache(maxsize=8192)
@@ -400,9 +404,7 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
             non_torch_gib=p.non_torch / GIB, cuda_graph_gib=cg / GIB, kv_cache_gib=max(kv, 0) / GIB,
         ))
     binding = min(range(len(toks)), key=lambda i: (toks[i], kvb[i]))
-    return _Core(mm, p.act_dtype, p.quant, p.util, p.total, p.usable, p.tokens, p.default_seqs, seqs,
-                 tuple(breakdowns), p.weights, p.kv_per_token, tuple(toks), tuple(kvb), p.request_bytes,
-                 p.weights_total, binding, graphs)
+    return _Core(p, seqs, tuple(breakdowns), tuple(toks), tuple(kvb), binding, graphs)
 
 
 def _core(inp: SizingInput) -> _Core:
