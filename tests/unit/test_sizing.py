@@ -352,6 +352,15 @@ def test_ld209_graphs_above_a_full_budget() -> None:
     assert "LD209" not in warn_codes(size(inp(engine=V021, gpu_memory_utilization=0.995)))  # counted in the budget
 
 
+def test_ld209_counts_what_tgi_keeps_back_from_the_kv_cache() -> None:
+    # TGI's default cuda_memory_fraction is 1.0: nothing is above the budget, but only 95 % of
+    # what the warm-up leaves becomes KV blocks and the graphs are captured in the rest.
+    tgi = resolve_engine("tgi", None, "3.3.5")
+    r = size(inp(engine=tgi, gpu=get_gpu("a100-80gb"), gpu_memory_utilization=1.0))
+    assert r.per_gpu.cuda_graph_gib > 0
+    assert "LD209" not in warn_codes(r)
+
+
 def test_pre_quantized_checkpoint_is_smaller_and_fits_where_bf16_does_not() -> None:
     awq70 = get_model("hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4")
     assert size(inp(model=awq70, gpu=get_gpu("a100-80gb"))).fits

@@ -192,9 +192,14 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
                             f"set maxNumSeqs to auto ({max(1, int(conc))}) or make room for more KV cache", F_SEQS))
         if not c.mm.cudagraph_in_budget and b.cuda_graph_gib > 0:
             headroom = c.total / GIB - b.usable_gib - _context_gib()
+            # An engine that turns only part of the rest into KV blocks (TGI: 95 %) captures its
+            # graphs in what it kept back, too.
+            fraction = c.mm.kv_budget_fraction
+            if 0 < fraction < 1:
+                headroom += b.kv_cache_gib * (1 / fraction - 1)
             if b.cuda_graph_gib > headroom:
-                warns.append(_r("LD209", f"CUDA graphs need about {b.cuda_graph_gib:.2f} GiB on top of the "
-                                f"gpuMemoryUtilization budget, but only {max(headroom, 0):.2f} GiB is left above it: "
+                warns.append(_r("LD209", f"CUDA graphs need about {b.cuda_graph_gib:.2f} GiB besides the KV cache, "
+                                f"but only {max(headroom, 0):.2f} GiB is left once it is allocated: "
                                 "the engine may run out of memory while capturing them",
                                 "lower gpuMemoryUtilization or pass --enforce-eager in runtime.extraArgs", F_UTIL))
     if inp.max_model_len > m.max_position_embeddings:
