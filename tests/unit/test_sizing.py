@@ -472,3 +472,19 @@ def test_catalog_quantization_override_is_respected() -> None:
     awq = dataclasses.replace(LLAMA8, quantization=QuantizationConfig("awq", 4, 128), weight_bytes=None)
     r = size(inp(model=awq))
     assert r.per_gpu.weights_gib < 6 and "awq" in r.quantization
+
+
+def test_tgi_warm_up_holds_prompt_logits() -> None:
+    # TGI's warm-up asks for prompt logprobs: logits for every prefill token, plus their
+    # out-of-place log-softmax before 3.0 (one copy fewer from 3.0, in place).
+    from llmdeploy.sizing.memory import GIB
+
+    def per_gpu(version: str):  # type: ignore[no-untyped-def]
+        engine = resolve_engine("tgi", None, version)
+        return size(inp(engine=engine, gpu=get_gpu("a100-80gb"), gpu_memory_utilization=1.0,
+                        max_num_batched_tokens=16384, max_model_len=8192)).per_gpu
+
+    old, new = per_gpu("2.4.1"), per_gpu("3.3.5")
+    one_copy = 16384 * LLAMA8.vocab_size * 2 / GIB  # bf16 logits of every prompt token
+    assert old.activation_gib - new.activation_gib == pytest.approx(one_copy, rel=0.01)
+    assert new.activation_gib > one_copy

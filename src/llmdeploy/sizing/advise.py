@@ -249,8 +249,8 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
     if inp.engine.assumed and inp.engine.assumed_reason:
         out.append(inp.engine.assumed_reason)
     if inp.engine.engine == "tgi":
-        out.append("TGI's memory model is not fitted to TGI: in the two public reports llmdeploy can replay, the KV "
-                   "cache held 12 % and 52 % fewer tokens than this estimate (docs/sizing.md); read it as an upper bound")
+        out.append("TGI's memory model rests on two public reports, whose KV caches held 6 % and 12 % fewer tokens "
+                   "than this estimate (docs/sizing.md); read it as an upper bound")
     if c.quant.quantized:
         out.append(f"weights quantized: {c.quant.label}")
     return tuple(out)

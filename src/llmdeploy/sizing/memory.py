@@ -579,7 +579,10 @@ def activation_bytes(
       ≈ 15.6 B in V1 (v0.19.0: Llama-3.1-8B 1.89, Gemma-3-12B 3.94 GiB);
     * fused MoE workspace ``f × tokens × top_k × (3·I_moe/TP + H) × bytes``: part of
       the forward in V0, kept beside the sampler in V1; f is much larger for
-      block-FP8 experts (Qwen3-235B-A22B-FP8: 5.62 GiB at TP4, PR #21429).
+      block-FP8 experts (Qwen3-235B-A22B-FP8: 5.62 GiB at TP4, PR #21429);
+    * TGI's warm-up: ``k × tokens × vocab × bytes`` more, the logits of every prompt
+      token (k = 2 before TGI 3.0, whose log-softmax was out of place; 1 from 3.0,
+      ``torch.log_softmax(out, -1, out=out)``), tests/data/tgi_logs.
     """
     a = mm.activation
     b = dtype_bytes(act_dtype)
@@ -599,6 +602,11 @@ def activation_bytes(
         sampler = min(seqs, tokens) * model.vocab_size * a.sampler_bytes_per_logit
     # V1 keeps the MoE workspace allocated beside the sampler; in V0 it is part of the forward.
     peak = max(forward, sampler) + moe if a.moe_workspace_additive else max(forward + moe, sampler)
+    if stage.is_last and a.prefill_logits_copies:
+        # TGI's warm-up requests ask for prompt logprobs (router: `prefill_logprobs: true`), so
+        # the LM head runs on every prompt token, and TGI then reads the free device memory
+        # without emptying PyTorch's cache: these tensors count on top of the forward's segments.
+        peak += tokens * model.vocab_size * b * a.prefill_logits_copies
     return int(peak)
 
 

@@ -52,6 +52,10 @@ class ActivationModel:
         chunked_prefill_batched_tokens: V0's ``max_num_batched_tokens`` with chunked
             prefill on, when the era's logs disagree with the engine table's default;
             None to use the engine table's value.
+        prefill_logits_copies: logits tensors of ``tokens × vocabulary`` elements the
+            profile run holds on top of the forward (TGI's warm-up asks for prompt
+            logprobs: the logits of every prompt token and, before 3.0, their
+            out-of-place log-softmax); 0 where only sampled rows get logits.
     """
 
     intermediate_factor: float
@@ -62,6 +66,7 @@ class ActivationModel:
     moe_workspace_additive: bool
     chunked_prefill_threshold: int | None
     chunked_prefill_batched_tokens: int | None
+    prefill_logits_copies: float = 0.0
 
 
 @record
@@ -317,6 +322,7 @@ def memory_model_from_table(
             moe_workspace_additive=act.flag("moe_workspace_additive"),
             chunked_prefill_threshold=act.opt_int("chunked_prefill_threshold"),
             chunked_prefill_batched_tokens=act.opt_int("chunked_prefill_batched_tokens"),
+            prefill_logits_copies=act.number("prefill_logits_copies") if "prefill_logits_copies" in act.data else 0.0,
         ),
         non_torch=NonTorchModel(
             tp1_gib=nt.number("tp1_gib"),
