@@ -283,3 +283,11 @@ def test_a_corrupt_cache_entry_is_ignored(tmp_path: Path, monkeypatch: pytest.Mo
     docs, diags = load_text_cached(text, "p.yaml", tmp_path)
     assert diags == [] and docs[0].data == {"replicas": 2, "labels": {"team": "a"}}
     assert docs[0].locate(("labels", "team")) == (3, 9)
+
+
+@pytest.mark.parametrize(("text", "line"), [("!0", 1), ("!x 0\n", 1), ("a: 1\n--- !t 5\n", 2), ("a: 1\n---\n!!int 3\n", 3)])
+def test_a_tagged_scalar_root_is_a_located_diagnostic(text: str, line: int) -> None:
+    # ruamel gives a tagged scalar root no line of its own; this once raised a TypeError.
+    docs, diags = load_text(text, "x.yaml")
+    roots = [d for d in diags if d.rule == "LD103"]
+    assert roots and (roots[0].line, roots[0].col) == (line, 1)

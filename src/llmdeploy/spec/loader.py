@@ -251,6 +251,8 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
             continue
         start = 1
         lc = getattr(raw, "lc", None)
+        if lc is not None and lc.line is None:  # a tagged scalar root (`!x 0`) has no line of its own
+            lc = None
         if lc is not None:
             start = lc.line + 1
         positions: dict[Path_, Position] = {}
