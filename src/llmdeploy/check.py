@@ -40,19 +40,18 @@ module is cheap.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import hashlib
 import importlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .datafiles import store_cache
 from .records import record
 
 __all__ = [
@@ -1252,20 +1251,11 @@ class _Cache:
         """Atomically write ``payload``; any OS error just means no caching."""
         if path is None:
             return
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({**expect, "payload": payload}, fh, separators=(",", ":"))
-            os.replace(tmp, path)
-            tmp = None
-        except (OSError, TypeError, ValueError):
-            pass
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            text = json.dumps({**expect, "payload": payload}, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return
+        store_cache(path, text)
 
 
 # --------------------------------------------------------------------------------------------

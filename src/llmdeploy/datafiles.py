@@ -73,11 +73,15 @@ def load_yaml_data(path: Path) -> Any:
         data = _parse(raw.decode("utf-8"))
     except Exception as exc:  # noqa: BLE001 - any parser error is a broken data file
         raise DataFileError(f"cannot parse {path}: {exc}") from exc
+    store_cache(cached, json.dumps(data, separators=(",", ":"), default=str))
+    return data
+
+
+def store_cache(path: Path, text: str) -> None:
+    """Write a cache entry atomically; an unwritable cache only costs speed."""
+    from .emit import write_atomic
+
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":"), default=str), encoding="utf-8")
-        os.replace(tmp, cached)
+        write_atomic(path, text)
     except OSError:
         pass
-    return data

@@ -289,9 +289,8 @@ def load_text_cached(text: str, file: str, base_dir: Path) -> tuple[list[SourceD
     """
     import hashlib
     import json
-    import os
 
-    from ..datafiles import cache_dir
+    from ..datafiles import cache_dir, store_cache
 
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
     cached = cache_dir() / "docs" / f"{digest}-v{_DOC_CACHE_VERSION}.json"
@@ -304,19 +303,15 @@ def load_text_cached(text: str, file: str, base_dir: Path) -> tuple[list[SourceD
     docs, diags = load_text(text, file, base_dir)
     if diags:
         return docs, diags
+    stored = [{"index": d.index, "data": d.data, "start_line": d.start_line,
+               "positions": [[list(k), v.key_line, v.key_col, v.value_line, v.value_col]
+                             for k, v in d.positions.items()]} for d in docs]
     try:
-        stored = [{"index": d.index, "data": d.data, "start_line": d.start_line,
-                   "positions": [[list(k), v.key_line, v.key_col, v.value_line, v.value_col]
-                                 for k, v in d.positions.items()]} for d in docs]
         encoded = json.dumps(stored, separators=(",", ":"), allow_nan=False)
-        if [d["data"] for d in json.loads(encoded)] != [d.data for d in docs]:
-            return docs, diags  # JSON would change the data: not cached
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(encoded, encoding="utf-8")
-        os.replace(tmp, cached)
-    except (OSError, TypeError, ValueError):
-        pass  # an unwritable cache or data JSON cannot hold only costs speed
+    except (TypeError, ValueError):
+        return docs, diags  # data JSON cannot hold: not cached
+    if [d["data"] for d in json.loads(encoded)] == [d.data for d in docs]:  # else JSON would change it
+        store_cache(cached, encoded)
     return docs, diags
 
 
