@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .cli_common import EXIT_INVALID, EXIT_OK
+from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage
 
 
 class _Group(TyperGroup):
@@ -71,12 +71,6 @@ def _root(
     ] = None,
 ) -> None:
     """llmdeploy: typed spec in, apply-ready manifests out."""
-
-
-def _fail_usage(message: str) -> None:
-    from .cli_common import fail_usage
-
-    fail_usage(message)
 
 
 # --------------------------------------------------------------------------- validate
@@ -137,12 +131,12 @@ def docs(
 ) -> None:
     """Check or regenerate docs/rules.md and docs/spec.md (for developers and tests)."""
     if check == write:
-        _fail_usage("pass exactly one of --check and --write")
+        fail_usage("pass exactly one of --check and --write")
     from .docgen import default_root, stale_pages, write_pages
 
     base = root or default_root()
     if not (base / "pyproject.toml").is_file():
-        _fail_usage(f"{base} is not an llmdeploy source checkout (pass --root)")
+        fail_usage(f"{base} is not an llmdeploy source checkout (pass --root)")
     if write:
         for rel in write_pages(base):
             sys.stderr.write(f"wrote {rel}\n")

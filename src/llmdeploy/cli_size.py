@@ -32,9 +32,6 @@ KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 ENGINES = ("vllm", "tgi")
 
 
-_fail_usage = fail_usage
-
-
 def _fail_input(message: str, hint: str | None = None) -> NoReturn:
     from .errors import InvalidSpecError
 
@@ -43,7 +40,7 @@ def _fail_input(message: str, hint: str | None = None) -> NoReturn:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        _fail_usage(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+        fail_usage(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
     return value
 
 
@@ -57,7 +54,7 @@ def _check_engine_choices(dtype: str, quantization: str, kv_cache_dtype: str, en
 
 def _check_gpu_memory_utilization(value: float | None) -> None:
     if value is not None and not 0 < value <= 1:
-        _fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {value:g})")
+        fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {value:g})")
 
 
 def _console() -> Console:
@@ -80,7 +77,6 @@ def _resolve_model(ref: str) -> ModelConfig:
         return get_model(ref)
     except CatalogError as exc:
         _fail_input(exc.message, exc.hint)
-        raise  # pragma: no cover - _fail_input raises
 
 
 def _resolve_gpu(key: str) -> GPU:
@@ -90,7 +86,6 @@ def _resolve_gpu(key: str) -> GPU:
         return get_gpu(key)
     except CatalogError as exc:
         _fail_input(exc.message, exc.hint)
-        raise  # pragma: no cover
 
 
 def _resolve_engine(engine: str, version: str | None, image: str | None = None) -> EngineVersionInfo:
@@ -285,22 +280,22 @@ def register(app: typer.Typer) -> None:
         _choice("--format", fmt, ("table", "json"))
         if spec is not None:
             if model is not None or gpu is not None:
-                _fail_usage("give either a spec file or --model/--gpu, not both")
+                fail_usage("give either a spec file or --model/--gpu, not both")
             if spec != "-" and not os.path.exists(spec):
-                _fail_usage(f"{spec}: no such file")
+                fail_usage(f"{spec}: no such file")
             raise typer.Exit(_size_spec_paths(spec, fmt, engine_version))
         if model is None or gpu is None:
-            _fail_usage("give a spec file, or both --model and --gpu")
+            fail_usage("give a spec file, or both --model and --gpu")
         assert model is not None and gpu is not None
         _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
         for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
                             ("--max-model-len", max_model_len)):
             if value < 1:
-                _fail_usage(f"{name} must be at least 1 (got {value})")
+                fail_usage(f"{name} must be at least 1 (got {value})")
         _check_gpu_memory_utilization(gpu_memory_utilization)
         for name, opt in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
             if opt is not None and opt < 1:
-                _fail_usage(f"{name} must be at least 1 (got {opt})")
+                fail_usage(f"{name} must be at least 1 (got {opt})")
         from .sizing import SizingInput
         from .sizing import size as size_fn
 
@@ -346,7 +341,7 @@ def register(app: typer.Typer) -> None:
         _choice("--format", fmt, ("table", "json"))
         _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
         if max_model_len < 1:
-            _fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
+            fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
         _check_gpu_memory_utilization(gpu_memory_utilization)
         m = _resolve_model(model)
         gpus = [_resolve_gpu(k.strip()) for k in gpu.split(",") if k.strip()] if gpu else None
