@@ -79,9 +79,9 @@ def load_yaml_data(path: Path) -> Any:
 
 def store_cache(path: Path, text: str) -> None:
     """Write a cache entry atomically; an unwritable cache only costs speed."""
+    import contextlib
+
     from .emit import write_atomic
 
-    try:
+    with contextlib.suppress(OSError):
         write_atomic(path, text)
-    except OSError:
-        pass

@@ -66,7 +66,7 @@ class ActivationModel:
     moe_workspace_additive: bool
     chunked_prefill_threshold: int | None
     chunked_prefill_batched_tokens: int | None
-    prefill_logits_copies: float = 0.0
+    prefill_logits_copies: float
 
 
 @record
@@ -322,7 +322,7 @@ def memory_model_from_table(
             moe_workspace_additive=act.flag("moe_workspace_additive"),
             chunked_prefill_threshold=act.opt_int("chunked_prefill_threshold"),
             chunked_prefill_batched_tokens=act.opt_int("chunked_prefill_batched_tokens"),
-            prefill_logits_copies=act.number("prefill_logits_copies") if "prefill_logits_copies" in act.data else 0.0,
+            prefill_logits_copies=act.number("prefill_logits_copies"),
         ),
         non_torch=NonTorchModel(
             tp1_gib=nt.number("tp1_gib"),
