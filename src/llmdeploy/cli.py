@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage
+from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage, report
 
 
 class _Group(TyperGroup):
@@ -33,8 +33,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except LlmdeployError as exc:
-            sys.stderr.write(f"llmdeploy: error: {exc}\n")
-            raise typer.Exit(exc.exit_code) from None
+            raise typer.Exit(report(exc)) from None
 
 
 app = typer.Typer(

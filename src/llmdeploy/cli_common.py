@@ -9,11 +9,21 @@ exits 2.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import LlmdeployError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DIAGNOSTIC_FORMATS = ("auto", "text", "json", "github")
+
+
+def report(exc: LlmdeployError) -> int:
+    """Print an error llmdeploy raised on purpose (``llmdeploy: error: …``); its exit code."""
+    sys.stderr.write(f"llmdeploy: error: {exc}\n")
+    return exc.exit_code
 
 
 def fail_usage(message: str) -> NoReturn:

@@ -18,6 +18,7 @@ in ``benchmarks/README.md``). Two things here keep it short:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -120,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         from .errors import LlmdeployError
 
         if isinstance(exc, LlmdeployError):
-            sys.stderr.write(f"llmdeploy: error: {exc}\n")
-            raise SystemExit(exc.exit_code) from None
+            from .cli_common import report
+
+            raise SystemExit(report(exc)) from None
         if os.environ.get("LLMDEPLOY_DEBUG"):
             raise
         sys.stderr.write(
@@ -170,10 +172,8 @@ def exit_now(code: object) -> NoReturn:
     except OSError:
         broken = True
         code = code or 3
-    try:
+    with contextlib.suppress(OSError):
         sys.stderr.flush()
-    except OSError:
-        pass
     if "coverage" in sys.modules or os.environ.get("LLMDEPLOY_DEBUG"):
         if broken:  # or the interpreter's own last flush complains about the closed pipe
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
