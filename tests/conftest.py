@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +49,27 @@ def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = N
     full_env.pop("GITHUB_ACTIONS", None) if env is None or "GITHUB_ACTIONS" not in env else None
     return subprocess.run([sys.executable, "-m", "llmdeploy", *args], input=stdin, capture_output=True,
                           text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def sized_context(text: str, adjust: Callable[[Any], Any] | None = None):  # type: ignore[no-untyped-def]
+    """A PlanContext for one spec text: validated, resolved and sized (no rules run), with
+    ``adjust`` applied to the sizing report (tests pin the numbers they plan from)."""
+    from llmdeploy.plan import PlanContext, spec_hash
+    from llmdeploy.resolve import resolve
+    from llmdeploy.sizing import size_spec
+    from llmdeploy.spec.loader import load_text
+    from llmdeploy.spec.validate import validate_doc
+
+    docs, diags = load_text(text, "spec.yaml", Path("."))
+    assert docs and not diags, diags
+    v = validate_doc(docs[0])
+    assert v.spec is not None, [d.to_text() for d in v.diagnostics]
+    r = resolve(v)
+    assert r.gpu is not None and r.model is not None and r.engine is not None
+    report = size_spec(v.spec, r.model, r.gpu, r.engine)
+    if adjust is not None:
+        report = adjust(report)
+    return PlanContext(v.spec, r.gpu, r.model, r.engine, report, v.profile_name, spec_hash(v.spec))
 
 
 def assert_manifests_pass_crds(manifests: list, crds: Path) -> None:  # type: ignore[type-arg]

@@ -46,7 +46,7 @@ def plan_spec(path: Path) -> Planned:
     """Plan one spec's monitoring the way ``build_plan`` does: real analysis (validation,
     resolution, sizing, rules), real engine plan, then the monitoring section."""
     from llmdeploy.pipeline import analyze
-    from llmdeploy.plan import PlanContext, kserve, spec_hash
+    from llmdeploy.plan import kserve, plan_context
     from llmdeploy.plan import monitoring as mon
     from llmdeploy.spec.loader import load_paths
 
@@ -56,8 +56,7 @@ def plan_spec(path: Path) -> Planned:
     assert a.spec is not None and a.resolved is not None and a.resolved.sizing is not None, a.diagnostics
     errors = [d for d in a.diagnostics if d.is_error]
     assert not errors, errors
-    r = a.resolved
-    ctx = PlanContext(a.spec, r.gpu, r.model, r.engine, r.sizing, a.validated.profile_name, spec_hash(a.spec))
+    ctx = plan_context(a)
     engine = kserve.plan_engine(ctx)
     return Planned(path, ctx, engine, mon.build_monitoring(ctx), mon.plan_monitoring(ctx, engine))
 

@@ -8,13 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_manifests_pass_crds
+from conftest import assert_manifests_pass_crds, sized_context
 
-from llmdeploy.plan import PlanContext, Section, kserve, rollout, scaling, spec_hash
-from llmdeploy.resolve import resolve
-from llmdeploy.sizing import size_spec
-from llmdeploy.spec.loader import load_text
-from llmdeploy.spec.validate import validate_doc
+from llmdeploy.plan import PlanContext, Section, kserve, rollout, scaling
 
 BASE = """\
 apiVersion: llmdeploy.dev/v1alpha1
@@ -45,15 +41,8 @@ GATEWAY = """\
 
 
 def context(extra: str = "") -> PlanContext:
-    docs, diags = load_text(BASE + textwrap.dedent(extra), "spec.yaml", Path("."))
-    assert docs and not diags, diags
-    v = validate_doc(docs[0])
-    assert v.spec is not None, [d.to_text() for d in v.diagnostics]
-    r = resolve(v)
-    assert r.gpu is not None and r.model is not None and r.engine is not None
-    report = size_spec(v.spec, r.model, r.gpu, r.engine)
-    report = dataclasses.replace(report, max_num_seqs=64, load_time_seconds=60.0)
-    return PlanContext(v.spec, r.gpu, r.model, r.engine, report, v.profile_name, spec_hash(v.spec))
+    return sized_context(BASE + textwrap.dedent(extra),
+                         lambda report: dataclasses.replace(report, max_num_seqs=64, load_time_seconds=60.0))
 
 
 def plan(ctx: PlanContext) -> tuple[Section, Section]:

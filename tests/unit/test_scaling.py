@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_manifests_pass_crds
+from conftest import assert_manifests_pass_crds, sized_context
 
-from llmdeploy.plan import PlanContext, Section, kserve, scaling, spec_hash
-from llmdeploy.resolve import resolve
-from llmdeploy.sizing import size_spec
-from llmdeploy.spec.loader import load_text
-from llmdeploy.spec.validate import validate_doc
+from llmdeploy.plan import PlanContext, Section, kserve, scaling
+from llmdeploy.sizing import SizingReport
 
 BASE = """\
 apiVersion: llmdeploy.dev/v1alpha1
@@ -43,21 +40,16 @@ def context(extra: str = "", *, base: str = BASE, rps: float = 5.0, replicas_nee
             decode_tps: float = 2000.0, max_num_seqs: int = 64, load: float = 60.0,
             weights: int = 16_000_000_000, capacity: bool = True) -> PlanContext:
     """A PlanContext for ``base`` + ``extra`` with pinned capacity numbers."""
-    docs, diags = load_text(base + textwrap.dedent(extra), "spec.yaml", Path("."))
-    assert docs and not diags, diags
-    v = validate_doc(docs[0])
-    assert v.spec is not None, [d.to_text() for d in v.diagnostics]
-    r = resolve(v)
-    assert r.gpu is not None and r.model is not None and r.engine is not None
-    report = size_spec(v.spec, r.model, r.gpu, r.engine)
-    cap = None
-    if capacity:
-        assert report.capacity is not None, "the test model must fit its GPU"
-        cap = dataclasses.replace(report.capacity, requests_per_s_per_replica=rps, replicas_needed=replicas_needed,
-                                  decode_tokens_per_s=decode_tps)
-    report = dataclasses.replace(report, capacity=cap, max_num_seqs=max_num_seqs, load_time_seconds=load,
-                                 weights_bytes_total=weights)
-    return PlanContext(v.spec, r.gpu, r.model, r.engine, report, v.profile_name, spec_hash(v.spec))
+    def pin(report: SizingReport) -> SizingReport:
+        cap = None
+        if capacity:
+            assert report.capacity is not None, "the test model must fit its GPU"
+            cap = dataclasses.replace(report.capacity, requests_per_s_per_replica=rps,
+                                      replicas_needed=replicas_needed, decode_tokens_per_s=decode_tps)
+        return dataclasses.replace(report, capacity=cap, max_num_seqs=max_num_seqs, load_time_seconds=load,
+                                   weights_bytes_total=weights)
+
+    return sized_context(base + textwrap.dedent(extra), pin)
 
 
 def plan(ctx: PlanContext) -> Section:

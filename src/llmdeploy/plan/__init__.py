@@ -151,15 +151,20 @@ def spec_hash(spec: LLMService) -> str:
     return digest[:16]
 
 
-def build_plan(analysis: Analysis) -> Plan:
-    """Compute every manifest of one analyzed, valid spec."""
-    from . import kserve, monitoring, policy, rollout, scaling
-
+def plan_context(analysis: Analysis) -> PlanContext:
+    """The inputs of every section planner for one analyzed, valid spec."""
     spec = analysis.spec
     r = analysis.resolved
     assert spec is not None and r is not None
     assert r.gpu is not None and r.model is not None and r.engine is not None and r.sizing is not None
-    ctx = PlanContext(spec, r.gpu, r.model, r.engine, r.sizing, analysis.validated.profile_name, spec_hash(spec))
+    return PlanContext(spec, r.gpu, r.model, r.engine, r.sizing, analysis.validated.profile_name, spec_hash(spec))
+
+
+def build_plan(analysis: Analysis) -> Plan:
+    """Compute every manifest of one analyzed, valid spec."""
+    from . import kserve, monitoring, policy, rollout, scaling
+
+    ctx = plan_context(analysis)
     engine = kserve.plan_engine(ctx)
     sections = [scaling.plan_scaling(ctx, engine)]
     sections.append(rollout.plan_rollout(ctx, engine, sections[0]))
