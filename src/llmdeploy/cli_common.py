@@ -20,9 +20,17 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DIAGNOSTIC_FORMATS = ("auto", "text", "json", "github")
 
 
+ERROR_PREFIX = "llmdeploy: error: "
+
+
+def print_error(message: object) -> None:
+    """The one way a command reports a failure: ``llmdeploy: error: <what> (hint: <how to fix>)``."""
+    sys.stderr.write(f"{ERROR_PREFIX}{message}\n")
+
+
 def report(exc: LlmdeployError) -> int:
-    """Print an error llmdeploy raised on purpose (``llmdeploy: error: …``); its exit code."""
-    sys.stderr.write(f"llmdeploy: error: {exc}\n")
+    """Print an error llmdeploy raised on purpose; its exit code."""
+    print_error(exc)
     return exc.exit_code
 
 

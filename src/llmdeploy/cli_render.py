@@ -18,6 +18,8 @@ from .cli_common import (
     check_format,
     check_paths,
     fail_usage,
+    print_error,
+    report,
     write_diagnostics,
 )
 
@@ -54,11 +56,10 @@ def run(paths: Sequence[str], output: str | Path | None = None, out_format: str 
     try:
         result = render_documents(analyses, crd_paths=crd_paths, kubernetes_version=kubernetes_version)
     except CRDLoadError as exc:
-        sys.stderr.write(f"llmdeploy render: error: {exc}\n")
+        print_error(exc)
         return EXIT_INTERNAL
     except LlmdeployError as exc:
-        sys.stderr.write(f"llmdeploy render: error: {exc}\n")
-        return exc.exit_code
+        return report(exc)
     diags = list(load_diags) + result.diagnostics
     warnings = [d for d in diags if d.severity.value == "warning"]
     write_diagnostics(diags, diag_format, sys.stderr)
@@ -88,8 +89,7 @@ def run(paths: Sequence[str], output: str | Path | None = None, out_format: str 
         try:
             written = write_output_dir(Path(output), selected)
         except LlmdeployError as exc:
-            sys.stderr.write(f"llmdeploy render: error: {exc}\n")
-            return exc.exit_code
+            return report(exc)
         sys.stderr.write(f"wrote {len(written)} files to {output}\n")
         return EXIT_OK
     text = emit_json(selected) if out_format == "json" else emit_stream(selected)

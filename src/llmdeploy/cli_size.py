@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
-from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage
+from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage, print_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -30,6 +30,13 @@ QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int
                  "compressed-tensors")
 KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 ENGINES = ("vllm", "tgi")
+
+
+def _rule_ids() -> dict[Any, str]:
+    """The rule id of each kind of sizing problem (declared by the rules, imported when needed)."""
+    from .rules.sizing import RULE_IDS
+
+    return RULE_IDS
 
 
 def _fail_input(message: str, hint: str | None = None) -> NoReturn:
@@ -150,11 +157,11 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     verdict = "[green]FITS[/green]" if r.fits else "[red]DOES NOT FIT[/red]"
     console.print(f"Verdict: {verdict}")
     for reason in r.reasons:
-        console.print(f"  [red]error[/red] {reason.code} {'.'.join(map(str, reason.field))}: {reason.message}")
+        console.print(f"  [red]error[/red] {_rule_ids()[reason.problem]} {'.'.join(map(str, reason.field))}: {reason.message}")
         if reason.hint:
             console.print(f"        hint: {reason.hint}")
     for w in r.warnings:
-        console.print(f"  [yellow]warning[/yellow] {w.code} {'.'.join(map(str, w.field))}: {w.message}")
+        console.print(f"  [yellow]warning[/yellow] {_rule_ids()[w.problem]} {'.'.join(map(str, w.field))}: {w.message}")
         if w.hint:
             console.print(f"        hint: {w.hint}")
     if r.suggestions:
@@ -214,11 +221,11 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None) -> in
             report = size_spec(a.spec, r.model, r.gpu, engine)
         reports.append((a.label, report))
     if not reports:
-        sys.stderr.write("llmdeploy size: nothing to size (the spec is invalid or its GPU/model/engine unknown)\n")
+        print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
         return EXIT_INVALID
     if fmt == "json":
-        _write_json(reports[0][1].to_json() if len(reports) == 1 else
-                    [{"service": label, **rep.to_json()} for label, rep in reports])
+        _write_json(reports[0][1].to_json(_rule_ids()) if len(reports) == 1 else
+                    [{"service": label, **rep.to_json(_rule_ids())} for label, rep in reports])
     else:
         console = _console()
         for i, (label, rep) in enumerate(reports):
@@ -229,8 +236,129 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None) -> in
     return EXIT_INVALID if failed else EXIT_OK
 
 
+def run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
+             pipeline_parallel: int = 1, dtype: str = "auto", quantization: str = "none",
+             kv_cache_dtype: str = "auto", max_model_len: int = 8192, gpu_memory_utilization: float | None = None,
+             max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, engine: str = "vllm",
+             engine_version: str | None = None, price: float | None = None, fmt: str = "table") -> int:
+    """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
+
+    Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
+    fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
+    """
+    _choice("--format", fmt, ("table", "json"))
+    if spec is not None:
+        if model is not None or gpu is not None:
+            fail_usage("give either a spec file or --model/--gpu, not both")
+        if spec != "-" and not os.path.exists(spec):
+            fail_usage(f"{spec}: no such file")
+        return _size_spec_paths(spec, fmt, engine_version)
+    if model is None or gpu is None:
+        fail_usage("give a spec file, or both --model and --gpu")
+    assert model is not None and gpu is not None
+    _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
+    for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
+                        ("--max-model-len", max_model_len)):
+        if value < 1:
+            fail_usage(f"{name} must be at least 1 (got {value})")
+    _check_gpu_memory_utilization(gpu_memory_utilization)
+    for name, opt in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
+        if opt is not None and opt < 1:
+            fail_usage(f"{name} must be at least 1 (got {opt})")
+    from .sizing import SizingInput
+    from .sizing import size as size_fn
+
+    report = size_fn(SizingInput(
+        model=_resolve_model(model), gpu=_resolve_gpu(gpu), engine=_resolve_engine(engine, engine_version),
+        tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
+        quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+        gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
+        max_num_seqs=max_num_seqs, price_per_gpu_hour=price,
+    ))
+    if fmt == "json":
+        _write_json(report.to_json(_rule_ids()))
+    else:
+        render_report(_console(), report)
+    return EXIT_OK if report.fits else EXIT_INVALID
+
+
+def run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, dtype: str = "auto",
+             quantization: str = "none", kv_cache_dtype: str = "auto", gpu_memory_utilization: float | None = None,
+             engine: str = "vllm", engine_version: str | None = None, fmt: str = "table") -> int:
+    """List every GPU type × tensor-parallel size that fits the model, cheapest first.
+
+    Exit 0 when at least one configuration fits, 1 when none does.
+    """
+    _choice("--format", fmt, ("table", "json"))
+    _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
+    if max_model_len < 1:
+        fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
+    _check_gpu_memory_utilization(gpu_memory_utilization)
+    m = _resolve_model(model)
+    gpus = [_resolve_gpu(k.strip()) for k in gpu.split(",") if k.strip()] if gpu else None
+    info = _resolve_engine(engine, engine_version)
+    from .sizing import plan_options
+
+    options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantization=quantization,
+                           kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
+                           gpus=gpus)
+    if fmt == "json":
+        _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
+                     "engine_version": info.version, "options": [o.to_json() for o in options]})
+    else:
+        _render_options(_console(), m, max_model_len, info, options)
+    return EXIT_OK if options else EXIT_INVALID
+
+
+def run_catalog_gpus(fmt: str = "table") -> int:
+    """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
+    _choice("--format", fmt, ("table", "json"))
+    from .catalog import gpus
+
+    items = list(gpus().values())
+    if fmt == "json":
+        _write_json([_gpu_json(g) for g in items])
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title="GPU catalog")
+    for col in ("key", "name", "memory GiB", "GB/s", "bf16 TFLOPS", "fp8", "cc", "per node", "$/GPU-h"):
+        t.add_column(col, justify="right" if col not in ("key", "name", "fp8") else "left")
+    for g in items:
+        fp8 = "yes" if g.fp8 else ("weight-only" if g.fp8_weight_only else "no")
+        t.add_row(g.key, g.name, f"{g.memory_gib:.1f}", f"{g.memory_bandwidth_gbs:g}",
+                  f"{g.bf16_tflops:g}" if g.bf16_tflops else "-", fp8, g.compute_capability,
+                  str(g.gpus_per_node), _money(g.price_per_gpu_hour_usd))
+    _console().print(t)
+    return EXIT_OK
+
+
+def run_catalog_models(fmt: str = "table") -> int:
+    """List the model catalog: size, layers, attention layout, KV bytes per token."""
+    _choice("--format", fmt, ("table", "json"))
+    from .catalog import models
+
+    items = list(models().values())
+    if fmt == "json":
+        _write_json([_model_json(m) for m in items])
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title="Model catalog")
+    for col in ("id", "params (B)", "layers", "heads / kv", "KV KiB/token", "context", "quantization"):
+        t.add_column(col, justify="left" if col in ("id", "quantization") else "right")
+    for m in items:
+        j = _model_json(m)
+        t.add_row(m.hf_id, f"{(m.num_parameters or 0) / 1e9:.1f}", str(m.num_layers),
+                  f"{m.num_attention_heads} / {m.num_kv_heads}" + (" MLA" if m.mla else ""),
+                  f"{j['kv_bytes_per_token_bf16'] / 1024:.0f}", f"{m.max_position_embeddings:,}",
+                  m.quantization.method if m.quantization else "-")
+    _console().print(t)
+    return EXIT_OK
+
+
 def register(app: typer.Typer) -> None:
-    """Add the sizing commands to ``app``."""
+    """Add the sizing commands (size, plan, catalog gpus|models) to ``app``."""
 
     @app.command()
     def size(
@@ -277,40 +405,11 @@ def register(app: typer.Typer) -> None:
         Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
         fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
         """
-        _choice("--format", fmt, ("table", "json"))
-        if spec is not None:
-            if model is not None or gpu is not None:
-                fail_usage("give either a spec file or --model/--gpu, not both")
-            if spec != "-" and not os.path.exists(spec):
-                fail_usage(f"{spec}: no such file")
-            raise typer.Exit(_size_spec_paths(spec, fmt, engine_version))
-        if model is None or gpu is None:
-            fail_usage("give a spec file, or both --model and --gpu")
-        assert model is not None and gpu is not None
-        _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
-        for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
-                            ("--max-model-len", max_model_len)):
-            if value < 1:
-                fail_usage(f"{name} must be at least 1 (got {value})")
-        _check_gpu_memory_utilization(gpu_memory_utilization)
-        for name, opt in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
-            if opt is not None and opt < 1:
-                fail_usage(f"{name} must be at least 1 (got {opt})")
-        from .sizing import SizingInput
-        from .sizing import size as size_fn
-
-        report = size_fn(SizingInput(
-            model=_resolve_model(model), gpu=_resolve_gpu(gpu), engine=_resolve_engine(engine, engine_version),
-            tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
-            quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
+        raise typer.Exit(run_size(
+            spec, model=model, gpu=gpu, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
+            dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
-            max_num_seqs=max_num_seqs, price_per_gpu_hour=price,
-        ))
-        if fmt == "json":
-            _write_json(report.to_json())
-        else:
-            render_report(_console(), report)
-        raise typer.Exit(EXIT_OK if report.fits else EXIT_INVALID)
+            max_num_seqs=max_num_seqs, engine=engine, engine_version=engine_version, price=price, fmt=fmt))
 
     @app.command()
     def plan(
@@ -338,25 +437,10 @@ def register(app: typer.Typer) -> None:
 
         Exit 0 when at least one configuration fits, 1 when none does.
         """
-        _choice("--format", fmt, ("table", "json"))
-        _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
-        if max_model_len < 1:
-            fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
-        _check_gpu_memory_utilization(gpu_memory_utilization)
-        m = _resolve_model(model)
-        gpus = [_resolve_gpu(k.strip()) for k in gpu.split(",") if k.strip()] if gpu else None
-        info = _resolve_engine(engine, engine_version)
-        from .sizing import plan_options
-
-        options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantization=quantization,
-                               kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
-                               gpus=gpus)
-        if fmt == "json":
-            _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
-                         "engine_version": info.version, "options": [o.to_json() for o in options]})
-        else:
-            _render_options(_console(), m, max_model_len, info, options)
-        raise typer.Exit(EXIT_OK if options else EXIT_INVALID)
+        raise typer.Exit(run_plan(
+            model, max_model_len=max_model_len, gpu=gpu, dtype=dtype, quantization=quantization,
+            kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization, engine=engine,
+            engine_version=engine_version, fmt=fmt))
 
     catalog_app = typer.Typer(help="List the GPUs and models llmdeploy knows.", no_args_is_help=True)
     app.add_typer(catalog_app, name="catalog")
@@ -364,47 +448,12 @@ def register(app: typer.Typer) -> None:
     @catalog_app.command("gpus")
     def catalog_gpus(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
         """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
-        _choice("--format", fmt, ("table", "json"))
-        from .catalog import gpus
-
-        items = list(gpus().values())
-        if fmt == "json":
-            _write_json([_gpu_json(g) for g in items])
-            return
-        from rich.table import Table
-
-        t = Table(title="GPU catalog")
-        for col in ("key", "name", "memory GiB", "GB/s", "bf16 TFLOPS", "fp8", "cc", "per node", "$/GPU-h"):
-            t.add_column(col, justify="right" if col not in ("key", "name", "fp8") else "left")
-        for g in items:
-            fp8 = "yes" if g.fp8 else ("weight-only" if g.fp8_weight_only else "no")
-            t.add_row(g.key, g.name, f"{g.memory_gib:.1f}", f"{g.memory_bandwidth_gbs:g}",
-                      f"{g.bf16_tflops:g}" if g.bf16_tflops else "-", fp8, g.compute_capability,
-                      str(g.gpus_per_node), _money(g.price_per_gpu_hour_usd))
-        _console().print(t)
+        raise typer.Exit(run_catalog_gpus(fmt))
 
     @catalog_app.command("models")
     def catalog_models(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
         """List the model catalog: size, layers, attention layout, KV bytes per token."""
-        _choice("--format", fmt, ("table", "json"))
-        from .catalog import models
-
-        items = list(models().values())
-        if fmt == "json":
-            _write_json([_model_json(m) for m in items])
-            return
-        from rich.table import Table
-
-        t = Table(title="Model catalog")
-        for col in ("id", "params (B)", "layers", "heads / kv", "KV KiB/token", "context", "quantization"):
-            t.add_column(col, justify="left" if col in ("id", "quantization") else "right")
-        for m in items:
-            j = _model_json(m)
-            t.add_row(m.hf_id, f"{(m.num_parameters or 0) / 1e9:.1f}", str(m.num_layers),
-                      f"{m.num_attention_heads} / {m.num_kv_heads}" + (" MLA" if m.mla else ""),
-                      f"{j['kv_bytes_per_token_bf16'] / 1024:.0f}", f"{m.max_position_embeddings:,}",
-                      m.quantization.method if m.quantization else "-")
-        _console().print(t)
+        raise typer.Exit(run_catalog_models(fmt))
 
 
 def _gpu_json(g: GPU) -> dict[str, Any]:

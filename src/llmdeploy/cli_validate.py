@@ -1,13 +1,14 @@
-"""``llmdeploy validate``: the body of the command, free of typer.
+"""``llmdeploy validate``: the body (:func:`run`, free of typer) and its typer command.
 
-The typer command in ``cli.py`` and the fast path in ``entry.py`` both call :func:`run`,
-so the two ways in behave the same (``tests/unit/test_entry.py`` compares them).
+The typer command and the fast path in ``entry.py`` both call :func:`run`, so the two
+ways in behave the same (``tests/unit/test_entry.py`` compares them).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads the annotations of the command
+# defined inside register(), which refer to names imported there.
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .cli_common import (
     DIAGNOSTIC_FORMATS,
@@ -17,6 +18,9 @@ from .cli_common import (
     check_paths,
     write_diagnostics,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
 
 
 def run(paths: Sequence[str], fmt: str = "auto", strict: bool = False, show_resolved: bool = False,
@@ -65,3 +69,30 @@ def _print_resolved(analyses: list) -> None:  # type: ignore[type-arg]
     docs = [a.spec.model_dump(mode="json", by_alias=True) for a in analyses if a.spec is not None]
     yaml.dump_all(docs, out)
     sys.stdout.write(out.getvalue())
+
+
+def register(app: "typer.Typer") -> None:
+    """Add the validate command to ``app``."""
+    from typing import Annotated
+
+    import typer
+
+    @app.command()
+    def validate(
+        paths: Annotated[list[str], typer.Argument(help="Spec files or folders (*.yaml inside); '-' reads stdin.")],
+        fmt: Annotated[
+            str,
+            typer.Option("--format", "-f", help="Diagnostics format: auto (github under GitHub Actions, else text), "
+                                                "text, json, github."),
+        ] = "auto",
+        strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+        show_resolved: Annotated[
+            bool, typer.Option("--show-resolved", help="Print each spec after profiles and defaults are applied.")
+        ] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on success.")] = False,
+    ) -> None:
+        """Check specs: schema, profiles, catalogs, sizing and every rule. Never writes files.
+
+        Exit 0 when valid (warnings allowed unless --strict), 1 when invalid.
+        """
+        raise typer.Exit(run(paths, fmt, strict=strict, show_resolved=show_resolved, quiet=quiet))

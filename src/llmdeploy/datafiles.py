@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-CACHE_VERSION = "1"
+from .fsio import CACHE_VERSION, cache_dir, store_cache
 
 
 def deep_merge(base: Any, override: Any) -> Any:
@@ -34,15 +33,6 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 class DataFileError(Exception):
     """A data file cannot be read or parsed."""
-
-
-def cache_dir() -> Path:
-    """``$LLMDEPLOY_CACHE_DIR``, else ``$XDG_CACHE_HOME/llmdeploy``, else ``~/.cache/llmdeploy``."""
-    explicit = os.environ.get("LLMDEPLOY_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "llmdeploy"
 
 
 def _parse(text: str) -> Any:
@@ -76,12 +66,3 @@ def load_yaml_data(path: Path) -> Any:
     store_cache(cached, json.dumps(data, separators=(",", ":"), default=str))
     return data
 
-
-def store_cache(path: Path, text: str) -> None:
-    """Write a cache entry atomically; an unwritable cache only costs speed."""
-    import contextlib
-
-    from .emit import write_atomic
-
-    with contextlib.suppress(OSError):
-        write_atomic(path, text)

@@ -129,3 +129,32 @@ def resolve_format(fmt: str) -> str:
     if fmt == "auto":
         return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
     return fmt
+
+
+#: How similar (difflib ratio) a word must be to a candidate to be suggested.
+DID_YOU_MEAN_CUTOFF = 0.6
+
+
+def close_matches(word: str, candidates: Iterable[str], *, n: int = 1, normalize: bool = False,
+                  spread: float | None = None) -> list[str]:
+    """The one "did you mean" of llmdeploy: up to ``n`` candidates close to ``word``, best first.
+
+    Ties go to the larger string, as :func:`difflib.get_close_matches` breaks them. ``spread`` keeps only the close runners-up (within that
+    much of the best ratio), where a long list of weak guesses would be noise. ``normalize``
+    compares case-insensitively and returns the candidates as written.
+    """
+    import difflib  # lazy: only when a hint is needed
+
+    key = word.strip().lower() if normalize else word
+    scored = []
+    for candidate in dict.fromkeys(candidates):
+        probe = candidate.lower() if normalize else candidate
+        ratio = difflib.SequenceMatcher(None, key, probe).ratio()
+        if ratio >= DID_YOU_MEAN_CUTOFF:
+            scored.append((ratio, probe, candidate))
+    if not scored:
+        return []
+    scored.sort(reverse=True)
+    best = scored[0][0]
+    return [c for r, _, c in scored[:n] if spread is None or r >= best - spread]
+

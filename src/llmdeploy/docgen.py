@@ -289,7 +289,7 @@ def stale_pages(root: Path) -> list[str]:
 
 def write_pages(root: Path) -> list[str]:
     """Regenerate every page under ``root``; returns the pages that changed."""
-    from .emit import write_atomic
+    from .fsio import write_atomic
 
     changed = []
     for rel, generate in PAGES.items():

@@ -3,50 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
-
-def _file_mode(path: Path) -> int:
-    """The mode a plain ``open(path, "w")`` would give: the existing file's, else 0o666 minus umask.
-
-    ``mkstemp`` creates files readable by the owner only; a generated schema or manifest
-    must be readable like any other file the user writes.
-    """
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _stage(path: Path, text: str) -> Path:
-    """Write ``text`` to a new temporary file next to ``path``, with the mode ``path`` would get."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _file_mode(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, mode)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    tmp = _stage(path, text)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
+from .fsio import stage as _stage
+from .fsio import write_atomic
 
 OWNED_FILE = ".llmdeploy-files.json"
 

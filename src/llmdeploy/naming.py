@@ -26,11 +26,23 @@ KNATIVE_REVISION_SUFFIX = "-00001"
 # Suffixes llmdeploy itself appends to the service name for its own objects.
 LLMDEPLOY_SUFFIXES = ("-canary", "-green", "-blue", "-dashboard", "-rules", "-metrics", "-keda-auth")
 
-_dns1035 = re.compile(DNS1035_LABEL_RE)
-_dns1123 = re.compile(DNS1123_LABEL_RE)
-_subdomain = re.compile(DNS1123_SUBDOMAIN_RE)
-_label_value = re.compile(LABEL_VALUE_RE)
-_label_name = re.compile(LABEL_NAME_RE)
+
+
+def python_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a ``^...$`` pattern for Python's ``re`` with the end anchored at the very end.
+
+    The ``*_RE`` strings above are also written into the JSON Schema and pydantic's
+    (Rust) validator, where ``$`` means end of text. Python's ``$`` also matches before
+    a trailing newline, so ``"search\\n"`` would pass as a label value; ``\\Z`` does not.
+    """
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+
+_dns1035 = python_pattern(DNS1035_LABEL_RE)
+_dns1123 = python_pattern(DNS1123_LABEL_RE)
+_subdomain = python_pattern(DNS1123_SUBDOMAIN_RE)
+_label_value = python_pattern(LABEL_VALUE_RE)
+_label_name = python_pattern(LABEL_NAME_RE)
 
 
 def dns1035_problem(name: str) -> str | None:

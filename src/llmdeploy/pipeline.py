@@ -10,37 +10,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Severity, sort_diagnostics
+from .resolve import Analysis
 from .spec.loader import SourceDoc, load_paths
 from .spec.models import camel_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .resolve import Resolved
-    from .spec.models import LLMService
     from .spec.validate import Validated
-
-
-@dataclass
-class Analysis:
-    """Everything known about one spec document after the checks."""
-
-    validated: Validated
-    resolved: Resolved | None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-
-    @property
-    def spec(self) -> LLMService | None:
-        return self.validated.spec
-
-    @property
-    def ok(self) -> bool:
-        return self.spec is not None and not any(d.is_error for d in self.diagnostics)
-
-    @property
-    def label(self) -> str:
-        s = self.spec
-        if s is not None:
-            return f"{s.metadata.namespace}/{s.metadata.name}"
-        return f"{self.validated.doc.file}#{self.validated.doc.index}"
 
 
 def load_specs(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]:
@@ -49,12 +24,12 @@ def load_specs(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]
 
 
 def _secret_diagnostics(v: Validated) -> list[Diagnostic]:
-    from .rules.security import scan_literal_secrets
+    from .rules.security import LITERAL_SECRET, scan_literal_secrets
 
     out = []
     for f in scan_literal_secrets(v.doc.data):
         file, line, col = v.locate(f.path)
-        out.append(Diagnostic(Severity.ERROR, "LD401", f.message, f.hint, file, line, col, camel_path(tuple(f.path))))
+        out.append(Diagnostic(Severity.ERROR, LITERAL_SECRET, f.message, f.hint, file, line, col, camel_path(tuple(f.path))))
     return out
 
 
@@ -73,7 +48,6 @@ def analyze(doc: SourceDoc, *, with_sizing: bool = True) -> Analysis:
 
     r = resolve(v)
     a.resolved = r
-    a.diagnostics.extend(r.diagnostics)
     if with_sizing and r.gpu is not None and r.model is not None and r.engine is not None:
         from .sizing import size_spec
 
@@ -86,6 +60,8 @@ def analyze(doc: SourceDoc, *, with_sizing: bool = True) -> Analysis:
 
 def analyze_all(docs: Sequence[SourceDoc]) -> list[Analysis]:
     """Analyze every document and add cross-document checks (duplicate services)."""
+    from .rules.spec import DUPLICATE_SERVICE
+
     out = [analyze(d) for d in docs]
     seen: dict[tuple[str, str], Analysis] = {}
     for a in out:
@@ -97,7 +73,7 @@ def analyze_all(docs: Sequence[SourceDoc]) -> list[Analysis]:
             first = seen[key].validated.doc
             file, line, col = a.validated.locate(("metadata", "name"))
             a.diagnostics.append(Diagnostic(
-                Severity.ERROR, "LD109", f"service {key[0]}/{key[1]} is defined twice",
+                Severity.ERROR, DUPLICATE_SERVICE, f"service {key[0]}/{key[1]} is defined twice",
                 f"the first definition is at {first.file}:{first.locate(('metadata', 'name'))[0]}; "
                 "rename one of them", file, line, col, "metadata.name"))
         else:

@@ -23,14 +23,32 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .engines import MetricUnavailableError
 from .records import record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engines import EngineVersionInfo
-    from .plan import PlanContext
+
+
+class QueryScope(Protocol):
+    """What :meth:`ServiceQueries.for_service` needs to know of a service.
+
+    The planner's ``PlanContext`` satisfies it; this module (analysis layer) does not
+    import the plan.
+    """
+
+    @property
+    def engine(self) -> EngineVersionInfo: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def served_model_name(self) -> str: ...
+    @property
+    def scrape_interval(self) -> str: ...
 
 # Prometheus needs at least two samples in a rate() window; four is the usual floor
 # (Grafana's $__rate_interval is max(4 × scrape interval, ...)), so a window is never
@@ -38,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_SAMPLES_PER_WINDOW = 4
 DEFAULT_RATE_WINDOW_SECONDS = 120
 
-_DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
+_DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)\Z")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
@@ -113,7 +131,7 @@ class ServiceQueries:
     pod_regex: str | None = None
 
     @classmethod
-    def for_service(cls, ctx: PlanContext, *, isvc_names: tuple[str, ...] | None = None,
+    def for_service(cls, ctx: QueryScope, *, isvc_names: tuple[str, ...] | None = None,
                     rate_window: str | None = None) -> ServiceQueries:
         """The queries of a planned service: its namespace, served name, engine and scrape interval.
 
@@ -125,7 +143,7 @@ class ServiceQueries:
         engine = ctx.engine
         model_label = "model_name" if "model_name" in engine.metric_labels else ""
         if rate_window is None:
-            scrape = parse_duration(ctx.spec.monitoring.scrape_interval)
+            scrape = parse_duration(ctx.scrape_interval)
             rate_window = format_duration(max(DEFAULT_RATE_WINDOW_SECONDS, MIN_SAMPLES_PER_WINDOW * scrape))
         pod_regex = None if model_label else predictor_pod_regex(isvc_names or (ctx.name,))
         return cls(engine, ctx.namespace, ctx.served_model_name, model_label, rate_window, (), pod_regex)

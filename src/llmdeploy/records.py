@@ -30,6 +30,11 @@ else:  # pragma: no cover
     from typing_extensions import dataclass_transform
 
 _T = TypeVar("_T")
+
+# @record reads one private name of ``dataclasses`` (how an InitVar pseudo-field is marked).
+# On an interpreter whose ``dataclasses`` lacks it, @record is plain
+# ``@dataclass(frozen=True)``: slower to define, identical in meaning.
+_SHARED_METHODS = hasattr(dataclasses, "_FIELD_INITVAR")
 # class -> (repr field names, compare field names, hash field names)
 _NAMES: dict[type, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
 
@@ -118,6 +123,8 @@ def _frozen_delattr(self: Any, name: str) -> None:
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
 def record(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True)`` with shared methods (see the module's docstring)."""
+    if not _SHARED_METHODS:
+        return dataclasses.dataclass(frozen=True)(cls)
     own = cls.__dict__
     if any(k in own for k in ("__init__", "__post_init__", "__setattr__", "__delattr__")):
         raise TypeError(f"{cls.__qualname__}: a record takes the shared __init__ and frozen guards")
@@ -128,7 +135,7 @@ def record(cls: type[_T]) -> type[_T]:
     out = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
     initvar = dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
     if any(f.kw_only or not f.init for f in dataclasses.fields(out)) or \
-            any(f._field_type is initvar for f in out.__dataclass_fields__.values()):  # type: ignore[attr-defined]
+            any(getattr(f, "_field_type", None) is initvar for f in out.__dataclass_fields__.values()):
         raise TypeError(f"{cls.__qualname__}: a record has plain fields only (no init=False, kw_only, InitVar)")
     out.__init__ = _init  # type: ignore[misc]
     out.__setattr__ = _frozen_setattr  # type: ignore[assignment,method-assign]

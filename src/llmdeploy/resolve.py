@@ -10,31 +10,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .diagnostics import Diagnostic, Severity
-from .spec.models import camel_path
+from .diagnostics import Diagnostic
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .catalog import GPU, ModelConfig
+    from .catalog import GPU, CatalogError, ModelConfig
     from .engines import EngineVersionInfo
     from .sizing import SizingReport
+    from .spec.models import LLMService
     from .spec.validate import Validated
 
 
 @dataclass
 class Resolved:
-    """Facts looked up for one spec; ``None`` where the lookup failed (a diagnostic says why)."""
+    """Facts looked up for one spec; ``None`` where the lookup failed (``*_error`` says why)."""
 
     gpu: GPU | None = None
     model: ModelConfig | None = None
     engine: EngineVersionInfo | None = None
     sizing: SizingReport | None = None
+    # Why a lookup failed (rules LD114 and LD115 report them at the spec line).
+    gpu_error: CatalogError | None = None
+    model_error: CatalogError | None = None
+
+
+@dataclass
+class Analysis:
+    """Everything known about one spec document after the checks."""
+
+    validated: Validated
+    resolved: Resolved | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
+    @property
+    def spec(self) -> LLMService | None:
+        return self.validated.spec
 
-def _diag(v: Validated, path: tuple[str | int, ...], rule: str, message: str, hint: str | None,
-          severity: Severity = Severity.ERROR) -> Diagnostic:
-    file, line, col = v.locate(path)
-    return Diagnostic(severity, rule, message, hint, file, line, col, camel_path(path))
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def label(self) -> str:
+        s = self.spec
+        if s is not None:
+            return f"{s.metadata.namespace}/{s.metadata.name}"
+        return f"{self.validated.doc.file}#{self.validated.doc.index}"
 
 
 def resolve(v: Validated) -> Resolved:
@@ -48,7 +68,7 @@ def resolve(v: Validated) -> Resolved:
     try:
         r.gpu = get_gpu(spec.resources.gpu.type)
     except CatalogError as exc:
-        r.diagnostics.append(_diag(v, ("resources", "gpu", "type"), "LD114", exc.message, exc.hint))
+        r.gpu_error = exc
 
     m = spec.model
     if m.config:
@@ -57,12 +77,12 @@ def resolve(v: Validated) -> Resolved:
         try:
             r.model = model_from_hf_config(cfg, index)
         except CatalogError as exc:
-            r.diagnostics.append(_diag(v, ("model", "config"), "LD115", exc.message, exc.hint))
+            r.model_error = exc
     elif m.id:
         try:
             r.model = get_model(m.id)
         except CatalogError as exc:
-            r.diagnostics.append(_diag(v, ("model", "id"), "LD115", exc.message, exc.hint))
+            r.model_error = exc
     # Both missing is reported by rule LD113.
 
     r.engine = resolve_engine(spec.runtime.engine, spec.runtime.image, spec.runtime.engine_version)

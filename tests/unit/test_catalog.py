@@ -31,6 +31,7 @@ from llmdeploy.catalog import (
     model_from_hf_config,
     models,
 )
+from llmdeploy.catalog import entries as catalog_entries
 from llmdeploy.errors import InternalError, LlmdeployError
 
 HF_CONFIGS = Path(__file__).resolve().parents[1] / "data" / "hf_configs"
@@ -353,7 +354,8 @@ def test_models_returns_a_copy_in_catalog_order() -> None:
 
 def test_import_does_no_io() -> None:
     code = (
-        "import sys, llmdeploy.catalog as c\n"
+        "import sys, llmdeploy.catalog\n"
+        "from llmdeploy.catalog import entries as c\n"
         "assert 'ruamel.yaml' not in sys.modules, 'ruamel imported at import time'\n"
         "assert c._gpu_index.cache_info().currsize == 0\n"
         "assert c._model_index.cache_info().currsize == 0\n"
@@ -366,14 +368,14 @@ def test_broken_builtin_catalog_is_an_internal_error(
 ) -> None:
     broken = tmp_path / "gpus.yaml"
     broken.write_text("t4:\n  name: Tesla T4\n  vendor: nvidia\n", encoding="utf-8")
-    monkeypatch.setattr(catalog, "GPU_CATALOG_PATH", broken)
-    catalog._gpu_index.cache_clear()
+    monkeypatch.setattr(catalog_entries, "GPU_CATALOG_PATH", broken)
+    catalog_entries._gpu_index.cache_clear()
     try:
         with pytest.raises(InternalError, match=r"gpus\.yaml: t4\.\w+ must be"):
             gpus()
     finally:
         monkeypatch.undo()
-        catalog._gpu_index.cache_clear()
+        catalog_entries._gpu_index.cache_clear()
     assert "t4" in gpus()
 
 

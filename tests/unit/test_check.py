@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from llmdeploy import check as check_mod
 from llmdeploy.check import (
     Checker,
     CheckProblem,
@@ -27,6 +26,10 @@ from llmdeploy.check import (
     default_cache_dir,
     supported_kubernetes_versions,
 )
+from llmdeploy.check import cel as cel_mod
+from llmdeploy.check import core as core_mod
+from llmdeploy.check import crd_files as crd_files_mod
+from llmdeploy.check import crd_schema as crd_schema_mod
 
 CRDS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "crds"
 
@@ -57,7 +60,7 @@ def checker(cache_base: Path) -> Checker:
 @pytest.fixture
 def no_cel(monkeypatch: pytest.MonkeyPatch) -> None:
     """Behave as if cel-python were not installed."""
-    monkeypatch.setattr(check_mod, "_CEL_STATE", {"celpy": None, "programs": {}})
+    monkeypatch.setattr(cel_mod, "_CEL_STATE", {"celpy": None, "programs": {}})
 
 
 def paths_and_messages(report: CheckReport) -> list[tuple[str, str]]:
@@ -751,7 +754,7 @@ def test_kubernetes_version_validation() -> None:
 
 def test_builtin_groups_cover_kubernetes_validate() -> None:
     """Every group kube-apiserver serves (per the shipped definitions) counts as core."""
-    schemas = check_mod._schema_root()
+    schemas = core_mod._schema_root()
     for version in versions_dirs(schemas):
         defs = json.loads(schemas.joinpath(version, "_definitions.json").read_bytes())
         groups = {
@@ -759,7 +762,7 @@ def test_builtin_groups_cover_kubernetes_validate() -> None:
             for d in defs["$defs"].values()
             for gvk in d.get("x-kubernetes-group-version-kind", [])
         }
-        assert groups <= check_mod._BUILTIN_GROUPS | {g for g in groups if "." not in g}, version
+        assert groups <= core_mod._BUILTIN_GROUPS | {g for g in groups if "." not in g}, version
 
 
 def versions_dirs(schemas: Any) -> list[str]:
@@ -790,11 +793,27 @@ def test_unknown_version_of_known_crd_is_unchecked(checker: Checker) -> None:
     assert report.unchecked == ("InferenceService serving.kserve.io/v1alpha9",)
 
 
+def _served_versions_on_disk() -> set[tuple[str, str, str]]:
+    """Every (group, version, kind) the CRD files under ../shared/crds serve, read independently
+    of the checker (shared/ grows as new upstream CRDs are added; the count is not fixed)."""
+    import yaml
+
+    found: set[tuple[str, str, str]] = set()
+    for path in crd_files():
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                for version in doc["spec"]["versions"]:
+                    if version.get("served", True):
+                        found.add((doc["spec"]["group"], version["name"], doc["spec"]["names"]["kind"]))
+    return found
+
+
 @needs_crds
 def test_every_crd_loads_and_converts(tmp_path: Path) -> None:
     checker = Checker([CRDS_DIR], cache_dir=tmp_path)
     kinds = checker.known_kinds()
-    assert len(kinds) == 41
+    expected = _served_versions_on_disk()
+    assert len(kinds) == len(expected) and set(kinds) == expected
     assert ("serving.kserve.io", "v1beta1", "InferenceService") in kinds
     docs = [{"apiVersion": f"{g}/{v}", "kind": k, "metadata": {"name": "x"}} for g, v, k in kinds]
     report = checker.check(docs)
@@ -802,7 +821,7 @@ def test_every_crd_loads_and_converts(tmp_path: Path) -> None:
     # Minimal objects only lack required fields; nothing may crash or be unknown.
     for problem in report.problems:
         assert problem.message.endswith("is a required property"), str(problem)
-    assert checker.stats.converted == 41
+    assert checker.stats.converted == len(expected)
 
 
 @needs_crds
@@ -812,7 +831,7 @@ def test_converted_schemas_are_valid_json_schema(crd_file: Path) -> None:
     """check_schema on all 41 converted versions takes ~12 s in total, hence ``slow``."""
     from jsonschema import Draft202012Validator
 
-    docs = check_mod._load_crd_documents(crd_file.read_bytes(), crd_file)
+    docs = crd_files_mod._load_crd_documents(crd_file.read_bytes(), crd_file)
     crds = [d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
     assert crds
     for crd in crds:
@@ -831,8 +850,8 @@ def test_converted_schemas_are_valid_json_schema(crd_file: Path) -> None:
 def test_event_index_matches_full_load() -> None:
     for path in crd_files():
         data = path.read_bytes()
-        fast = check_mod._scan_yaml_index(data, path)
-        full = check_mod._index_records_from_objects(check_mod._load_crd_documents(data, path))
+        fast = crd_files_mod._scan_yaml_index(data, path)
+        full = crd_files_mod._index_records_from_objects(crd_files_mod._load_crd_documents(data, path))
         assert fast == full, path
 
 
@@ -972,7 +991,7 @@ def test_conversion_adaptations(tmp_path: Path, no_cel: None) -> None:
 
 
 def test_rewrite_pattern() -> None:
-    rewrite = check_mod._rewrite_pattern
+    rewrite = crd_schema_mod._rewrite_pattern
     assert rewrite("^(?i)(abort|warn)?$") == "(?i)^(abort|warn)?\\Z"
     assert rewrite("^[$a]+\\$x$") == "^[$a]+\\$x\\Z"
     assert rewrite("^a\\z") == "^a\\Z"
@@ -1062,9 +1081,9 @@ def test_cache_is_used_on_second_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("must not reconvert or reparse")
 
-    monkeypatch.setattr(check_mod, "convert_crd_schema", boom)
-    monkeypatch.setattr(check_mod, "_load_crd_documents", boom)
-    monkeypatch.setattr(check_mod, "_scan_yaml_index", boom)
+    monkeypatch.setattr(core_mod, "convert_crd_schema", boom)
+    monkeypatch.setattr(core_mod, "_load_crd_documents", boom)
+    monkeypatch.setattr(core_mod, "_scan_yaml_index", boom)
     second = Checker([crd], cache_dir=base)
     report = second.check([widget(size="x")])
     assert paths_and_messages(report) == [("spec.size", "'x' is not of type 'integer'")]

@@ -320,7 +320,7 @@ def test_init_unknown_model_or_gpu_exits_1(tree: Path) -> None:
     result = invoke("init", "--model", "acme/NoSuchModel-7B", "--gpu", "a100-80gb")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("llmdeploy init: error: unknown model 'acme/NoSuchModel-7B'")
+    assert result.stderr.startswith("llmdeploy: error: unknown model 'acme/NoSuchModel-7B'")
     gpu = invoke("init", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "tpu-v5e")
     assert gpu.exit_code == 1
     assert "unknown GPU type 'tpu-v5e'" in gpu.stderr

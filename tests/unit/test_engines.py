@@ -369,7 +369,7 @@ def test_flag_available_and_known_flags() -> None:
 @pytest.mark.parametrize("engine", ["vllm", "tgi"])
 def test_every_flag_of_every_table_builds(engine: str) -> None:
     # Flags are built when first looked up; this keeps the whole shipped table checked.
-    from llmdeploy.engines import _table
+    from llmdeploy.engines.table import _table
 
     table = _table(engine)
     built = {name: table.flags[name] for name in table.flags}
@@ -380,7 +380,7 @@ def test_every_flag_of_every_table_builds(engine: str) -> None:
 
 
 def test_a_malformed_flag_is_an_internal_error() -> None:
-    from llmdeploy.engines import EngineTableError, _Flags
+    from llmdeploy.engines.table import EngineTableError, _Flags
 
     flags = _Flags({"--ok": {"takes_value": True}, "bad": {"takes_value": True}, "--odd": {"takes_value": "yes"}})
     assert flags["--ok"].takes_value is True
@@ -562,6 +562,6 @@ def test_table_is_consistent(engine: str) -> None:
 
 
 def test_import_does_not_parse_tables() -> None:
-    code = "import llmdeploy.engines as e; print(e._load_table.cache_info().currsize)"
+    code = "import llmdeploy.engines, llmdeploy.engines.table as e; print(e._load_table.cache_info().currsize)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"

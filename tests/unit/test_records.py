@@ -161,3 +161,25 @@ def test_initvar_is_refused() -> None:
         class WithInitVar:
             a: int
             scratch: dataclasses.InitVar[int] = 0
+
+
+def test_without_the_private_dataclasses_name_a_record_is_a_frozen_dataclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPython whose ``dataclasses`` lacks ``_FIELD_INITVAR`` gets ``@dataclass(frozen=True)`` itself."""
+    import dataclasses
+
+    from llmdeploy import records
+
+    monkeypatch.setattr(records, "_SHARED_METHODS", False)
+
+    @records.record
+    class Point:
+        """A point."""
+
+        x: int
+        y: int = 2
+
+    p = Point(1)
+    assert (p.x, p.y) == (1, 2) and p == Point(1, 2) and hash(p) == hash(Point(1, 2))
+    assert Point.__init__ is not records._init and Point.__setattr__ is not records._frozen_setattr
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 3  # type: ignore[misc]

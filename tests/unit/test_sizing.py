@@ -14,6 +14,7 @@ import pytest
 
 from llmdeploy.catalog import QuantizationConfig, get_gpu, get_model, gpus, models
 from llmdeploy.engines import resolve_engine
+from llmdeploy.rules.sizing import RULE_IDS
 from llmdeploy.sizing import (
     SizingInput,
     SizingReport,
@@ -61,7 +62,7 @@ def test_every_catalog_model_on_every_catalog_gpu_answers() -> None:
         assert isinstance(r, SizingReport)
         assert r.fits == (not r.reasons), (m, g, tp)
         for reason in (*r.reasons, *r.warnings):
-            assert reason.code.startswith("LD2") and reason.message and reason.field, (m, g, tp, reason)
+            assert RULE_IDS[reason.problem].startswith("LD2") and reason.message and reason.field, (m, g, tp, reason)
         assert r.kv_cache_tokens >= 0 and r.per_gpu.weights_gib > 0
         assert r.gpu_count == tp
         if r.fits:
@@ -70,7 +71,7 @@ def test_every_catalog_model_on_every_catalog_gpu_answers() -> None:
             assert r.max_num_seqs >= 1 and r.capacity is not None
             assert r.capacity.decode_tokens_per_s > 0 and r.capacity.prefill_tokens_per_s > 0
             assert r.per_gpu.kv_cache_gib > 0
-        json.dumps(r.to_json())  # always serialisable
+        json.dumps(r.to_json(RULE_IDS))  # always serialisable
     assert seen_fit > 500
 
 
@@ -247,11 +248,11 @@ def test_tgi_sizes_with_its_own_memory_model() -> None:
 
 
 def codes(r: SizingReport) -> set[str]:
-    return {x.code for x in r.reasons}
+    return {RULE_IDS[x.problem] for x in r.reasons}
 
 
 def warn_codes(r: SizingReport) -> set[str]:
-    return {x.code for x in r.warnings}
+    return {RULE_IDS[x.problem] for x in r.warnings}
 
 
 def test_ld201_weights_do_not_fit_points_at_tp() -> None:
@@ -266,7 +267,7 @@ def test_ld201_weights_do_not_fit_points_at_tp() -> None:
 
 def test_ld201_points_at_the_gpu_when_no_tp_helps() -> None:
     r = size(inp(model=get_model("meta-llama/Llama-3.1-405B-Instruct"), gpu=get_gpu("t4"), tensor_parallel=4))
-    ld201 = next(x for x in r.reasons if x.code == "LD201")
+    ld201 = next(x for x in r.reasons if RULE_IDS[x.problem] == "LD201")
     assert ld201.field == ("resources", "gpu", "type")
 
 
@@ -299,7 +300,7 @@ def test_ld205_low_concurrency_and_forced_max_num_seqs() -> None:
     r = size(inp(gpu=get_gpu("l4"), max_model_len=32768))
     assert r.fits and "LD205" in warn_codes(r)
     forced = size(inp(max_model_len=16384, max_num_seqs=1024))
-    w = next(x for x in forced.warnings if x.code == "LD205")
+    w = next(x for x in forced.warnings if RULE_IDS[x.problem] == "LD205")
     assert w.field == ("runtime", "maxNumSeqs")
     auto = size(inp(max_model_len=16384))
     assert "LD205" not in warn_codes(auto)
@@ -316,7 +317,7 @@ def test_max_num_seqs_auto_is_capped_at_the_engine_default() -> None:
 def test_ld206_context_beyond_the_model() -> None:
     r = size(inp(model=get_model("microsoft/Phi-3-mini-4k-instruct"), max_model_len=8192))
     assert "LD206" in warn_codes(r)
-    assert "VLLM_ALLOW_LONG_MAX_MODEL_LEN" in next(x for x in r.warnings if x.code == "LD206").message
+    assert "VLLM_ALLOW_LONG_MAX_MODEL_LEN" in next(x for x in r.warnings if RULE_IDS[x.problem] == "LD206").message
 
 
 def test_ld207_fp8_and_bf16_support() -> None:
@@ -460,7 +461,7 @@ def contract_keys(data: dict) -> None:  # type: ignore[type-arg]
 
 def test_to_json_contract() -> None:
     r = size(inp(model=LLAMA70))
-    data = json.loads(json.dumps(r.to_json()))
+    data = json.loads(json.dumps(r.to_json(RULE_IDS)))
     contract_keys(data)
     assert data["fits"] is False and data["reasons"][0]["code"] == "LD201"
     assert data["reasons"][0]["field"] == "resources.parallelism.tensor"

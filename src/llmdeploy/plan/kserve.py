@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import naming
 from ..records import record
-from . import SPEC_HASH_LABEL, Manifest, PlanContext
+from .model import SPEC_HASH_LABEL, Manifest, PlanContext
 
 MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the weights
 SHM_VOLUME = "dshm"
@@ -452,7 +452,7 @@ def needs_storage_service_account(ctx: PlanContext) -> bool:
     Only when the spec names a Secret (``model.credentials.secretRef``) and no
     ServiceAccount of its own (``deployment.serviceAccount``/``credentials.serviceAccount``).
     """
-    from ..rules.spec import storage_scheme
+    from ..derive.storage import storage_scheme
 
     s = ctx.spec
     c = s.model.credentials

@@ -26,6 +26,7 @@ from dataclasses import field, replace
 from typing import Any
 
 from .. import naming
+from ..derive.alerts import GPU_MEMORY_CAP, GPU_MEMORY_HEADROOM, gpu_memory_alert_floor, pct  # noqa: F401
 from ..promql import (
     GpuQueries,
     ServiceQueries,
@@ -35,8 +36,9 @@ from ..promql import (
     predictor_pod_regex,
 )
 from ..records import record
-from . import Manifest, PlanContext, Section, rollout
+from . import rollout
 from .kserve import EnginePlan
+from .model import Manifest, PlanContext, Section
 
 # ---- recording rule names (level:metric:operation; engine-neutral, so the alerts and any
 # dashboard built on them do not change with the engine or its version)
@@ -63,13 +65,6 @@ SERVICE_LABEL = "inferenceservice"
 # copied onto the series so a canary's pods can be told apart from the primary's.
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 
-# vLLM allocates `gpu_memory_utilization` of every GPU at start (weights, activations and
-# KV cache: facts.md), so the framebuffer sits at that share whatever the load. A GPU
-# memory alert must sit above it, with headroom for what the engine does not budget
-# (CUDA graphs before 0.21, NCCL buffers, the driver): 5 points, at most 99 %.
-GPU_MEMORY_HEADROOM = 0.05
-GPU_MEMORY_CAP = 0.99
-
 # Knative renames the user container's port to "user-port" whatever the runtime calls it
 # (knative.dev/serving pkg/apis/serving/v1: UserPortName); in Standard mode KServe keeps
 # the runtime's port name ("http1", kserve.port_name).
@@ -83,11 +78,6 @@ FALLBACK_STARTUP_SECONDS = 600
 def num(x: float) -> str:
     """A threshold as PromQL and people write it: ``20``, ``0.95``, ``0.08``."""
     return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def pct(x: float) -> str:
-    """A ratio as a percentage for people: ``95%``, ``0.5%``."""
-    return f"{round(x * 100, 6):g}%"
 
 
 @record
@@ -277,8 +267,7 @@ def startup_seconds(ctx: PlanContext) -> int:
 def gpu_memory_threshold(ctx: PlanContext) -> float:
     """The GPU memory alert threshold: the spec's, raised above the engine's own allocation."""
     a = ctx.spec.monitoring.alerts
-    floor = min(GPU_MEMORY_CAP, round(ctx.spec.runtime.gpu_memory_utilization + GPU_MEMORY_HEADROOM, 4))
-    return max(a.gpu_memory_usage, floor)
+    return max(a.gpu_memory_usage, gpu_memory_alert_floor(ctx.spec.runtime.gpu_memory_utilization))
 
 
 def scrape_target(ctx: PlanContext) -> ScrapeTarget:
@@ -581,7 +570,7 @@ def rule_manifest(ctx: PlanContext, plan: MonitoringPlan) -> Manifest:
 
 
 def dashboard_manifest(ctx: PlanContext, plan: MonitoringPlan) -> Manifest:
-    from ..dashboard import build_dashboard
+    from .dashboard import build_dashboard
 
     d = ctx.spec.monitoring.dashboard
     dashboard = build_dashboard(ctx, plan)

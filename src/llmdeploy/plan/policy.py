@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Manifest, PlanContext, Section
+from ..derive.policy import PROFILE_DEFAULTS, policy_enabled  # noqa: F401
 from .kserve import EnginePlan
-
-# Profiles that turn the policies on when the spec leaves them unset.
-PROFILE_DEFAULTS = {"production": True, "staging": True}
-
-
-def _enabled(ctx: PlanContext, value: bool | None, *, production_only: bool) -> bool:
-    if value is not None:
-        return value
-    if production_only:
-        return ctx.profile == "production"
-    return PROFILE_DEFAULTS.get(ctx.profile or "", False)
+from .model import Manifest, PlanContext, Section
 
 
 def pods_selector(ctx: PlanContext, isvc_names: list[str]) -> dict[str, Any]:
@@ -38,7 +28,7 @@ def pdb_manifest(ctx: PlanContext, isvc_names: list[str]) -> Manifest | None:
     proceed one pod at a time.
     """
     d = ctx.spec.deployment.disruption_budget
-    if not _enabled(ctx, d.enabled, production_only=True):
+    if not policy_enabled(ctx.profile, d.enabled, production_only=True):
         return None
     name = f"{ctx.name}-predictor"
     values = {
@@ -56,7 +46,7 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
     In Knative mode requests arrive through the activator in ``knative-serving``.
     """
     np = ctx.spec.deployment.network_policy
-    if not _enabled(ctx, np.enabled, production_only=False):
+    if not policy_enabled(ctx.profile, np.enabled, production_only=False):
         return None
     port = [{"port": engine.port, "protocol": "TCP"}]
     knative = ctx.spec.deployment.mode == "knative"

@@ -26,8 +26,9 @@ from typing import Any
 
 from .. import naming
 from ..records import record
-from . import Manifest, PlanContext, Section, kserve, scaling
+from . import kserve, scaling
 from .kserve import EnginePlan
+from .model import Manifest, PlanContext, Section
 
 # KServe pkg/constants EnableRoutingTagAnnotationKey: tags the Knative traffic targets
 # `latest` and `prev`, so each revision gets its own URL for testing

@@ -24,17 +24,27 @@ reasoning at length.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import naming
+from ..derive.coldstart import DOWNLOAD_MB_PER_S, POD_START_SECONDS, ColdStart, cold_start  # noqa: F401
+from ..derive.metrics import (  # noqa: F401 - the planner's vocabulary, decided in derive/
+    HPA_METRICS,
+    KEDA_METRICS,
+    KPA_METRICS,
+    METRICS_BY_AUTOSCALER,
+    MetricSpec,
+    fmt,
+    keda_query,
+)
+from ..derive.replicas import ReplicaBounds, capacity_of, replica_bounds, replicas_for_load  # noqa: F401
 from ..promql import ServiceQueries
 from ..records import record
-from . import Manifest, PlanContext, Section
+from .model import Manifest, PlanContext, Section
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..sizing import Capacity, SizingReport
+    from ..sizing import SizingReport
     from ..spec.models import LLMService
     from .kserve import EnginePlan
 
@@ -80,56 +90,9 @@ SCALE_UP_POLICIES = ({"type": "Pods", "value": 1, "periodSeconds": 30},
                      {"type": "Percent", "value": 50, "periodSeconds": 60})
 SCALE_DOWN_POLICIES = ({"type": "Pods", "value": 1, "periodSeconds": 120},)
 
-# Cold start: a pod's start (scheduling on a node that has the image, init containers)
-# before the storage initializer runs. Pulling the engine image on a fresh node adds
-# minutes on top (vllm/vllm-openai is ~10 GB); docs/scaling.md says so.
-POD_START_SECONDS = 30
-# Download rates of KServe's storage initializer, in MB/s (assumptions, conservative):
-# Hugging Face Hub and plain HTTP over the internet ~100 MB/s; an object store in the
-# cluster's region ~200 MB/s; an OCI modelcar is an image pull (~200 MB/s from a registry,
-# cached on the node afterwards); a PVC is already local (the engine reads it while loading,
-# which load_time_seconds covers).
-DOWNLOAD_MB_PER_S = {
-    "hf": 100.0, "http": 100.0, "mlflow": 100.0, "model-registry": 100.0,
-    "s3": 200.0, "gs": 200.0, "azureblob": 200.0, "oci": 200.0, "pvc": 0.0,
-}
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-@record
-class MetricSpec:
-    """How one ``scaling.metric`` is measured and compared.
-
-    Attributes:
-        metric_type: the HPA metric type KEDA uses. ``AverageValue``: the query returns
-            a sum over replicas and the HPA divides it by the replica count, so the
-            threshold is per replica and desired = ceil(sum / threshold). ``Value``: the
-            query returns one service-wide value (an average or a percentile) and
-            desired = ceil(current × value / threshold).
-        unit: unit of the threshold as rendered.
-        scale: factor from the spec's unit to the rendered unit (seconds → ms, 0–1 → %).
-    """
-
-    metric_type: str
-    unit: str
-    scale: float = 1.0
-
-
-KEDA_METRICS: Mapping[str, MetricSpec] = {
-    "queueDepth": MetricSpec("AverageValue", "waiting requests per replica"),
-    "runningRequests": MetricSpec("AverageValue", "running requests per replica"),
-    "kvCacheUsage": MetricSpec("Value", "% KV-cache usage (average over replicas)", 100.0),
-    "ttftP95": MetricSpec("Value", "ms p95 time to first token", 1000.0),
-    "itlP95": MetricSpec("Value", "ms p95 inter-token latency", 1000.0),
-    "generationTokens": MetricSpec("AverageValue", "generated tokens/s per replica"),
-}
-KPA_METRICS = ("concurrency", "rps")
-HPA_METRICS = ("cpu", "memory")
-METRICS_BY_AUTOSCALER: Mapping[str, tuple[str, ...]] = {
-    "keda": tuple(KEDA_METRICS), "kpa": KPA_METRICS, "hpa": HPA_METRICS,
-}
 
 
 def service_queries(ctx: PlanContext, isvc: str | None = None, model_name: str | None = None) -> ServiceQueries:
@@ -143,36 +106,7 @@ def service_queries(ctx: PlanContext, isvc: str | None = None, model_name: str |
     return replace(q, model_name=model_name) if model_name else q
 
 
-def keda_query(metric: str, q: ServiceQueries) -> str:
-    """The PromQL of a KEDA metric, in the unit its threshold uses.
-
-    Latency percentiles are NaN while no request finishes (0/0 in the rate); ``>= 0``
-    drops a NaN sample (every comparison with NaN is false), so KEDA sees an empty
-    result, which it reads as 0 (``ignoreNullValues`` defaults to true).
-    """
-    if metric == "queueDepth":
-        return q.waiting_total()
-    if metric == "runningRequests":
-        return q.running_total()
-    if metric == "kvCacheUsage":
-        return f"100 * {q.kv_cache_usage_avg()}"
-    if metric == "ttftP95":
-        return f"1000 * {q.ttft(0.95)} >= 0"
-    if metric == "itlP95":
-        return f"1000 * {q.itl(0.95)} >= 0"
-    if metric == "generationTokens":
-        return q.generation_tokens_per_s()
-    raise ValueError(f"{metric} is not a KEDA metric")
-
-
 # --------------------------------------------------------------------------- numbers
-
-
-def fmt(value: float) -> str:
-    """A number as KEDA wants it: a string, integral values without a fraction."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.6g}"
 
 
 @record
@@ -183,10 +117,6 @@ class TargetChoice:
     reason: str
 
 
-def _capacity(sizing: SizingReport | None) -> Capacity | None:
-    return sizing.capacity if sizing is not None else None
-
-
 def suggested_queue_depth(spec: LLMService, sizing: SizingReport | None) -> tuple[float, str] | None:
     """Waiting requests per replica worth a new replica, from the capacity estimate.
 
@@ -194,7 +124,7 @@ def suggested_queue_depth(spec: LLMService, sizing: SizingReport | None) -> tupl
     requests a replica completes per second. Keeping that under the TTFT SLO with the
     latency headroom gives Q = SLO × r × 0.6 (at least 1).
     """
-    cap = _capacity(sizing)
+    cap = capacity_of(sizing)
     if cap is None or not spec.scaling.target_load or not cap.requests_per_s_per_replica:
         return None
     slo = spec.monitoring.alerts.ttft_p95_seconds
@@ -210,7 +140,7 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
     metric = s.metric
     if s.target != "auto":
         return TargetChoice(float(s.target), "set in the spec or its profile")
-    cap = _capacity(sizing)
+    cap = capacity_of(sizing)
     alerts = spec.monitoring.alerts
     if metric == "queueDepth":
         suggestion = suggested_queue_depth(spec, sizing)
@@ -241,106 +171,6 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
         return TargetChoice(v, f"{rate:.2f} req/s per replica (capacity estimate); Knative aims at "
                                f"{KNATIVE_TARGET_UTILIZATION:.0%} of it")
     return TargetChoice(float(DEFAULT_UTILIZATION_PERCENT), "KServe's default 80 % utilization")
-
-
-# --------------------------------------------------------------------------- replicas
-
-
-@record
-class ReplicaBounds:
-    """Replica counts of one predictor.
-
-    Attributes:
-        min: fewest replicas while active (KEDA ``minReplicaCount``, KServe ``minReplicas``).
-        max: most replicas.
-        idle: KEDA ``idleReplicaCount`` (0) when the service scales to zero but keeps
-            ``min`` ≥ 1 replicas once active; None otherwise.
-        reason: how ``max`` was chosen.
-    """
-
-    min: int
-    max: int
-    idle: int | None
-    reason: str
-
-    @property
-    def floor(self) -> int:
-        """The lowest count the autoscaler may choose (0 when it scales to zero)."""
-        return 0 if self.idle == 0 else self.min
-
-
-def replicas_for_load(spec: LLMService, sizing: SizingReport | None) -> tuple[int, str] | None:
-    """Replicas the target load needs, from the sizing's capacity estimate (None without it)."""
-    from ..sizing.capacity import TARGET_UTILIZATION
-
-    cap = _capacity(sizing)
-    load = spec.scaling.target_load
-    if cap is None or load is None or not cap.replicas_needed:
-        return None
-    return int(cap.replicas_needed), (
-        f"{fmt(load.requests_per_second)} req/s at {load.avg_prompt_tokens} prompt + {load.avg_output_tokens} "
-        f"output tokens, {cap.requests_per_s_per_replica:.2f} req/s per replica run at "
-        f"{TARGET_UTILIZATION:.0%} → {int(cap.replicas_needed)} replicas (sizing capacity estimate)")
-
-
-def replica_bounds(spec: LLMService, sizing: SizingReport | None) -> ReplicaBounds:
-    """Min, max and idle replicas of the primary predictor."""
-    s = spec.scaling
-    lo = s.min_replicas
-    if s.autoscaler == "none":
-        return ReplicaBounds(lo, lo, None, "autoscaler none: fixed at minReplicas")
-    if s.max_replicas == "auto":
-        load = replicas_for_load(spec, sizing)
-        if load is None:  # LD302 reports it; plan something valid anyway
-            hi, reason = max(lo, 1), "maxReplicas auto without a capacity estimate: minReplicas"
-        else:
-            hi, reason = max(lo, load[0], 1), load[1]
-    else:
-        hi, reason = max(s.max_replicas, 1), "set in the spec or its profile"
-    idle = None
-    if s.scale_to_zero and s.autoscaler == "keda" and lo >= 1:
-        # KEDA's webhook wants idleReplicaCount < minReplicaCount (never both 0):
-        # zero while idle, at least minReplicas once a trigger is active.
-        idle = 0
-    return ReplicaBounds(lo, max(hi, lo), idle, reason)
-
-
-# --------------------------------------------------------------------------- cold start
-
-
-@record
-class ColdStart:
-    """How long the first request waits when the service starts from zero replicas."""
-
-    start_seconds: int
-    download_seconds: int
-    load_seconds: int
-    weights_gib: float
-    scheme: str
-
-    @property
-    def total(self) -> int:
-        return self.start_seconds + self.download_seconds + self.load_seconds
-
-    def describe(self) -> str:
-        download = (f"download {self.weights_gib:.1f} GiB from {self.scheme} ≈ {self.download_seconds} s"
-                    if self.download_seconds else f"no download ({self.scheme} is local)")
-        return (f"about {self.total} s: pod start ≈ {self.start_seconds} s + {download} + "
-                f"model load ≈ {self.load_seconds} s")
-
-
-def cold_start(spec: LLMService, sizing: SizingReport | None) -> ColdStart | None:
-    """Estimate the wait of a request that finds the service at zero replicas."""
-    from ..rules.spec import storage_scheme
-
-    if sizing is None:
-        return None
-    scheme = storage_scheme(spec.model.storage_uri) or "http"
-    weights = float(sizing.weights_bytes_total)
-    rate = DOWNLOAD_MB_PER_S.get(scheme, 100.0)
-    download = math.ceil(weights / (rate * 1e6)) if rate > 0 else 0
-    load = math.ceil(sizing.load_time_seconds)
-    return ColdStart(POD_START_SECONDS, download, load, weights / 2**30, scheme)
 
 
 # --------------------------------------------------------------------------- KEDA
@@ -402,7 +232,7 @@ def keda_triggers(ctx: PlanContext, target: ScaleTarget) -> list[Trigger]:
             explanation=f"keeps the service up while any request runs; {seqs} per replica is a full batch",
         ))
         if s.activation_query:
-            cap = _capacity(ctx.sizing)
+            cap = capacity_of(ctx.sizing)
             rate = cap.requests_per_s_per_replica if cap is not None else 0.0
             threshold = float(max(1, math.ceil(rate))) if rate > 0 else 1.0
             triggers.append(Trigger(

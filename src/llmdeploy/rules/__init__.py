@@ -16,4 +16,4 @@ __all__ = ["RULES", "Finding", "Rule", "RuleContext", "rule", "run_rules", "load
 
 def load_all() -> None:
     """Import every rule module so that its rules register."""
-    from . import monitoring, scaling, security, sizing, spec  # noqa: F401
+    from . import monitoring, rollout, scaling, security, sizing, spec  # noqa: F401

@@ -189,10 +189,10 @@ def gpu_memory_alert_below_engine_allocation(ctx: RuleContext) -> Iterator[Findi
     path = (*ALERTS, "gpuMemoryUsage")
     if not _alerts_on(ctx) or not m.dcgm or not ctx.user_set(path):
         return
-    from ..plan.monitoring import GPU_MEMORY_CAP, GPU_MEMORY_HEADROOM, pct
+    from ..derive.alerts import gpu_memory_alert_floor, pct
 
     util = ctx.spec.runtime.gpu_memory_utilization
-    floor = min(GPU_MEMORY_CAP, round(util + GPU_MEMORY_HEADROOM, 4))
+    floor = gpu_memory_alert_floor(util)
     if m.alerts.gpu_memory_usage < floor:
         yield Finding(path,
                       f"gpuMemoryUsage {pct(m.alerts.gpu_memory_usage)} is not above what the engine allocates at "

@@ -21,7 +21,7 @@ TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("an OpenAI-style API key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b")),
 )
 # A 40-character AWS secret access key, only where the key name says so (too generic otherwise).
-AWS_SECRET = re.compile(r"^[A-Za-z0-9/+=]{40}$")
+AWS_SECRET = re.compile(r"^[A-Za-z0-9/+=]{40}\Z")
 
 SECRET_KEY_NAMES = re.compile(
     r"(token|password|passwd|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential)", re.I
@@ -64,7 +64,11 @@ def scan_literal_secrets(data: Any) -> Iterator[Finding]:
                               "reference a Secret instead of writing the value")
 
 
-@rule("LD401", stage="scan")
+#: Emitted by the pipeline's scan of the raw spec, before validation (see pipeline.py).
+LITERAL_SECRET = "LD401"
+
+
+@rule(LITERAL_SECRET, stage="scan")
 def literal_credential(ctx: RuleContext) -> Iterator[Finding]:
     """A credential is written in the spec.
 

@@ -1,9 +1,10 @@
 """LD2xx: sizing rules (the model must fit the GPUs it is given).
 
 The arithmetic lives in :mod:`llmdeploy.sizing` (docs/sizing.md); each reason it
-returns carries its rule id and the spec field it belongs to. These rules turn the
-reasons of ``ctx.resolved.sizing`` into located diagnostics, one rule per id, so that
-every id is documented and can be looked up. When the GPU, the model or the engine
+returns names its kind of problem (:class:`~llmdeploy.sizing.SizingProblem`) and the
+spec field it belongs to. Each rule here declares the id of one kind of problem
+(:data:`RULE_IDS`) and turns the reasons of ``ctx.resolved.sizing`` into located
+diagnostics, so that every id is documented and can be looked up. When the GPU, the model or the engine
 could not be resolved there is no sizing and these rules stay silent (LD114/LD115
 report why).
 """
@@ -14,24 +15,34 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..diagnostics import Severity
+from ..sizing.reasons import SizingProblem
 from .registry import Finding, RuleContext, rule
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sizing import Reason
 
+#: The rule id of each kind of sizing problem (``size --format json`` prints them too).
+RULE_IDS: dict[SizingProblem, str] = {}
 
-def _findings(ctx: RuleContext, code: str) -> Iterator[Finding]:
+
+def _sizing_rule(rule_id: str, problem: SizingProblem, severity: Severity = Severity.ERROR):  # type: ignore[no-untyped-def]
+    """Register a rule for one kind of sizing problem; its id is written here, once."""
+    RULE_IDS[problem] = rule_id
+    return rule(rule_id, severity)
+
+
+def _findings(ctx: RuleContext, problem: SizingProblem) -> Iterator[Finding]:
     report = ctx.resolved.sizing
     if report is None:
         return
     for severity, reasons in ((Severity.ERROR, report.reasons), (Severity.WARNING, report.warnings)):
         r: Reason
         for r in reasons:
-            if r.code == code:
+            if r.problem is problem:
                 yield Finding(r.field, r.message, r.hint, severity=severity)
 
 
-@rule("LD201")
+@_sizing_rule("LD201", SizingProblem.WEIGHTS_DO_NOT_FIT)
 def weights_fit(ctx: RuleContext) -> Iterator[Finding]:
     """The model's weights do not fit the GPU memory the engine may use.
 
@@ -56,10 +67,10 @@ def weights_fit(ctx: RuleContext) -> Iterator[Finding]:
           gpu: {type: h100-sxm}
           parallelism: {tensor: 4}
     """
-    yield from _findings(ctx, "LD201")
+    yield from _findings(ctx, SizingProblem.WEIGHTS_DO_NOT_FIT)
 
 
-@rule("LD202")
+@_sizing_rule("LD202", SizingProblem.KV_CACHE_TOO_SMALL)
 def one_request_fits_kv_cache(ctx: RuleContext) -> Iterator[Finding]:
     """The KV cache cannot hold one request of ``maxModelLen`` tokens.
 
@@ -86,10 +97,10 @@ def one_request_fits_kv_cache(ctx: RuleContext) -> Iterator[Finding]:
         resources:
           gpu: {type: l4}
     """
-    yield from _findings(ctx, "LD202")
+    yield from _findings(ctx, SizingProblem.KV_CACHE_TOO_SMALL)
 
 
-@rule("LD203")
+@_sizing_rule("LD203", SizingProblem.PARALLELISM_DOES_NOT_DIVIDE)
 def parallelism_divides_model(ctx: RuleContext) -> Iterator[Finding]:
     """The tensor- or pipeline-parallel size does not divide the model.
 
@@ -109,10 +120,10 @@ def parallelism_divides_model(ctx: RuleContext) -> Iterator[Finding]:
         resources:
           parallelism: {tensor: 2}
     """
-    yield from _findings(ctx, "LD203")
+    yield from _findings(ctx, SizingProblem.PARALLELISM_DOES_NOT_DIVIDE)
 
 
-@rule("LD204")
+@_sizing_rule("LD204", SizingProblem.MORE_GPUS_THAN_A_NODE)
 def parallelism_fits_a_node(ctx: RuleContext) -> Iterator[Finding]:
     """Tensor × pipeline parallel needs more GPUs than one node of this type has.
 
@@ -132,10 +143,10 @@ def parallelism_fits_a_node(ctx: RuleContext) -> Iterator[Finding]:
           gpu: {type: l4}
           parallelism: {tensor: 8}
     """
-    yield from _findings(ctx, "LD204")
+    yield from _findings(ctx, SizingProblem.MORE_GPUS_THAN_A_NODE)
 
 
-@rule("LD205", Severity.WARNING)
+@_sizing_rule("LD205", SizingProblem.LOW_CONCURRENCY, Severity.WARNING)
 def enough_concurrency(ctx: RuleContext) -> Iterator[Finding]:
     """The KV cache holds fewer requests than the service is set up to run.
 
@@ -161,10 +172,10 @@ def enough_concurrency(ctx: RuleContext) -> Iterator[Finding]:
         resources:
           gpu: {type: l4}
     """
-    yield from _findings(ctx, "LD205")
+    yield from _findings(ctx, SizingProblem.LOW_CONCURRENCY)
 
 
-@rule("LD206")
+@_sizing_rule("LD206", SizingProblem.CONTEXT_BEYOND_MODEL)
 def context_within_model_limit(ctx: RuleContext) -> Iterator[Finding]:
     """``maxModelLen`` is longer than the model's ``max_position_embeddings``.
 
@@ -186,11 +197,11 @@ def context_within_model_limit(ctx: RuleContext) -> Iterator[Finding]:
     """
     allowed = any(e.name == "VLLM_ALLOW_LONG_MAX_MODEL_LEN" and (e.value or "").strip() in ("1", "true", "True")
                   for e in ctx.spec.runtime.env)
-    for f in _findings(ctx, "LD206"):
+    for f in _findings(ctx, SizingProblem.CONTEXT_BEYOND_MODEL):
         yield Finding(f.path, f.message, f.hint, severity=Severity.WARNING if allowed else Severity.ERROR)
 
 
-@rule("LD207")
+@_sizing_rule("LD207", SizingProblem.GPU_CANNOT_RUN_DTYPE)
 def gpu_runs_dtype_and_quantization(ctx: RuleContext) -> Iterator[Finding]:
     """The GPU cannot run the requested dtype or quantization.
 
@@ -212,10 +223,10 @@ def gpu_runs_dtype_and_quantization(ctx: RuleContext) -> Iterator[Finding]:
         resources:
           gpu: {type: l4}
     """
-    yield from _findings(ctx, "LD207")
+    yield from _findings(ctx, SizingProblem.GPU_CANNOT_RUN_DTYPE)
 
 
-@rule("LD208")
+@_sizing_rule("LD208", SizingProblem.QUANTIZATION_MISMATCH)
 def quantization_matches_checkpoint(ctx: RuleContext) -> Iterator[Finding]:
     """The quantization needs a pre-quantized checkpoint, or contradicts the checkpoint's.
 
@@ -236,10 +247,10 @@ def quantization_matches_checkpoint(ctx: RuleContext) -> Iterator[Finding]:
           id: hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4
           quantization: awq
     """
-    yield from _findings(ctx, "LD208")
+    yield from _findings(ctx, SizingProblem.QUANTIZATION_MISMATCH)
 
 
-@rule("LD209", Severity.WARNING)
+@_sizing_rule("LD209", SizingProblem.CUDA_GRAPHS_OUTSIDE_BUDGET, Severity.WARNING)
 def cuda_graphs_fit_headroom(ctx: RuleContext) -> Iterator[Finding]:
     """CUDA graphs may not fit in the memory left above ``gpuMemoryUtilization``.
 
@@ -261,4 +272,4 @@ def cuda_graphs_fit_headroom(ctx: RuleContext) -> Iterator[Finding]:
           image: vllm/vllm-openai:v0.19.0
           gpuMemoryUtilization: 0.92
     """
-    yield from _findings(ctx, "LD209")
+    yield from _findings(ctx, SizingProblem.CUDA_GRAPHS_OUTSIDE_BUDGET)

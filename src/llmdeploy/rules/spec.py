@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from .. import naming
+from ..derive.storage import STORAGE_HINTS, STORAGE_PATTERNS, storage_scheme  # noqa: F401
 from ..diagnostics import Severity
+from ..spec import problems
 from .registry import Finding, RuleContext, documented, rule
 
 # ---- emitted by the loader and the schema stage; registered for their documentation
 
-documented("LD100", Severity.ERROR, """The file cannot be read as YAML.
+documented(problems.YAML_UNREADABLE, Severity.ERROR, """The file cannot be read as YAML.
 
     A syntax error, a file that does not exist or is not UTF-8. The diagnostic points at
     the line and column where the parser stopped.
     """, "load")
-documented("LD101", Severity.ERROR, """A mapping repeats a key.
+documented(problems.DUPLICATE_KEY, Severity.ERROR, """A mapping repeats a key.
 
     YAML parsers disagree on which value wins, so llmdeploy refuses duplicates.
 
@@ -26,15 +27,15 @@ documented("LD101", Severity.ERROR, """A mapping repeats a key.
           maxModelLen: 8192
           maxModelLen: 4096
     """, "load")
-documented("LD102", Severity.ERROR, """A tab is used for indentation.
+documented(problems.TAB_INDENT, Severity.ERROR, """A tab is used for indentation.
 
     YAML indents with spaces only.
     """, "load")
-documented("LD103", Severity.ERROR, """The file is empty or its root is not a mapping.
+documented(problems.NO_SPEC, Severity.ERROR, """The file is empty or its root is not a mapping.
 
     A spec is a mapping that starts with ``apiVersion`` and ``kind``.
     """, "load")
-documented("LD104", Severity.ERROR, """A value has the wrong type or is out of range.
+documented(problems.BAD_VALUE, Severity.ERROR, """A value has the wrong type or is out of range.
 
     Checked against the spec models (the JSON Schema in ``schemas/`` says the same).
 
@@ -43,7 +44,7 @@ documented("LD104", Severity.ERROR, """A value has the wrong type or is out of r
         runtime:
           maxModelLen: -1      # must be a positive integer
     """, "schema")
-documented("LD105", Severity.ERROR, """A key is not part of the spec.
+documented(problems.UNKNOWN_KEY, Severity.ERROR, """A key is not part of the spec.
 
     Unknown keys are errors (they are usually typos); the hint suggests the closest valid
     key.
@@ -53,33 +54,48 @@ documented("LD105", Severity.ERROR, """A key is not part of the spec.
         runtime:
           gpuMemoryUtilisation: 0.9   # did you mean 'gpuMemoryUtilization'?
     """, "schema")
-documented("LD106", Severity.ERROR, """``apiVersion`` or ``kind`` is missing or wrong.
+documented(problems.WRONG_API, Severity.ERROR, """``apiVersion`` or ``kind`` is missing or wrong.
 
     A spec starts with ``apiVersion: llmdeploy.dev/v1alpha1`` and ``kind: LLMService``.
     """, "schema")
-documented("LD107", Severity.ERROR, """A required key is missing.
+documented(problems.MISSING_KEY, Severity.ERROR, """A required key is missing.
 
     ``metadata.name``, ``model.storageUri`` and ``resources.gpu.type`` have no default.
     """, "schema")
-documented("LD108", Severity.ERROR, """The profile cannot be found or read.
+documented(problems.BAD_PROFILE, Severity.ERROR, """The profile cannot be found or read.
 
     ``profile`` names a built-in profile (``dev``, ``staging``, ``production``) or the path
     of a team profile file, relative to the spec.
     """, "schema")
-documented("LD109", Severity.ERROR, """Two specs define the same service.
+#: Emitted by the pipeline, which alone sees every document of a run.
+DUPLICATE_SERVICE = "LD109"
+
+documented(DUPLICATE_SERVICE, Severity.ERROR, """Two specs define the same service.
 
     Within one ``validate`` or ``render`` call every ``metadata.namespace``/``metadata.name``
     pair must be unique; otherwise the second would overwrite the first when applied.
     """, "analyze")
-documented("LD114", Severity.ERROR, """The GPU type is not in the catalog.
+@rule("LD114")
+def gpu_in_catalog(ctx: RuleContext) -> Iterator[Finding]:
+    """The GPU type is not in the catalog.
 
     ``resources.gpu.type`` is a catalog key; ``llmdeploy catalog gpus`` lists them.
-    """, "resolve")
-documented("LD115", Severity.ERROR, """The model cannot be resolved.
+    """
+    err = ctx.resolved.gpu_error
+    if err is not None:
+        yield Finding(("resources", "gpu", "type"), err.message, err.hint)
+
+
+@rule("LD115")
+def model_resolved(ctx: RuleContext) -> Iterator[Finding]:
+    """The model cannot be resolved.
 
     ``model.id`` must be a catalog entry (``llmdeploy catalog models``), or ``model.config``
     must point at a readable Hugging Face ``config.json``.
-    """, "resolve")
+    """
+    err = ctx.resolved.model_error
+    if err is not None:
+        yield Finding(("model", "config") if ctx.spec.model.config else ("model", "id"), err.message, err.hint)
 
 
 @rule("LD110")
@@ -116,45 +132,6 @@ def gpu_count_matches_parallelism(ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(("resources", "gpu", "count"),
                       f"gpu.count is {r.gpu.count} but tensor × pipeline × data parallel needs {need}",
                       f"set gpu.count to {need} or remove it (it defaults to the parallelism)")
-
-
-# hf://org/name[:revision]; s3://bucket/key; gs://bucket/key; azureblob://account/container/path;
-# https://<account>.blob.core.windows.net/<container>/<path>; pvc://claim[/path];
-# oci://registry/repo[:tag|@digest]; http(s)://host/...; models:/name/version (MLflow);
-# model-registry://model/version (Kubeflow model registry). Sources: KServe storage
-# initializer (python/storage/kserve_storage/kserve_storage.py) and docs.
-STORAGE_PATTERNS: dict[str, re.Pattern[str]] = {
-    "hf": re.compile(r"^hf://[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w./-]+)?$"),
-    "s3": re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$"),
-    "gs": re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/\S*)?$"),
-    "azureblob": re.compile(r"^azureblob://[a-z0-9]{3,24}/[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9](/\S*)?$"),
-    "pvc": re.compile(r"^pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/\S*)?$"),
-    "oci": re.compile(r"^oci://[\w.-]+(:\d+)?(/[\w.-]+)+(:[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})?$"),
-    "http": re.compile(r"^https?://[\w.-]+(:\d+)?(/\S*)?$"),
-    "mlflow": re.compile(r"^models:/[^/\s]+/(\d+|[A-Za-z]+|@[\w-]+)$"),
-    "model-registry": re.compile(r"^model-registry://[^/\s]+/[^/\s]+(/[^/\s]+)?$"),
-}
-STORAGE_HINTS = {
-    "hf": "hf://<org>/<model>[:<revision>]",
-    "s3": "s3://<bucket>/<prefix>",
-    "gs": "gs://<bucket>/<prefix>",
-    "azureblob": "azureblob://<account>/<container>/<path>",
-    "pvc": "pvc://<claim-name>/<path>",
-    "oci": "oci://<registry>/<repository>:<tag> (a modelcar image)",
-    "http": "https://<host>/<path> (an archive: .zip, .tar.gz)",
-    "mlflow": "models:/<registered-model>/<version> (MLflow, needs the MLflow storage container)",
-    "model-registry": "model-registry://<model>/<version> (Kubeflow model registry storage initializer)",
-}
-
-
-def storage_scheme(uri: str) -> str | None:
-    """The storage kind of ``uri`` (a key of ``STORAGE_PATTERNS``), or None."""
-    if uri.startswith("models:/"):
-        return "mlflow"
-    scheme = uri.split("://", 1)[0] if "://" in uri else None
-    if scheme in ("http", "https"):
-        return "http"
-    return scheme if scheme in STORAGE_PATTERNS else None
 
 
 @rule("LD112")

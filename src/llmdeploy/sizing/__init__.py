@@ -15,11 +15,13 @@ vLLM start-up logs (tests/unit/test_calibration.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..engines import Version
+from ..engines.memory_model import MemoryModel
 from ..records import record
 from .capacity import Capacity, estimate_capacity, estimate_load_seconds
 from .memory import (
@@ -39,7 +41,7 @@ from .memory import (
     resolve_quantization,
     weights_per_stage,
 )
-from .profile import MemoryModel
+from .reasons import Reason, SizingProblem
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
@@ -130,28 +132,6 @@ class SizingInput:
 
 
 @record
-class Reason:
-    """Why a configuration does not fit (or deserves a warning).
-
-    Attributes:
-        code: rule id (``LD201``…).
-        message: one sentence, with the numbers.
-        hint: how to fix it, or None.
-        field: JSON path of the spec field it belongs to (camelCase keys).
-    """
-
-    code: str
-    message: str
-    hint: str | None
-    field: tuple[str | int, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form (the field as a dotted path)."""
-        return {"code": self.code, "message": self.message, "hint": self.hint,
-                "field": ".".join(str(p) for p in self.field)}
-
-
-@record
 class MemoryBreakdown:
     """One GPU's memory in GiB, as the engine splits it at start."""
 
@@ -209,8 +189,8 @@ class SizingReport:
     cuda_graphs_counted: bool = False
     assumptions: tuple[str, ...] = field(default=())
 
-    def to_json(self) -> dict[str, Any]:
-        """The public JSON contract (``llmdeploy size --format json``).
+    def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
+        """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
 
         Stable keys: ``fits``, ``reasons``, ``gpu.name``, ``gpu.memory_gib``,
         ``per_gpu.{total,usable,weights,activation,non_torch,cuda_graph,kv_cache}_gib``,
@@ -219,8 +199,8 @@ class SizingReport:
         """
         return {
             "fits": self.fits,
-            "reasons": [r.to_json() for r in self.reasons],
-            "warnings": [r.to_json() for r in self.warnings],
+            "reasons": [r.to_json(rule_ids) for r in self.reasons],
+            "warnings": [r.to_json(rule_ids) for r in self.warnings],
             "suggestions": list(self.suggestions),
             "model": {"id": self.model.hf_id, "family": self.model.family},
             "gpu": {"key": self.gpu.key, "name": self.gpu.name, "memory_gib": round(self.gpu.memory_gib, 3)},

@@ -10,10 +10,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .memory import GIB, Quantization
+from .reasons import Reason, SizingProblem
+from .reasons import SizingProblem as P
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
-    from . import Reason, SizingInput, SizingReport, _Core
+    from . import SizingInput, SizingReport, _Core
 
 F_TP = ("resources", "parallelism", "tensor")
 F_PP = ("resources", "parallelism", "pipeline")
@@ -25,10 +27,8 @@ F_DTYPE = ("model", "dtype")
 F_UTIL = ("runtime", "gpuMemoryUtilization")
 
 
-def _r(code: str, message: str, hint: str | None, path: tuple[str | int, ...]) -> Reason:
-    from . import Reason
-
-    return Reason(code, message, hint, path)
+def _r(problem: SizingProblem, message: str, hint: str | None, path: tuple[str | int, ...]) -> Reason:
+    return Reason(problem, message, hint, path)
 
 
 def _gib(b: float) -> str:
@@ -63,21 +63,21 @@ def parallelism_problems(inp: SizingInput) -> list[Reason]:
     good = [t for t in (1, 2, 4, 8, 16) if m.num_attention_heads % t == 0 and
             (m.num_kv_heads % t == 0 if t <= m.num_kv_heads else t % m.num_kv_heads == 0)]
     if m.num_attention_heads % tp:
-        out.append(_r("LD203", f"tensor parallel {tp} does not divide the {m.num_attention_heads} attention heads "
+        out.append(_r(P.PARALLELISM_DOES_NOT_DIVIDE, f"tensor parallel {tp} does not divide the {m.num_attention_heads} attention heads "
                       f"of {m.hf_id}; vLLM refuses to start",
                       f"use a tensor-parallel size that divides {m.num_attention_heads}: "
                       + ", ".join(map(str, good)), F_TP))
     elif m.mla is None and (m.num_kv_heads % tp if tp <= m.num_kv_heads else tp % m.num_kv_heads):
-        out.append(_r("LD203", f"tensor parallel {tp} and the {m.num_kv_heads} KV heads of {m.hf_id} do not divide "
+        out.append(_r(P.PARALLELISM_DOES_NOT_DIVIDE, f"tensor parallel {tp} and the {m.num_kv_heads} KV heads of {m.hf_id} do not divide "
                       "each other; vLLM cannot shard or replicate the KV projections",
                       "use one of: " + ", ".join(map(str, good)), F_TP))
     if pp > m.num_layers:
-        out.append(_r("LD203", f"pipeline parallel {pp} exceeds the {m.num_layers} layers of {m.hf_id}",
+        out.append(_r(P.PARALLELISM_DOES_NOT_DIVIDE, f"pipeline parallel {pp} exceeds the {m.num_layers} layers of {m.hf_id}",
                       f"use at most {m.num_layers} stages", F_PP))
     per_node = inp.gpu.gpus_per_node
     if tp * pp > per_node and not inp.multi_node:
         where = F_TP if tp > per_node else F_PP
-        out.append(_r("LD204", f"tensor × pipeline parallel = {tp * pp} GPUs, but a {inp.gpu.key} node has "
+        out.append(_r(P.MORE_GPUS_THAN_A_NODE, f"tensor × pipeline parallel = {tp * pp} GPUs, but a {inp.gpu.key} node has "
                       f"{per_node}; one replica would span nodes",
                       f"keep tensor × pipeline ≤ {per_node} (tensor parallel within a node, pipeline across "
                       "nodes needs a multi-node deployment such as LeaderWorkerSet)", where))
@@ -91,41 +91,41 @@ def quantization_problems(inp: SizingInput, q: Quantization) -> tuple[list[Reaso
     gpu, model, req = inp.gpu, inp.model, inp.quantization
     cap = _capability(gpu)
     if inp.dtype == "bfloat16" and not gpu.supports_bf16:
-        errors.append(_r("LD207", f"{gpu.name} has no bfloat16 support (compute capability {gpu.compute_capability}); "
+        errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} has no bfloat16 support (compute capability {gpu.compute_capability}); "
                          "vLLM refuses --dtype bfloat16 there",
                          "set model.dtype to float16 (or auto, which falls back to float16)", F_DTYPE))
     elif inp.dtype == "auto" and not gpu.supports_bf16 and \
             model.torch_dtype.lower().removeprefix("torch.") in ("bfloat16", "float32"):
-        warns.append(_r("LD207", f"{model.hf_id} is {model.torch_dtype} but {gpu.name} has no bfloat16: vLLM serves it "
+        warns.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{model.hf_id} is {model.torch_dtype} but {gpu.name} has no bfloat16: vLLM serves it "
                         "in float16, which can overflow for some bf16-trained models",
                         "prefer a GPU with bfloat16 (compute capability ≥ 8.0) or set model.dtype: float16 "
                         "knowingly", F_DTYPE))
     if _is_fp8(model, q):
         if not gpu.runs_fp8_checkpoints:
-            errors.append(_r("LD207", f"{gpu.name} cannot run FP8 weights (compute capability "
+            errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} cannot run FP8 weights (compute capability "
                              f"{gpu.compute_capability}: no FP8 tensor cores and no FP8 Marlin kernel)",
                              "use an Ada/Hopper/Blackwell GPU, or an AWQ/GPTQ int4 or 16-bit checkpoint", F_QUANT))
         elif not gpu.fp8:
-            warns.append(_r("LD207", f"{gpu.name} has no FP8 tensor cores: vLLM runs the FP8 weights weight-only "
+            warns.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} has no FP8 tensor cores: vLLM runs the FP8 weights weight-only "
                             "through FP8 Marlin (memory savings kept, compute stays 16-bit)",
                             "fine for memory; for FP8 compute use an Ada/Hopper/Blackwell GPU", F_QUANT))
     if req in ("awq_marlin", "gptq_marlin") and (cap is None or cap < 8.0):
-        errors.append(_r("LD207", f"{req} needs the Marlin kernels (NVIDIA compute capability ≥ 8.0); "
+        errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{req} needs the Marlin kernels (NVIDIA compute capability ≥ 8.0); "
                          f"{gpu.name} has {gpu.compute_capability}",
                          f"use {req.removesuffix('_marlin')} (vLLM picks the kernel itself)", F_QUANT))
     if q.method == "awq" and cap is not None and cap < 7.5:
-        errors.append(_r("LD207", f"AWQ kernels need compute capability ≥ 7.5; {gpu.name} has {cap}",
+        errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"AWQ kernels need compute capability ≥ 7.5; {gpu.name} has {cap}",
                          "use a GPTQ or 16-bit checkpoint", F_QUANT))
     # LD208: methods that need a pre-quantized checkpoint.
     ckpt = model.quantization
     needs_ckpt = {"awq", "awq_marlin", "gptq", "gptq_marlin", "int8", "compressed-tensors"}
     if req in needs_ckpt and ckpt is None:
-        errors.append(_r("LD208", f"model.quantization is {req} but {model.hf_id} is an unquantized checkpoint; "
+        errors.append(_r(P.QUANTIZATION_MISMATCH, f"model.quantization is {req} but {model.hf_id} is an unquantized checkpoint; "
                          f"vLLM cannot quantize to {req} at load time",
                          "point the model at a pre-quantized checkpoint (e.g. an -AWQ or -GPTQ repository), "
                          "or use fp8 (dynamic, quantized at load) or none", F_QUANT))
     elif ckpt is not None and req not in ("none",) and not _compatible(req, ckpt.method):
-        errors.append(_r("LD208", f"model.quantization is {req} but the checkpoint is quantized with {ckpt.method}",
+        errors.append(_r(P.QUANTIZATION_MISMATCH, f"model.quantization is {req} but the checkpoint is quantized with {ckpt.method}",
                          f"set model.quantization to none (vLLM detects {ckpt.method}) or to {ckpt.method}",
                          F_QUANT))
     return errors, warns
@@ -157,7 +157,7 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
         tp_fix = _tp_that_fits_weights(inp, c)
         hint = (f"use tensor parallel {tp_fix} (weights split over the GPUs)" if tp_fix
                 else "use a GPU with more memory, more GPUs (pipeline parallel) or a quantized checkpoint")
-        errors.append(_r("LD201", f"the weights need {_gib(w)} per GPU but only {_gib(c.usable)} is usable "
+        errors.append(_r(P.WEIGHTS_DO_NOT_FIT, f"the weights need {_gib(w)} per GPU but only {_gib(c.usable)} is usable "
                          f"({c.total / GIB:.1f} GiB × gpuMemoryUtilization {c.util:g}) on {inp.gpu.name} at "
                          f"tensor parallel {inp.tensor_parallel}",
                          hint, F_TP if tp_fix else F_GPU))
@@ -179,15 +179,15 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
         longest = largest_max_model_len(inp)
         hint = (f"lower maxModelLen to {longest:,} or less, " if longest >= 256 else "") + \
             "raise gpuMemoryUtilization, add tensor parallelism or use kvCacheDtype fp8"
-        errors.append(_r("LD202", msg, hint, F_LEN))
+        errors.append(_r(P.KV_CACHE_TOO_SMALL, msg, hint, F_LEN))
     else:
         conc = c.kv_cache_tokens / inp.max_model_len
         if conc < LOW_CONCURRENCY:
-            warns.append(_r("LD205", f"the KV cache holds {c.kv_cache_tokens:,} tokens: only {conc:.2f} requests of "
+            warns.append(_r(P.LOW_CONCURRENCY, f"the KV cache holds {c.kv_cache_tokens:,} tokens: only {conc:.2f} requests of "
                             f"maxModelLen {inp.max_model_len:,} fit at once",
                             "lower maxModelLen to what requests need, add GPUs or use kvCacheDtype fp8", F_LEN))
         elif inp.max_num_seqs and conc < inp.max_num_seqs:
-            warns.append(_r("LD205", f"maxNumSeqs is {inp.max_num_seqs} but the KV cache holds {conc:.1f} requests of "
+            warns.append(_r(P.LOW_CONCURRENCY, f"maxNumSeqs is {inp.max_num_seqs} but the KV cache holds {conc:.1f} requests of "
                             f"maxModelLen {inp.max_model_len:,}; long requests will be preempted",
                             f"set maxNumSeqs to auto ({max(1, int(conc))}) or make room for more KV cache", F_SEQS))
         if not c.mm.cudagraph_in_budget and b.cuda_graph_gib > 0:
@@ -198,12 +198,12 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
             if 0 < fraction < 1:
                 headroom += b.kv_cache_gib * (1 / fraction - 1)
             if b.cuda_graph_gib > headroom:
-                warns.append(_r("LD209", f"CUDA graphs need about {b.cuda_graph_gib:.2f} GiB besides the KV cache, "
+                warns.append(_r(P.CUDA_GRAPHS_OUTSIDE_BUDGET, f"CUDA graphs need about {b.cuda_graph_gib:.2f} GiB besides the KV cache, "
                                 f"but only {max(headroom, 0):.2f} GiB is left once it is allocated: "
                                 "the engine may run out of memory while capturing them",
                                 "lower gpuMemoryUtilization or pass --enforce-eager in runtime.extraArgs", F_UTIL))
     if inp.max_model_len > m.max_position_embeddings:
-        warns.append(_r("LD206", f"maxModelLen {inp.max_model_len:,} exceeds the {m.max_position_embeddings:,} "
+        warns.append(_r(P.CONTEXT_BEYOND_MODEL, f"maxModelLen {inp.max_model_len:,} exceeds the {m.max_position_embeddings:,} "
                         f"positions {m.hf_id} was trained for; vLLM refuses it unless "
                         "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, and quality degrades beyond it",
                         f"set maxModelLen to at most {m.max_position_embeddings:,}", F_LEN))
@@ -260,11 +260,11 @@ def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
     """Concrete changes that make the configuration fit (or roomier), best first."""
     from . import LOW_CONCURRENCY, SizingInput, _size, largest_max_model_len, plan_options
 
-    codes = {r.code for r in report.reasons}
-    low = any(w.code == "LD205" for w in report.warnings)
+    codes = {r.problem for r in report.reasons}
+    low = any(w.problem is P.LOW_CONCURRENCY for w in report.warnings)
     if report.fits and not low:
         return []
-    if codes & {"LD203", "LD204", "LD207", "LD208"} and not codes & {"LD201", "LD202"}:
+    if codes & {P.PARALLELISM_DOES_NOT_DIVIDE, P.MORE_GPUS_THAN_A_NODE, P.GPU_CANNOT_RUN_DTYPE, P.QUANTIZATION_MISMATCH} and not codes & {P.WEIGHTS_DO_NOT_FIT, P.KV_CACHE_TOO_SMALL}:
         return []
     out: list[str] = []
     base = replace(inp, max_num_seqs=inp.max_num_seqs)
@@ -290,18 +290,18 @@ def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
                        f"${o.cost_per_hour:.2f}/h: {o.kv_cache_tokens:,} KV tokens")
             break
     # 3. the longest maxModelLen that fits as configured
-    if "LD202" in codes or low:
+    if P.KV_CACHE_TOO_SMALL in codes or low:
         longest = largest_max_model_len(inp)
         if longest >= 256:
             out.append(f"maxModelLen {longest:,} or less fits on {report.gpu_count} × {inp.gpu.key}")
     # 4. quantization (of weights or of the KV cache)
-    if "LD201" in codes or "LD202" in codes or low:
+    if P.WEIGHTS_DO_NOT_FIT in codes or P.KV_CACHE_TOO_SMALL in codes or low:
         if inp.model.quantization is None and inp.quantization == "none" and inp.gpu.runs_fp8_checkpoints:
             r = _size(replace(base, quantization="fp8"), advise=False)
             if r.fits:
                 out.append(f"quantization fp8 (dynamic, at load) halves the weights to "
                            f"{r.per_gpu.weights_gib:.1f} GiB per GPU: {r.kv_cache_tokens:,} KV tokens")
-        if inp.model.quantization is None and "LD201" in codes:
+        if inp.model.quantization is None and P.WEIGHTS_DO_NOT_FIT in codes:
             from ..catalog import QuantizationConfig
 
             awq = replace(inp.model, quantization=QuantizationConfig("awq", 4, 128), weight_bytes=None)
@@ -310,7 +310,7 @@ def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
                 out.append(f"a pre-quantized AWQ/GPTQ int4 checkpoint of this model needs about "
                            f"{r.per_gpu.weights_gib:.1f} GiB per GPU and would fit "
                            f"({r.kv_cache_tokens:,} KV tokens)")
-        if inp.kv_cache_dtype == "auto" and "LD201" not in codes:
+        if inp.kv_cache_dtype == "auto" and P.WEIGHTS_DO_NOT_FIT not in codes:
             r = _size(replace(base, kv_cache_dtype="fp8"), advise=False)
             if r.fits or r.kv_cache_tokens > report.kv_cache_tokens:
                 out.append(f"kvCacheDtype fp8 doubles the KV cache to {r.kv_cache_tokens:,} tokens "

@@ -1,7 +1,7 @@
 """vLLM's memory split, one pure formula per term (docs/sizing.md has the derivations).
 
 Everything here is arithmetic on the model architecture, the GPU and the engine
-version's :class:`~llmdeploy.sizing.profile.MemoryModel`; nothing reads files. Sizes
+version's :class:`~llmdeploy.engines.memory_model.MemoryModel`; nothing reads files. Sizes
 are bytes per GPU unless a name says otherwise. The engine under test is vLLM; TGI
 reuses the same terms with its own constants.
 
@@ -22,8 +22,8 @@ from dataclasses import replace
 from functools import lru_cache
 
 from ..catalog import GPU, ModelConfig, estimate_num_parameters
+from ..engines.memory_model import MemoryModel
 from ..records import record
-from .profile import MemoryModel
 
 GIB = 2**30
 MIB = 2**20

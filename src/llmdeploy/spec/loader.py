@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostic, Severity
+from . import problems
 
 Path_ = tuple[str | int, ...]
 
 SPEC_SUFFIXES = (".yaml", ".yml")
-_DOC_CACHE_VERSION = "1"  # bump when SourceDoc or the position rules change
 
 
 @dataclass
@@ -180,7 +180,7 @@ def _yaml_error(file: str, exc: Exception, text: str) -> Diagnostic:
     if isinstance(exc, ReaderError):
         # A control character or invalid code point: the reader knows only the offset.
         line, col = _offset_position(text, int(getattr(exc, "position", 0) or 0))
-        return _diag(file, line, col, "LD100",
+        return _diag(file, line, col, problems.YAML_UNREADABLE,
                      f"character {exc.character!r} is not allowed in YAML ({exc.reason})"
                      if isinstance(exc.character, str) else
                      f"character #x{int(exc.character):04x} is not allowed in YAML ({exc.reason})",
@@ -191,7 +191,7 @@ def _yaml_error(file: str, exc: Exception, text: str) -> Diagnostic:
         # ruamel says 'found duplicate key "k" with value "v" (original value: "w")'.
         problem = (getattr(exc, "problem", "") or "").strip().removeprefix("found ")
         return _diag(
-            file, line, col, "LD101",
+            file, line, col, problems.DUPLICATE_KEY,
             problem if problem.startswith("duplicate key") else f"duplicate key: {problem}",
             "each key may appear once in a mapping; remove or merge the repeated one",
         )
@@ -203,7 +203,7 @@ def _yaml_error(file: str, exc: Exception, text: str) -> Diagnostic:
         if cmark is not None and (cmark.line, cmark.column) != (line - 1, col - 1):
             context += f" that starts at line {cmark.line + 1}, column {cmark.column + 1}"
     msg = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
-    return _diag(file, line, col, "LD100", msg, "fix the YAML syntax at this position")
+    return _diag(file, line, col, problems.YAML_UNREADABLE, msg, "fix the YAML syntax at this position")
 
 
 _ROOT_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -236,15 +236,15 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
         # A tab in the indentation is the usual cause; say so rather than quote the scanner.
         tab = _tab_problem(text)
         if tab is not None:
-            return [], [_diag(file, tab[0], tab[1], "LD102", "tab character used for indentation",
+            return [], [_diag(file, tab[0], tab[1], problems.TAB_INDENT, "tab character used for indentation",
                               "YAML indents with spaces only; replace the tabs with spaces")]
         return [], [_yaml_error(file, exc, text)]
     except (ValueError, TypeError, RecursionError) as exc:  # ruamel raises these on odd input
-        return [], [_diag(file, 1, 1, "LD100", f"YAML could not be read: {exc}",
+        return [], [_diag(file, 1, 1, problems.YAML_UNREADABLE, f"YAML could not be read: {exc}",
                           "check the file is a YAML document")]
     non_empty = [d for d in raw_docs if d is not None]
     if not non_empty:
-        return [], [_diag(file, 1, 1, "LD103", "the file holds no spec (it is empty)",
+        return [], [_diag(file, 1, 1, problems.NO_SPEC, "the file holds no spec (it is empty)",
                           "write an LLMService spec, e.g. with `llmdeploy init`")]
     for index, raw in enumerate(raw_docs):
         if raw is None:
@@ -259,11 +259,11 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
         try:
             data = _plain(raw, (), positions)
         except RecursionError:
-            diags.append(_diag(file, start, 1, "LD100", "the document nests too deeply",
+            diags.append(_diag(file, start, 1, problems.YAML_UNREADABLE, "the document nests too deeply",
                                "a spec is a few levels deep; check for recursive anchors"))
             continue
         except _TooManyNodes:
-            diags.append(_diag(file, start, 1, "LD100",
+            diags.append(_diag(file, start, 1, problems.YAML_UNREADABLE,
                                f"the document expands to more than {MAX_NODES:,} values (nested aliases?)",
                                "a spec is a few hundred values; expand fewer anchors"))
             continue
@@ -271,7 +271,7 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
             if lc is None:  # a scalar root has no position of its own
                 start = _document_start(yaml, text, index, start)
             kind = _ROOT_KINDS.get(type(data), "a scalar")
-            diags.append(_diag(file, start, 1, "LD103",
+            diags.append(_diag(file, start, 1, problems.NO_SPEC,
                                f"the document root is {kind}, not a mapping",
                                "a spec starts with `apiVersion: llmdeploy.dev/v1alpha1` and `kind: LLMService`"))
             continue
@@ -290,10 +290,14 @@ def load_text_cached(text: str, file: str, base_dir: Path) -> tuple[list[SourceD
     import hashlib
     import json
 
-    from ..datafiles import cache_dir, store_cache
+    from ..fsio import (  # bump CACHE_VERSION when SourceDoc or the position rules change
+        CACHE_VERSION,
+        cache_dir,
+        store_cache,
+    )
 
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-    cached = cache_dir() / "docs" / f"{digest}-v{_DOC_CACHE_VERSION}.json"
+    cached = cache_dir() / "docs" / f"{digest}-v{CACHE_VERSION}.json"
     try:
         stored = json.loads(cached.read_text(encoding="utf-8"))
         return [SourceDoc(file, d["index"], d["data"], {tuple(p[0]): Position(*p[1:]) for p in d["positions"]},
@@ -341,16 +345,16 @@ def load_paths(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]
             try:
                 raw = path.read_bytes()
             except FileNotFoundError:
-                diags.append(_diag(display, 0, 0, "LD100", "file not found", "check the path"))
+                diags.append(_diag(display, 0, 0, problems.YAML_UNREADABLE, "file not found", "check the path"))
                 continue
             except OSError as exc:
-                diags.append(_diag(display, 0, 0, "LD100", f"cannot read the file: {exc.strerror}",
+                diags.append(_diag(display, 0, 0, problems.YAML_UNREADABLE, f"cannot read the file: {exc.strerror}",
                                    "check the path and its permissions"))
                 continue
             try:
                 text = raw.decode("utf-8-sig")
             except UnicodeDecodeError as exc:
-                diags.append(_diag(display, 0, 0, "LD100",
+                diags.append(_diag(display, 0, 0, problems.YAML_UNREADABLE,
                                    f"the file is not UTF-8 text (byte {exc.start})",
                                    "save the spec as UTF-8"))
                 continue

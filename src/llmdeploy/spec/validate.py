@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from .. import naming
 from ..datafiles import deep_merge
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Diagnostic, Severity, close_matches
+from . import problems
 from .loader import SourceDoc, load_text_cached
 from .models import API_VERSION, KIND, QUANTITY_RE, LLMService, camel_path
 
@@ -70,32 +71,30 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
         spec_dir = Path(doc.file).parent if not doc.file.startswith("<") else Path()
         display = str(spec_dir / name) if not Path(name).is_absolute() else name
     else:
-        import difflib  # lazy: only for did-you-mean hints
-
-        close = difflib.get_close_matches(name, BUILTIN_PROFILES, n=1)
+        close = close_matches(name, BUILTIN_PROFILES)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        return None, [_err(doc, where, "LD108", f"unknown profile {name!r}",
+        return None, [_err(doc, where, problems.BAD_PROFILE, f"unknown profile {name!r}",
                            hint + f"use one of {', '.join(BUILTIN_PROFILES)} or the path of a profile file")]
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return None, [_err(doc, where, "LD108", f"profile file {display} does not exist",
+        return None, [_err(doc, where, problems.BAD_PROFILE, f"profile file {display} does not exist",
                            "give the path of the profile relative to the spec file")]
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        return None, [_err(doc, where, "LD108", f"profile file {display} cannot be read ({reason})",
+        return None, [_err(doc, where, problems.BAD_PROFILE, f"profile file {display} cannot be read ({reason})",
                            "give the path of a readable profile file relative to the spec file")]
     docs, diags = load_text_cached(text, display, path.parent)
     if diags:
         return None, diags
     if len(docs) != 1:
-        return None, [_err(doc, where, "LD108", f"profile {display} must hold exactly one document", None)]
+        return None, [_err(doc, where, problems.BAD_PROFILE, f"profile {display} must hold exactly one document", None)]
     pdoc = docs[0]
     pdata = dict(pdoc.data)
     for meta in ("apiVersion", "kind", "metadata", "description"):
         pdata.pop(meta, None)
     if pdoc.data.get("kind", "LLMServiceProfile") != "LLMServiceProfile":
-        return None, [_err(pdoc, ("kind",), "LD108", "a profile has `kind: LLMServiceProfile`", None)]
+        return None, [_err(pdoc, ("kind",), problems.BAD_PROFILE, "a profile has `kind: LLMServiceProfile`", None)]
     pdoc.data = pdata
     return pdoc, []
 
@@ -279,28 +278,26 @@ def _pydantic_diagnostics(v: Validated, exc: Any) -> list[Diagnostic]:
             subject = f"{path[-2]}[{leaf!r}]" if isinstance(path[-2], str) else f"{leaf!r}"
         if "extra_forbidden" in types:
             valid = _valid_keys(path[:-1])
-            import difflib  # lazy: only for did-you-mean hints
-
-            close = difflib.get_close_matches(leaf, valid, n=1, cutoff=0.6)
+            close = close_matches(leaf, valid)
             hint = f"did you mean {close[0]!r}?" if close else (
                 f"valid keys here: {', '.join(valid)}" if valid else "remove it")
-            out.append(Diagnostic(Severity.ERROR, "LD105", f"unknown key {leaf!r}", hint,
+            out.append(Diagnostic(Severity.ERROR, problems.UNKNOWN_KEY, f"unknown key {leaf!r}", hint,
                                   file, line, col, name))
             continue
         if "missing" in types:
             desc = _field_description(path)
-            out.append(Diagnostic(Severity.ERROR, "LD107", f"{leaf} is required", desc and f"{leaf}: {desc}",
+            out.append(Diagnostic(Severity.ERROR, problems.MISSING_KEY, f"{leaf} is required", desc and f"{leaf}: {desc}",
                                   file, line, col, name))
             continue
-        problems = []
+        found = []
         hints = []
         for e in errs:
             p, h = _describe(e)
-            if p not in problems:
-                problems.append(p)
+            if p not in found:
+                found.append(p)
             if h and h not in hints:
                 hints.append(h)
-        if len(problems) > 1:
+        if len(found) > 1:
             # A union (e.g. int or 'auto'): say what is accepted once.
             got = errs[0].get("input")
             accepted = []
@@ -309,10 +306,10 @@ def _pydantic_diagnostics(v: Validated, exc: Any) -> list[Diagnostic]:
                 accepted.append(p.split(" (got")[0].removeprefix("must be "))
             problem = f"must be {' or '.join(dict.fromkeys(accepted))} (got {_show(got)})"
         else:
-            problem = problems[0]
+            problem = found[0]
         desc = _field_description(path)
         hint = "; ".join(hints) or (f"{leaf}: {desc}" if desc else None)
-        out.append(Diagnostic(Severity.ERROR, "LD104", f"{subject} {problem}", hint, file, line, col, name))
+        out.append(Diagnostic(Severity.ERROR, problems.BAD_VALUE, f"{subject} {problem}", hint, file, line, col, name))
     return out
 
 
@@ -326,11 +323,11 @@ def validate_doc(doc: SourceDoc) -> Validated:
     kind = data.get("kind")
     if api != API_VERSION:
         what = "missing" if api is None else f"{api!r} is not supported"
-        v.diagnostics.append(_err(doc, ("apiVersion",), "LD106", f"apiVersion {what}",
+        v.diagnostics.append(_err(doc, ("apiVersion",), problems.WRONG_API, f"apiVersion {what}",
                                   f"use `apiVersion: {API_VERSION}`", key=api is None))
     if kind != KIND:
         what = "missing" if kind is None else f"{kind!r} is not an llmdeploy spec"
-        v.diagnostics.append(_err(doc, ("kind",), "LD106", f"kind {what}", f"use `kind: {KIND}`",
+        v.diagnostics.append(_err(doc, ("kind",), problems.WRONG_API, f"kind {what}", f"use `kind: {KIND}`",
                                   key=kind is None))
     if v.diagnostics:
         return v

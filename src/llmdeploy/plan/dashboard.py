@@ -19,11 +19,11 @@ import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .promql import GpuQueries
+from ..promql import GpuQueries
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plan import PlanContext
-    from .plan.monitoring import MonitoringPlan
+    from .model import PlanContext
+    from .monitoring import MonitoringPlan
 
 SCHEMA_VERSION = 38
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

@@ -1,0 +1,161 @@
+"""The plan's record types: what a section planner contributes and what a template receives.
+
+Every planner module and the output layer (``render``, ``emit``) import these from here;
+``plan/__init__.py`` only strings the section planners together (:func:`build_plan`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..records import record
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import GPU, ModelConfig
+    from ..engines import EngineVersionInfo
+    from ..resolve import Analysis
+    from ..sizing import SizingReport
+    from ..spec.models import LLMService
+
+MANAGED_BY = "llmdeploy"
+SPEC_HASH_ANNOTATION = "llmdeploy.dev/spec-hash"
+SPEC_HASH_LABEL = "llmdeploy.dev/spec-hash"
+
+# Order of kinds in the output stream: what others depend on comes first (kubectl
+# applies in order; a CRD-backed object whose dependency is missing is only an
+# event, but the order reads better and matches `helm template`).
+KIND_ORDER = (
+    "Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterServingRuntime", "ServingRuntime",
+    "InferenceService", "TriggerAuthentication", "ScaledObject", "HTTPRoute", "Canary",
+    "PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "ServiceMonitor", "PrometheusRule",
+)
+
+
+@record
+class Manifest:
+    """One document to render: a template and the values it lays out."""
+
+    template: str
+    kind: str
+    name: str
+    values: Mapping[str, Any]
+    namespace: str | None = None
+    shared: bool = False  # cluster-scoped and shared by services (e.g. the ClusterServingRuntime)
+    # Extra names ``--only`` matches (e.g. "dashboard" for the dashboard ConfigMap).
+    aliases: tuple[str, ...] = ()
+
+    def sort_key(self) -> tuple[int, str, str]:
+        order = KIND_ORDER.index(self.kind) if self.kind in KIND_ORDER else len(KIND_ORDER)
+        return (order, self.namespace or "", self.name)
+
+
+@dataclass
+class Section:
+    """What a section planner contributes."""
+
+    manifests: list[Manifest] = field(default_factory=list)
+    isvc_annotations: dict[str, str] = field(default_factory=dict)
+    predictor: dict[str, Any] = field(default_factory=dict)
+    isvc_spec: dict[str, Any] = field(default_factory=dict)  # extra InferenceService spec keys (e.g. canary)
+    notes: list[str] = field(default_factory=list)
+
+
+@record
+class PlanContext:
+    """Shared facts for the section planners."""
+
+    spec: LLMService
+    gpu: GPU
+    model: ModelConfig
+    engine: EngineVersionInfo
+    sizing: SizingReport
+    profile: str | None
+    spec_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.spec.metadata.namespace
+
+    @property
+    def served_model_name(self) -> str:
+        return self.spec.model.served_name or self.spec.metadata.name
+
+    @property
+    def scrape_interval(self) -> str:
+        return self.spec.monitoring.scrape_interval
+
+    def labels(self, component: str | None = None) -> dict[str, str]:
+        """Kubernetes recommended labels plus the user's labels and the spec hash."""
+        from ..naming import label_safe
+
+        labels = dict(self.spec.metadata.labels)
+        labels.update({
+            "app.kubernetes.io/name": self.name,
+            "app.kubernetes.io/instance": self.name,
+            "app.kubernetes.io/version": label_safe(self.engine.version),
+            "app.kubernetes.io/part-of": "llmdeploy",
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            SPEC_HASH_LABEL: self.spec_hash,
+        })
+        if component:
+            labels["app.kubernetes.io/component"] = component
+        return dict(sorted(labels.items()))
+
+    def predictor_selector(self, isvc_name: str | None = None) -> dict[str, str]:
+        """Labels KServe puts on the predictor pods of an InferenceService.
+
+        KServe sets ``serving.kserve.io/inferenceservice: <name>`` and
+        ``component: predictor`` on every predictor pod (pkg/constants/constants.go:
+        InferenceServicePodLabelKey, KServiceComponentLabel).
+        """
+        return {"component": "predictor", "serving.kserve.io/inferenceservice": isvc_name or self.name}
+
+    def metadata(self, name: str, *, namespace: str | None = "", component: str | None = None,
+                 annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A ``metadata`` mapping for a rendered object (``namespace=None`` for cluster-scoped)."""
+        meta: dict[str, Any] = {"name": name}
+        ns = self.namespace if namespace == "" else namespace
+        if ns is not None:
+            meta["namespace"] = ns
+        all_labels = self.labels(component)
+        if labels:
+            all_labels.update(labels)
+        meta["labels"] = dict(sorted(all_labels.items()))
+        ann = {SPEC_HASH_ANNOTATION: self.spec_hash}
+        if annotations:
+            ann.update(annotations)
+        meta["annotations"] = dict(sorted(ann.items()))
+        return meta
+
+
+@record
+class Plan:
+    """Every manifest of one service, in output order."""
+
+    context: PlanContext
+    manifests: tuple[Manifest, ...]
+    notes: tuple[str, ...] = ()
+
+
+def spec_hash(spec: LLMService) -> str:
+    """Short, stable hash of the resolved spec (profile and defaults applied)."""
+    data = spec.model_dump(mode="json", by_alias=True)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return digest[:16]
+
+
+def plan_context(analysis: Analysis) -> PlanContext:
+    """The inputs of every section planner for one analyzed, valid spec."""
+    spec = analysis.spec
+    r = analysis.resolved
+    assert spec is not None and r is not None
+    assert r.gpu is not None and r.model is not None and r.engine is not None and r.sizing is not None
+    return PlanContext(spec, r.gpu, r.model, r.engine, r.sizing, analysis.validated.profile_name, spec_hash(spec))
