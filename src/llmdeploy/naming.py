@@ -57,9 +57,21 @@ def dns1035_problem(name: str) -> str | None:
     return None
 
 
+# KServe labels the Standard-mode Deployment, Service and pods ``app: isvc.<name>-predictor``
+# (pkg/constants/constants.go and the raw deployment/service reconcilers, v0.20.0).
+RAW_APP_LABEL_PREFIX = "isvc."
+
+
 def max_service_name_length(mode: str, suffix: str = "") -> int:
-    """Longest service name whose derived KServe names stay valid labels."""
-    derived = PREDICTOR_SUFFIX + (KNATIVE_REVISION_SUFFIX if mode == "knative" else "")
+    """Longest service name whose derived KServe names and labels stay within 63 characters.
+
+    Standard mode: the label value ``isvc.<name>-predictor`` (48 for the bare name).
+    Knative mode: the revision ``<name>-predictor-00001`` (52).
+    """
+    if mode == "knative":
+        derived = PREDICTOR_SUFFIX + KNATIVE_REVISION_SUFFIX
+    else:
+        derived = RAW_APP_LABEL_PREFIX + PREDICTOR_SUFFIX
     return MAX_LABEL - len(derived) - len(suffix)
 
 

@@ -69,7 +69,7 @@ def test_rendered_facts(example: Path, rendered: dict[str, str]) -> None:
         ann = isvc["metadata"]["annotations"]
         assert ann["serving.kserve.io/deploymentMode"] in ("Standard", "Knative")
         assert isvc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llmdeploy"
-        assert "llmdeploy.dev/spec-hash" in isvc["metadata"]["labels"]
+        assert "llmdeploy.dev/spec-hash" not in isvc["metadata"]["labels"]  # it would reach the pods
         model = isvc["spec"]["predictor"]["model"]
         limits = model["resources"]["limits"]
         gpu_keys = [k for k in limits if k.endswith("/gpu")]

@@ -69,9 +69,14 @@ def test_azureblob_is_rendered_in_the_https_form(tmp_path: Path) -> None:
 
 
 def test_pods_do_not_carry_the_spec_hash(tmp_path: Path) -> None:
-    isvc = _isvc(_render(tmp_path))
-    assert "llmdeploy.dev/spec-hash" in isvc["metadata"]["labels"]
+    """KServe copies the InferenceService's own metadata into the pod template too (#12)."""
+    docs = _render(tmp_path)
+    isvc = _isvc(docs)
+    assert "llmdeploy.dev/spec-hash" not in isvc["metadata"]["labels"]
+    assert "llmdeploy.dev/spec-hash" not in isvc["metadata"]["annotations"]
     assert "llmdeploy.dev/spec-hash" not in isvc["spec"]["predictor"]["labels"]
+    others = [d for d in docs if d["kind"] not in ("InferenceService", "ClusterServingRuntime")]
+    assert others and all("llmdeploy.dev/spec-hash" in d["metadata"]["labels"] for d in others)
 
 
 def test_knative_mode_leaves_out_fields_knative_rejects(tmp_path: Path) -> None:

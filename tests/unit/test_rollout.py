@@ -100,8 +100,10 @@ def test_canary_splits_traffic_with_weights() -> None:
     isvc = get(out, "InferenceService", "chat-canary")
     pred = isvc["spec"]["predictor"]
     # The candidate runs its own engine version: its own shared runtime.
-    assert pred["model"]["runtime"] == kserve.runtime_name("vllm", "0.11.0")
-    assert get(out, "ClusterServingRuntime")["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.11.0"
+    runtime = get(out, "ClusterServingRuntime")
+    assert pred["model"]["runtime"] == runtime["metadata"]["name"]
+    assert runtime["metadata"]["name"].startswith("llmdeploy-vllm-0-11-0-")
+    assert runtime["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.11.0"
     # Clients keep calling "chat"; the candidate's metrics say "chat-canary".
     args = pred["model"]["args"]
     i = args.index("--served-model-name")
@@ -126,11 +128,12 @@ def test_canary_analysis_queries_compare_candidate_and_stable() -> None:
 
 def test_candidate_on_the_same_engine_version_shares_the_runtime() -> None:
     extra = CANARY.replace("    image: vllm/vllm-openai:v0.11.0\n", "    storageUri: s3://models/llama-ft-v2\n")
-    _, out = plan(context(extra))
+    ctx = context(extra)
+    _, out = plan(ctx)
     assert not [m for m in out.manifests if m.kind == "ClusterServingRuntime"]
     pred = get(out, "InferenceService")["spec"]["predictor"]
     assert pred["model"]["storageUri"] == "s3://models/llama-ft-v2"
-    assert pred["model"]["runtime"] == kserve.runtime_name("vllm", "0.10.2")
+    assert pred["model"]["runtime"] == kserve.plan_engine(ctx).runtime_name  # the primary's runtime
 
 
 def test_ab_test_routes_by_header() -> None:

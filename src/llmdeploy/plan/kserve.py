@@ -11,14 +11,17 @@ resources, probes, env, scheduling). KServe appends the InferenceService's
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import field
 from typing import Any
 
 from .. import naming
 from ..records import record
-from .model import SPEC_HASH_LABEL, Manifest, PlanContext
+from .model import Manifest, PlanContext
 
 MODEL_MOUNT = "/mnt/models"  # where KServe's storage initializer puts the weights
 SHM_VOLUME = "dshm"
@@ -275,9 +278,21 @@ def _shm_gib(ctx: PlanContext, gpus: int) -> float:
 # --------------------------------------------------------------------------- the plan
 
 
-def runtime_name(engine: str, version: str) -> str:
-    """ClusterServingRuntime name: one per engine and version, shared by services."""
-    return f"llmdeploy-{engine}-{naming.label_safe(version).replace('.', '-').lower()}"
+# The user name the engine runs as (see the USER/LOGNAME env below); UID/GID 1000.
+NON_ROOT_USER = "llmdeploy"
+
+
+def runtime_name(engine: str, version: str, content: Mapping[str, Any]) -> str:
+    """ClusterServingRuntime name: engine, version and a hash of everything the runtime carries.
+
+    A ClusterServingRuntime is cluster-scoped and shared, and KServe re-reconciles every
+    InferenceService that uses one when it changes (the InferenceService controller watches
+    ServingRuntimes). Two services that need another image (a mirror) or port must not
+    overwrite each other's runtime, so the name follows the content: equal names always
+    mean equal objects (``pipeline.render_documents`` checks it).
+    """
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:8]
+    return f"llmdeploy-{engine}-{naming.label_safe(version).replace('.', '-').lower()}-{digest}"
 
 
 def plan_engine(ctx: PlanContext) -> EnginePlan:
@@ -317,6 +332,12 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
             {"name": "HOME", "value": "/tmp/home"},
             {"name": "HF_HOME", "value": "/tmp/hf-home"},
             {"name": "XDG_CACHE_HOME", "value": "/tmp/cache"},
+            # The image has no passwd entry for the UID we run as. torch 2.8.0's inductor
+            # (torch/_inductor/codecache.py) calls getpass.getuser() when vLLM imports the
+            # model class; without a name it raises KeyError (getpwuid) and the pod
+            # crash-loops. getpass reads LOGNAME and USER before the passwd file.
+            {"name": "USER", "value": NON_ROOT_USER},
+            {"name": "LOGNAME", "value": NON_ROOT_USER},
         ]
         if s.runtime.engine == "vllm":
             env.append({"name": "VLLM_CACHE_ROOT", "value": "/tmp/cache/vllm"})
@@ -331,7 +352,11 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
         dedup[e["name"]] = e
     env = list(dedup.values())
 
-    http_get = {"path": health, "port": port_name(s.deployment.mode)}
+    # Knative renames the serving port to `user-port` and rewrites only the liveness probe's
+    # named port (knative serving pkg/reconciler/revision/resources/deploy.go, knative-v1.23.0):
+    # a startupProbe on `http1` would not resolve. The number works everywhere in Knative mode.
+    http_get = {"path": health,
+                "port": port if s.deployment.mode == "knative" else port_name(s.deployment.mode)}
     startup_probe = {
         "httpGet": http_get,
         "periodSeconds": PROBE_PERIOD_SECONDS,
@@ -372,7 +397,10 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
         engine=s.runtime.engine,
         version=info.version,
         image=image,
-        runtime_name=runtime_name(s.runtime.engine, info.version),
+        runtime_name=runtime_name(s.runtime.engine, info.version, {
+            "image": image, "command": list(command), "args": list(runtime_args), "port": port,
+            "port_name": port_name(s.deployment.mode), "model_format": model_format,
+            "metrics_path": info.metrics_path}),
         model_format=model_format,
         command=command,
         runtime_args=runtime_args,
@@ -495,12 +523,15 @@ def runtime_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest:
                 "app.kubernetes.io/component": "serving-runtime",
                 "app.kubernetes.io/version": naming.label_safe(engine.version),
             },
-            "annotations": {
-                "prometheus.kserve.io/port": str(engine.port),
-                "prometheus.kserve.io/path": engine.metrics_path,
-            },
         },
         "spec": {
+            # What reaches the pods is the runtime's spec.annotations (KServe merges them into
+            # the predictor's pod metadata, components/predictor.go at v0.20.0); KServe's
+            # metrics aggregation reads these two keys there.
+            "annotations": {
+                "prometheus.kserve.io/path": engine.metrics_path,
+                "prometheus.kserve.io/port": str(engine.port),
+            },
             "supportedModelFormats": [{"name": engine.model_format, "version": "1", "autoSelect": False}],
             "protocolVersions": ["v1"],
             "multiModel": False,
@@ -523,11 +554,10 @@ def predictor_spec(ctx: PlanContext, engine: EnginePlan, extra: dict[str, Any], 
     """The ``spec.predictor`` mapping of an InferenceService (also used for candidates)."""
     s = ctx.spec
     name = isvc_name or ctx.name
-    labels = ctx.labels("predictor")
+    # Pod labels: nothing that changes when only monitoring or alert fields change (the spec
+    # hash would roll every GPU pod on an alert edit).
+    labels = ctx.labels("predictor", spec_hash=False)
     labels["app.kubernetes.io/instance"] = name
-    # Not on the pods: KServe copies these labels into the pod template, and a label that
-    # changes with every spec edit (even an alert threshold) would restart every GPU pod.
-    labels.pop(SPEC_HASH_LABEL, None)
     # prometheus.io/* pod annotations only when they are how Prometheus finds the pods: a
     # cluster with an annotation-based scrape job would otherwise scrape the pods a
     # second time next to the PodMonitor/ServiceMonitor and double every sum.
@@ -598,7 +628,11 @@ def isvc_manifest(ctx: PlanContext, engine: EnginePlan, *, name: str, annotation
                   predictor: dict[str, Any], extra_spec: dict[str, Any] | None = None,
                   component: str = "inference-service") -> Manifest:
     """One InferenceService manifest."""
-    meta = ctx.metadata(name, component=component, annotations=isvc_annotations(ctx, annotations))
+    # KServe copies the InferenceService's own labels and annotations into the predictor's pod
+    # template (components/predictor.go buildObjectMeta, v0.20.0; in Knative mode a change
+    # is a new Revision), so they carry no spec hash: an alert edit must not restart GPUs.
+    meta = ctx.metadata(name, component=component, annotations=isvc_annotations(ctx, annotations),
+                        spec_hash=False)
     meta["labels"]["app.kubernetes.io/instance"] = name
     spec: dict[str, Any] = {"predictor": predictor}
     if extra_spec:

@@ -92,8 +92,8 @@ class PlanContext:
     def scrape_interval(self) -> str:
         return self.spec.monitoring.scrape_interval
 
-    def labels(self, component: str | None = None) -> dict[str, str]:
-        """Kubernetes recommended labels plus the user's labels and the spec hash."""
+    def labels(self, component: str | None = None, *, spec_hash: bool = True) -> dict[str, str]:
+        """Kubernetes recommended labels plus the user's labels and (unless told not to) the spec hash."""
         from ..naming import label_safe
 
         labels = dict(self.spec.metadata.labels)
@@ -103,8 +103,9 @@ class PlanContext:
             "app.kubernetes.io/version": label_safe(self.engine.version),
             "app.kubernetes.io/part-of": "llmdeploy",
             "app.kubernetes.io/managed-by": MANAGED_BY,
-            SPEC_HASH_LABEL: self.spec_hash,
         })
+        if spec_hash:
+            labels[SPEC_HASH_LABEL] = self.spec_hash
         if component:
             labels["app.kubernetes.io/component"] = component
         return dict(sorted(labels.items()))
@@ -119,17 +120,22 @@ class PlanContext:
         return {"component": "predictor", "serving.kserve.io/inferenceservice": isvc_name or self.name}
 
     def metadata(self, name: str, *, namespace: str | None = "", component: str | None = None,
-                 annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """A ``metadata`` mapping for a rendered object (``namespace=None`` for cluster-scoped)."""
+                 annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+                 spec_hash: bool = True) -> dict[str, Any]:
+        """A ``metadata`` mapping for a rendered object (``namespace=None`` for cluster-scoped).
+
+        ``spec_hash=False`` for objects whose metadata reaches a pod template (the
+        InferenceService): the hash changes with every edit, monitoring-only ones included.
+        """
         meta: dict[str, Any] = {"name": name}
         ns = self.namespace if namespace == "" else namespace
         if ns is not None:
             meta["namespace"] = ns
-        all_labels = self.labels(component)
+        all_labels = self.labels(component, spec_hash=spec_hash)
         if labels:
             all_labels.update(labels)
         meta["labels"] = dict(sorted(all_labels.items()))
-        ann = {SPEC_HASH_ANNOTATION: self.spec_hash}
+        ann = {SPEC_HASH_ANNOTATION: self.spec_hash} if spec_hash else {}
         if annotations:
             ann.update(annotations)
         meta["annotations"] = dict(sorted(ann.items()))

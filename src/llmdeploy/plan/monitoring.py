@@ -377,11 +377,26 @@ def build_monitoring(ctx: PlanContext) -> MonitoringPlan:
                           tuple(dict.fromkeys(skipped)), a.runbook_base_url, thresholds)
 
 
+def pod_ready_budget(ctx: PlanContext) -> int:
+    """Seconds from a pod's creation until its engine may answer: pod start, the storage
+    initializer's download, then the startupProbe budget (which covers the model load).
+
+    prometheus-operator keeps Pending and not-ready pods as targets (it drops only the
+    Failed and Succeeded phases: pkg/prometheus/promcfg.go at v0.93.0), so during a scale-up
+    the new pod's target is down for all of this time.
+    """
+    from ..derive.coldstart import cold_start
+
+    cs = cold_start(ctx.spec, ctx.sizing)
+    before = (cs.start_seconds + cs.download_seconds) if cs is not None else 0
+    return before + startup_seconds(ctx)
+
+
 def _slow_for(ctx: PlanContext) -> str:
-    """``for`` of the "down" alerts: a starting pod loads its model before the engine's HTTP
-    server (and /metrics) answers, so they wait at least the startupProbe budget."""
+    """``for`` of the "down" alerts: a new pod pulls, downloads and loads its model before the
+    engine's HTTP server (and /metrics) answers, so they wait at least that long."""
     fd = ctx.spec.monitoring.alerts.for_duration
-    slow = max(parse_duration(fd), startup_seconds(ctx))
+    slow = max(parse_duration(fd), pod_ready_budget(ctx))
     return fd if slow == parse_duration(fd) else format_duration(60 * math.ceil(slow / 60))
 
 

@@ -1,4 +1,4 @@
-"""LD300-LD310, LD316: scaling rules (combinations that cannot work).
+"""LD300-LD310, LD316, LD317: scaling rules (combinations that cannot work).
 
 Each rule names what to write instead. The planner (``plan/scaling.py``) assumes these
 rules passed; the rollout rules (LD311-LD315) are in ``rules/rollout.py``.
@@ -550,3 +550,37 @@ def knative_knob_without_effect(ctx: RuleContext) -> Iterator[Finding]:
     if s.knative.scale_to_zero_grace_period is not None and not s.scale_to_zero:
         yield Finding((*k, "scaleToZeroGracePeriod"), "a scale-to-zero retention period without scaleToZero",
                       "remove it, or set scaleToZero: true with minReplicas: 0", key=True)
+
+
+@rule("LD317")
+def explicit_min_replicas_meets_profile_scale_to_zero(ctx: RuleContext) -> Iterator[Finding]:
+    """The profile turns scale-to-zero on, but the spec itself asks for replicas that stay up.
+
+    A profile (``dev``, or a team profile) sets ``scaling.scaleToZero: true`` and the spec
+    writes ``minReplicas: 1`` or more. Rendered as merged, KEDA would idle the service to
+    zero replicas (``idleReplicaCount: 0``), and its triggers read engine metrics that
+    vanish with the last pod, so it would not wake on its own. What the spec says
+    explicitly must not be overridden by a profile: say which one you mean.
+
+    Fails::
+
+        profile: dev            # scaleToZero: true
+        scaling:
+          minReplicas: 1
+
+    Passes::
+
+        profile: dev
+        scaling:
+          minReplicas: 1
+          scaleToZero: false    # always on
+    """
+    s = ctx.spec.scaling
+    if s.scale_to_zero and s.min_replicas >= 1 and ctx.user_set(("scaling", "minReplicas")) \
+            and not ctx.user_set(("scaling", "scaleToZero")):
+        yield Finding(("scaling", "minReplicas"),
+                      f"the profile turns scaleToZero on, but the spec sets minReplicas {s.min_replicas}: the "
+                      "service would idle at zero replicas and its triggers cannot wake it",
+                      "add scaling.scaleToZero: false to keep replicas up, or scaleToZero: true with "
+                      "minReplicas: 0 to scale to zero on purpose")
+

@@ -171,3 +171,40 @@ def remote_code(ctx: RuleContext) -> Iterator[Finding]:
     if m.trust_remote_code and not m.revision:
         yield Finding(("model", "trustRemoteCode"), "trustRemoteCode without a pinned model.revision",
                       "pin model.revision to a commit so the remote code cannot change")
+
+
+@rule("LD406")
+def knative_network_policy_admits_the_gateway(ctx: RuleContext) -> Iterator[Finding]:
+    """A Knative-mode NetworkPolicy does not name the ingress gateway's namespace.
+
+    Knative puts its activator in the request path only while a revision lacks spare
+    capacity; once the excess burst capacity is not negative the activator leaves the path
+    and the ingress gateway (Kourier in ``kourier-system``, Istio in ``istio-system``)
+    sends requests to the pods directly (knative serving
+    ``pkg/reconciler/autoscaling/kpa/kpa.go``, knative-v1.23.0). A policy that admits only
+    ``knative-serving`` then drops traffic exactly when the service is busiest.
+
+    Fails::
+
+        deployment:
+          mode: knative
+          networkPolicy: {enabled: true}
+
+    Passes::
+
+        deployment:
+          mode: knative
+          networkPolicy: {enabled: true, gatewayNamespace: kourier-system}
+    """
+    from ..derive.policy import policy_enabled
+
+    d = ctx.spec.deployment
+    np = d.network_policy
+    if d.mode == "knative" and policy_enabled(ctx.profile, np.enabled, production_only=False) \
+            and not np.gateway_namespace:
+        yield Finding(("deployment", "networkPolicy"),
+                      "in Knative mode the ingress gateway reaches the pods directly once the activator leaves "
+                      "the path; the NetworkPolicy admits only knative-serving and would drop that traffic",
+                      "set deployment.networkPolicy.gatewayNamespace to your Knative ingress's namespace "
+                      "(kourier-system for Kourier, istio-system for Istio)", key=True)
+
