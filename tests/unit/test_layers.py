@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> Iterator[tuple[
                     yield alias.name, runtime
 
 
+@cache
 def _graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(every import, imports that run) per module; read once per test session (nothing mutates it)."""
     modules = _modules()
     every: dict[str, set[str]] = {m: set() for m in modules}
     runtime: dict[str, set[str]] = {m: set() for m in modules}

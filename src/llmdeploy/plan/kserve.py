@@ -282,8 +282,8 @@ def _shm_gib(ctx: PlanContext, gpus: int) -> float:
 NON_ROOT_USER = "llmdeploy"
 
 
-def runtime_name(engine: str, version: str, content: Mapping[str, Any]) -> str:
-    """ClusterServingRuntime name: engine, version and a hash of everything the runtime carries.
+def runtime_name(engine: str, version: str, spec: Mapping[str, Any]) -> str:
+    """ClusterServingRuntime name: engine, version and a hash of the runtime's whole ``spec``.
 
     A ClusterServingRuntime is cluster-scoped and shared, and KServe re-reconciles every
     InferenceService that uses one when it changes (the InferenceService controller watches
@@ -291,7 +291,7 @@ def runtime_name(engine: str, version: str, content: Mapping[str, Any]) -> str:
     overwrite each other's runtime, so the name follows the content: equal names always
     mean equal objects (``pipeline.render_documents`` checks it).
     """
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:8]
     return f"llmdeploy-{engine}-{naming.label_safe(version).replace('.', '-').lower()}-{digest}"
 
 
@@ -397,10 +397,9 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
         engine=s.runtime.engine,
         version=info.version,
         image=image,
-        runtime_name=runtime_name(s.runtime.engine, info.version, {
-            "image": image, "command": list(command), "args": list(runtime_args), "port": port,
-            "port_name": port_name(s.deployment.mode), "model_format": model_format,
-            "metrics_path": info.metrics_path}),
+        runtime_name=runtime_name(s.runtime.engine, info.version, runtime_spec(
+            image=image, command=command, runtime_args=runtime_args, port=port,
+            port_name=port_name(s.deployment.mode), model_format=model_format, metrics_path=info.metrics_path)),
         model_format=model_format,
         command=command,
         runtime_args=runtime_args,
@@ -512,6 +511,30 @@ def storage_service_account_manifest(ctx: PlanContext) -> Manifest | None:
                     namespace=ctx.namespace, aliases=("serviceaccount", "sa"))
 
 
+def runtime_spec(*, image: str, command: tuple[str, ...], runtime_args: tuple[str, ...], port: int,
+                 port_name: str, model_format: str, metrics_path: str) -> dict[str, Any]:
+    """The ``spec`` of a ClusterServingRuntime; its name (:func:`runtime_name`) hashes exactly this."""
+    return {
+        # What reaches the pods is the runtime's spec.annotations (KServe merges them into
+        # the predictor's pod metadata, components/predictor.go at v0.20.0); KServe's
+        # metrics aggregation reads these two keys there.
+        "annotations": {
+            "prometheus.kserve.io/path": metrics_path,
+            "prometheus.kserve.io/port": str(port),
+        },
+        "supportedModelFormats": [{"name": model_format, "version": "1", "autoSelect": False}],
+        "protocolVersions": ["v1"],
+        "multiModel": False,
+        "containers": [{
+            "name": "kserve-container",
+            "image": image,
+            "command": list(command),
+            "args": list(runtime_args),
+            "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
+        }],
+    }
+
+
 def runtime_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest:
     """The shared ClusterServingRuntime of the engine version."""
     values = {
@@ -524,25 +547,9 @@ def runtime_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest:
                 "app.kubernetes.io/version": naming.label_safe(engine.version),
             },
         },
-        "spec": {
-            # What reaches the pods is the runtime's spec.annotations (KServe merges them into
-            # the predictor's pod metadata, components/predictor.go at v0.20.0); KServe's
-            # metrics aggregation reads these two keys there.
-            "annotations": {
-                "prometheus.kserve.io/path": engine.metrics_path,
-                "prometheus.kserve.io/port": str(engine.port),
-            },
-            "supportedModelFormats": [{"name": engine.model_format, "version": "1", "autoSelect": False}],
-            "protocolVersions": ["v1"],
-            "multiModel": False,
-            "containers": [{
-                "name": "kserve-container",
-                "image": engine.image,
-                "command": list(engine.command),
-                "args": list(engine.runtime_args),
-                "ports": [{"name": engine.port_name, "containerPort": engine.port, "protocol": "TCP"}],
-            }],
-        },
+        "spec": runtime_spec(image=engine.image, command=engine.command, runtime_args=engine.runtime_args,
+                             port=engine.port, port_name=engine.port_name, model_format=engine.model_format,
+                             metrics_path=engine.metrics_path),
     }
     return Manifest("kserve/clusterservingruntime.yaml.j2", "ClusterServingRuntime", engine.runtime_name,
                     values, namespace=None, shared=True, aliases=("runtime",))

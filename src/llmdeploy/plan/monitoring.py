@@ -26,7 +26,7 @@ from dataclasses import field, replace
 from typing import Any
 
 from .. import naming
-from ..derive.alerts import GPU_MEMORY_CAP, GPU_MEMORY_HEADROOM, gpu_memory_alert_floor, pct  # noqa: F401
+from ..derive.alerts import gpu_memory_alert_floor, pct
 from ..promql import (
     GpuQueries,
     ServiceQueries,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..derive.policy import PROFILE_DEFAULTS, policy_enabled  # noqa: F401
+from ..derive.policy import policy_enabled
 from .kserve import EnginePlan
 from .model import Manifest, PlanContext, Section
 

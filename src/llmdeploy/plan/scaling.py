@@ -28,17 +28,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import naming
-from ..derive.coldstart import DOWNLOAD_MB_PER_S, POD_START_SECONDS, ColdStart, cold_start  # noqa: F401
-from ..derive.metrics import (  # noqa: F401 - the planner's vocabulary, decided in derive/
-    HPA_METRICS,
+from ..derive.coldstart import cold_start
+from ..derive.metrics import (  # the planner's vocabulary, decided in derive/
     KEDA_METRICS,
-    KPA_METRICS,
-    METRICS_BY_AUTOSCALER,
-    MetricSpec,
     fmt,
     keda_query,
 )
-from ..derive.replicas import ReplicaBounds, capacity_of, replica_bounds, replicas_for_load  # noqa: F401
+from ..derive.replicas import ReplicaBounds, capacity_of, replica_bounds
 from ..promql import ServiceQueries
 from ..records import record
 from .model import Manifest, PlanContext, Section

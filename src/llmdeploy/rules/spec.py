@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import naming
-from ..derive.storage import STORAGE_HINTS, STORAGE_PATTERNS, storage_scheme  # noqa: F401
+from ..derive.storage import STORAGE_HINTS, STORAGE_PATTERNS, storage_scheme
 from ..diagnostics import Severity
 from ..spec import problems
 from .registry import Finding, RuleContext, documented, rule
