@@ -1,7 +1,7 @@
 """llmdeploy: validate, size and render LLM services for Kubernetes.
 
-The public API is what ``__all__`` lists; every other module is internal and may
-change without notice (see docs/architecture.md).
+The public Python API is ``llmdeploy.api`` (docs/api.md) and what ``__all__`` lists;
+every other module is internal and may change without notice (see docs/architecture.md).
 """
 
 from __future__ import annotations

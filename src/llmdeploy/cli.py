@@ -68,10 +68,25 @@ def _root(
 # Every command lives in its own module, in one shape: a typer-free ``run()`` that returns
 # the exit code (the fast path in entry.py calls it directly) and ``register(app)`` that adds
 # the typer command calling it. Each module imports its heavy dependencies lazily.
-from . import cli_docs, cli_init, cli_render, cli_schema, cli_size, cli_validate  # noqa: E402
+from . import (  # noqa: E402
+    cli_calibrate,
+    cli_completion,
+    cli_docs,
+    cli_init,
+    cli_render,
+    cli_schema,
+    cli_size,
+    cli_validate,
+)
 
-for _module in (cli_validate, cli_schema, cli_docs, cli_init, cli_size, cli_render):
+for _module in (cli_validate, cli_schema, cli_docs, cli_init, cli_size, cli_render, cli_calibrate, cli_completion):
     _module.register(app)
+
+# Shell completion (`llmdeploy completion SHELL` prints the script): typer's completion
+# classes answer `_LLMDEPLOY_COMPLETE=complete_<shell>` requests from the real command tree.
+from typer.completion import completion_init  # noqa: E402
+
+completion_init()
 
 
 def main() -> None:

@@ -24,8 +24,89 @@ ERROR_PREFIX = "llmdeploy: error: "
 
 
 def print_error(message: object) -> None:
-    """The one way a command reports a failure: ``llmdeploy: error: <what> (hint: <how to fix>)``."""
-    sys.stderr.write(f"{ERROR_PREFIX}{message}\n")
+    """The one way a command reports a failure: ``llmdeploy: error: <what> (hint: <how to fix>)``.
+
+    Secret-shaped values in the message are redacted (:func:`llmdeploy.secrets.redact`).
+    """
+    from .secrets import redact
+
+    write_stderr(f"{ERROR_PREFIX}{redact(str(message))}\n")
+
+
+def write_stderr(text: str) -> None:
+    """Write to stderr if it can take it: a closed, full or broken stderr never stops a command.
+
+    Diagnostics and notes go to stderr before the manifests go to stdout; a CI job whose
+    log stream is gone must still get its manifests. Text the stream's encoding cannot
+    hold is written with replacement characters.
+    """
+    stream = sys.stderr
+    if stream is None:  # the process was started with fd 2 closed
+        return
+    try:
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(text.encode(encoding, "replace").decode(encoding))
+        stream.flush()
+    except (OSError, ValueError):  # full disk, closed pipe, closed file
+        pass
+
+
+def write_stdout(text: str) -> int:
+    """Write the command's product to stdout; the exit code.
+
+    Manifests are YAML or JSON, which are UTF-8 whatever the locale says: on a stream
+    whose encoding is not UTF-8 (``LC_ALL=C`` on an old Python, a Windows console
+    redirected to a file) the UTF-8 bytes go to the underlying binary stream. A reader
+    that went away (``| head``) ends the command quietly (exit 0, as ``cat`` does under
+    ``SIGPIPE``); a closed stdout or a full disk is a clear error (exit 1), never a
+    traceback.
+    """
+    import codecs
+
+    stream = sys.stdout
+    if stream is None:
+        print_error("cannot write to standard output: it is closed (hint: redirect it to a file or use --output)")
+        return EXIT_INVALID
+    try:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            utf8 = codecs.lookup(encoding).name == "utf-8"
+        except LookupError:
+            utf8 = False
+        buffer = getattr(stream, "buffer", None)
+        if utf8 or buffer is None:
+            stream.write(text)
+            stream.flush()
+        else:
+            stream.flush()
+            buffer.write(text.encode("utf-8"))
+            buffer.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except UnicodeEncodeError as exc:
+        print_error(f"cannot write to standard output: its encoding {exc.encoding} cannot hold the output "
+                    "(hint: set PYTHONIOENCODING=utf-8 or use --output)")
+        return EXIT_INVALID
+    except (OSError, ValueError) as exc:
+        _silence_stdout()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        print_error(f"cannot write to standard output: {reason} (hint: free space on the target or use --output)")
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's last flush of the dead stream stays quiet."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def report(exc: LlmdeployError) -> int:
@@ -62,5 +143,8 @@ def write_diagnostics(diags: list, fmt: str, stream: TextIO, summary: dict | Non
         text = format_github(diags)
     else:
         text = format_text(diags)
-    stream.write(text)
+    if stream is sys.stderr:
+        write_stderr(text)
+    else:
+        stream.write(text)
 

@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING
 
 from .cli_common import (
     DIAGNOSTIC_FORMATS,
-    EXIT_INTERNAL,
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_USAGE,
     check_format,
     check_paths,
     fail_usage,
     print_error,
     report,
     write_diagnostics,
+    write_stderr,
+    write_stdout,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,15 +31,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def run(paths: Sequence[str], output: str | Path | None = None, out_format: str = "yaml", only: str | None = None,
         crds: Sequence[str | Path] | None = None, kubernetes_version: str = "1.33", diag_format: str = "auto",
-        strict: bool = False, explain: bool = False) -> int:
+        strict: bool = False, explain: bool = False, prune: bool = False) -> int:
     """Render specs into apply-ready manifests; return the exit code.
 
     Manifests go to stdout (or ``output``); diagnostics to stderr. 1 when a spec is
-    invalid, 3 when a rendered manifest fails its schema check.
+    invalid (or the output cannot be written), 3 when a rendered manifest fails its
+    schema check. With ``output``, files of services not rendered in this run are kept
+    unless ``prune``.
     """
     check_format(out_format, ("yaml", "json"))
     check_format(diag_format, DIAGNOSTIC_FORMATS)
     check_paths(paths)
+    if output is not None and not str(output).strip():
+        fail_usage("--output needs a folder name (got an empty string)")
     from .check import CRDLoadError, crd_paths_from_env, supported_kubernetes_versions
 
     versions = supported_kubernetes_versions()
@@ -55,23 +61,49 @@ def run(paths: Sequence[str], output: str | Path | None = None, out_format: str 
             fail_usage(f"--crds {p}: no such file or folder")
     try:
         result = render_documents(analyses, crd_paths=crd_paths, kubernetes_version=kubernetes_version)
-    except CRDLoadError as exc:
-        print_error(exc)
-        return EXIT_INTERNAL
+    except CRDLoadError as exc:  # a file the user passed with --crds: a usage error, located
+        print_error(f"--crds: {exc} (hint: pass the CustomResourceDefinition files your cluster has installed)")
+        return EXIT_USAGE
     except LlmdeployError as exc:
         return report(exc)
     diags = list(load_diags) + result.diagnostics
     warnings = [d for d in diags if d.severity.value == "warning"]
-    write_diagnostics(diags, diag_format, sys.stderr)
+    from .diagnostics import resolve_format
+
+    # With --diagnostics-format json, stderr is one JSON document: the notes go into its
+    # summary instead of plain lines after it (#18: machine-readable output that is).
+    json_mode = resolve_format(diag_format) == "json"
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        if json_mode:
+            notes.append(message)
+        else:
+            write_stderr(message + "\n")
+
+    def finish(code: int, rendered: bool) -> int:
+        if json_mode:
+            write_diagnostics(diags, diag_format, sys.stderr,
+                              {"errors": sum(d.is_error for d in diags), "warnings": len(warnings),
+                               "rendered": rendered, "notes": notes})
+        return code
+
+    if not json_mode:
+        write_diagnostics(diags, diag_format, sys.stderr)
     if load_diags or not result.ok or (strict and warnings):
-        sys.stderr.write("nothing rendered: fix the errors above\n")
-        return EXIT_INVALID
+        note("nothing rendered: fix the errors above")
+        return finish(EXIT_INVALID, False)
     if not result.docs:
-        sys.stderr.write("nothing rendered: no spec given\n")
-        return EXIT_INVALID
+        note("nothing rendered: no spec given")
+        return finish(EXIT_INVALID, False)
     if explain:
-        for note in result.notes:
-            sys.stderr.write(f"note: {note}\n")
+        for n in result.notes:
+            note(f"note: {n}")
+        pods = explain_pods(result.workloads)
+        if json_mode:
+            notes.append(pods)
+        else:
+            write_stderr(pods)
     selected = result.docs
     if only:
         wanted = [o for o in only.split(",") if o.strip()]
@@ -81,21 +113,41 @@ def run(paths: Sequence[str], output: str | Path | None = None, out_format: str 
     selected_kinds = {d.manifest.kind for d in selected}
     unchecked = [k.split(" ", 1)[0] for k in result.unchecked if k.split(" ", 1)[0] in selected_kinds]
     if unchecked:
-        sys.stderr.write("note: custom resources not schema-checked (pass your cluster's CRDs with --crds): "
-                         f"{', '.join(unchecked)}\n")
+        note("note: custom resources not schema-checked (pass your cluster's CRDs with --crds): "
+             f"{', '.join(unchecked)}")
     from .emit import emit_json, emit_stream, write_output_dir
 
     if output is not None:
         try:
-            written = write_output_dir(Path(output), selected)
+            summary = write_output_dir(Path(output), selected, prune=prune)
         except LlmdeployError as exc:
+            finish(EXIT_INVALID, False)
             return report(exc)
-        sys.stderr.write(f"wrote {len(written)} files to {output}\n")
-        return EXIT_OK
+        note(summary.describe(str(output)))
+        return finish(EXIT_OK, True)
     text = emit_json(selected) if out_format == "json" else emit_stream(selected)
-    sys.stdout.write(text)
-    sys.stdout.flush()
-    return EXIT_OK
+    code = write_stdout(text)
+    return finish(code, code == EXIT_OK)
+
+
+def explain_pods(workloads: Sequence[tuple[str, object]]) -> str:
+    """The effective serving pod of every workload, as YAML for stderr (``render --explain``)."""
+    from .effective import KNATIVE_VERSION, KSERVE_VERSION, pod_manifest
+    from .effective.lws import LWS_VERSION
+    from .render import to_yaml
+
+    runners = {"Knative": f"KServe {KSERVE_VERSION} and Knative {KNATIVE_VERSION}",
+               "LeaderWorkerSet": f"the LeaderWorkerSet controller {LWS_VERSION}"}
+    out = []
+    for service, w in workloads:
+        runner = runners.get(w.mode, f"KServe {KSERVE_VERSION}")  # type: ignore[attr-defined]
+        out.append(f"# effective pod of {service}: {w.workload_kind} {w.workload_name} "  # type: ignore[attr-defined]
+                   f"(what {runner} will run)\n")
+        text = to_yaml(pod_manifest(w))  # type: ignore[arg-type]
+        out.append(text if text.endswith("\n") else text + "\n")
+        for note in w.storage.notes:  # type: ignore[attr-defined]
+            out.append(f"# storage-initializer: {note}\n")
+    return "".join(out)
 
 
 def register(app: "typer.Typer") -> None:
@@ -108,7 +160,7 @@ def register(app: "typer.Typer") -> None:
     def render(
         paths: Annotated[list[str], typer.Argument(help="Spec files or folders; '-' reads stdin.")],
         output: Annotated[
-            Optional[Path],  # noqa: UP045
+            Optional[str],  # noqa: UP045
             typer.Option("--output", "-o", help="Write one folder per service plus kustomization.yaml here."),
         ] = None,
         out_format: Annotated[
@@ -130,7 +182,11 @@ def register(app: "typer.Typer") -> None:
         ] = "auto",
         strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
         explain: Annotated[
-            bool, typer.Option("--explain", help="Print the planner's notes (derived numbers, rollout queries) to stderr.")
+            bool, typer.Option("--explain", help="Print the planner's notes (derived numbers, rollout queries) and the effective serving pod "
+                 "(what the cluster will run) to stderr.")
+        ] = False,
+        prune: Annotated[
+            bool, typer.Option("--prune", help="With --output: also remove files of services not rendered in this run.")
         ] = False,
     ) -> None:
         """Render specs into apply-ready manifests (stdout), checked before anything is printed.
@@ -140,4 +196,4 @@ def register(app: "typer.Typer") -> None:
         """
         raise typer.Exit(run(paths, output=output, out_format=out_format, only=only, crds=crds,
                              kubernetes_version=kubernetes_version, diag_format=diag_format, strict=strict,
-                             explain=explain))
+                             explain=explain, prune=prune))

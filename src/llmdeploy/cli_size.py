@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 import typer
 
 from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage, print_error
+from .records import record as record_load
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -62,6 +63,66 @@ def _check_engine_choices(dtype: str, quantization: str, kv_cache_dtype: str, en
 def _check_gpu_memory_utilization(value: float | None) -> None:
     if value is not None and not 0 < value <= 1:
         fail_usage(f"--gpu-memory-utilization must be in (0, 1] (got {value:g})")
+
+
+@record_load
+class _Load:
+    """The offered load and latency targets given on the command line."""
+
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    concurrencies: tuple[int, ...] | None = None
+    request_rate: float | None = None
+    ttft_p95_ms: float | None = None
+    tpot_ms: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in self.__dict__.values())
+
+    def target_load(self, base: Any = None) -> Any:
+        """A sizing TargetLoad: these flags over ``base`` (the spec's), None when neither says anything."""
+        from .sizing import TargetLoad
+
+        if base is None and self.prompt_tokens is None and self.output_tokens is None and self.request_rate is None \
+                and self.concurrencies is None:
+            return None
+        b = base or TargetLoad()
+        return TargetLoad(
+            requests_per_second=self.request_rate if self.request_rate is not None else b.requests_per_second,
+            avg_prompt_tokens=self.prompt_tokens or b.avg_prompt_tokens,
+            avg_output_tokens=self.output_tokens or b.avg_output_tokens,
+            concurrency=max(self.concurrencies) if self.concurrencies else b.concurrency,
+        )
+
+    def slo(self, base: Any = None) -> Any:
+        from .sizing import Slo
+
+        if self.ttft_p95_ms is None and self.tpot_ms is None:
+            return base
+        b = base or Slo()
+        return Slo(ttft_p95_ms=self.ttft_p95_ms if self.ttft_p95_ms is not None else b.ttft_p95_ms,
+                   tpot_ms=self.tpot_ms if self.tpot_ms is not None else b.tpot_ms)
+
+
+def _parse_load(prompt_tokens: int | None, output_tokens: int | None, concurrency: str | None,
+                request_rate: float | None, ttft_p95_ms: float | None, tpot_ms: float | None) -> _Load:
+    """Check the load flags ``size`` and ``plan`` share (usage errors name the flag)."""
+    for name, value in (("--prompt-tokens", prompt_tokens), ("--output-tokens", output_tokens)):
+        if value is not None and value < 1:
+            fail_usage(f"{name} must be at least 1 (got {value})")
+    for name, fvalue in (("--request-rate", request_rate), ("--ttft-p95-ms", ttft_p95_ms), ("--tpot-ms", tpot_ms)):
+        if fvalue is not None and not fvalue > 0:
+            fail_usage(f"{name} must be above 0 (got {fvalue:g})")
+    levels = None
+    if concurrency is not None:
+        try:
+            levels = tuple(sorted({int(x) for x in concurrency.split(",") if x.strip()}))
+        except ValueError:
+            fail_usage(f"--concurrency takes whole numbers separated by commas, e.g. 1,8,64 (got {concurrency!r})")
+        if not levels or min(levels) < 1 or max(levels) > 100_000:
+            fail_usage(f"--concurrency values must be between 1 and 100000 (got {concurrency!r})")
+    return _Load(prompt_tokens, output_tokens, levels, request_rate, ttft_p95_ms, tpot_ms)
 
 
 def _console() -> Console:
@@ -168,19 +229,36 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
         console.print("Suggestions:")
         for s in r.suggestions:
             console.print(f"  • {s}")
+    if r.max_num_seqs_reason:
+        console.print(f"max_num_seqs {r.max_num_seqs:,}: {r.max_num_seqs_reason}")
     c = r.capacity
     if c is not None:
-        cap = Table(title="Capacity and cost per replica (estimates)", title_justify="left", show_header=False)
+        curve = Table(title=f"Capacity per replica at {c.prompt_tokens} prompt + {c.output_tokens} output tokens "
+                            "(estimates)", title_justify="left")
+        for col in ("conc.", "running", "out tok/s", "tok/s/seq", "TPOT ms", "TTFT ms", "req/s", "$/1M out",
+                    "bound", ""):
+            curve.add_column(col, justify="left" if col in ("bound", "") else "right")
+        top = max((p.output_tokens_per_s for p in c.points), default=0.0)
+        for p in c.points:
+            curve.add_row(f"{p.concurrency:,}", f"{p.running:,}", f"{p.output_tokens_per_s:,.0f}",
+                          f"{p.per_sequence_tokens_per_s:,.1f}", f"{p.tpot_ms:,.1f}", f"{p.ttft_ms:,.0f}",
+                          f"{p.requests_per_s:,.2f}", _money(p.cost_per_1m_output_tokens, 3), p.bound,
+                          _bar(p.output_tokens_per_s, top, 10))
+        console.print(curve)
+        cap = Table(title="Operating point and cost per replica (estimates)", title_justify="left", show_header=False)
         cap.add_column("")
         cap.add_column("", justify="right")
         cap.add_row("sequences decoding at once", f"{c.concurrency:,}")
-        cap.add_row("decode tokens/s", f"{c.decode_tokens_per_s:,.0f}")
-        cap.add_row("decode tokens/s per sequence", f"{c.decode_tokens_per_s_per_sequence:,.1f}")
+        cap.add_row("output tokens/s", f"{c.decode_tokens_per_s:,.0f}")
+        cap.add_row("tokens/s per sequence", f"{c.decode_tokens_per_s_per_sequence:,.1f}")
+        cap.add_row("limited by", c.bound)
         cap.add_row("prefill tokens/s", f"{c.prefill_tokens_per_s:,.0f}")
         cap.add_row("time to first token", f"{c.ttft_seconds_estimate:.2f} s")
         cap.add_row("requests/s", f"{c.requests_per_s_per_replica:,.2f}")
         if c.replicas_needed is not None:
             cap.add_row("replicas for the target load", f"{c.replicas_needed}")
+        if c.slo_missed:
+            cap.add_row("latency SLO", f"missed: {c.slo_missed}")
         cap.add_row("cost per hour", _money(c.cost_per_hour))
         cap.add_row("cost per 1M output tokens", _money(c.cost_per_1m_output_tokens, 3))
         cap.add_row("cost per 1K requests", _money(c.cost_per_1k_requests, 3))
@@ -200,10 +278,13 @@ def _write_json(data: Any) -> None:
 # --------------------------------------------------------------------------- size
 
 
-def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None) -> int:
+def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load: _Load | None = None) -> int:
+    from dataclasses import replace
+
     from .diagnostics import format_text, sort_diagnostics
     from .pipeline import analyze_all, load_specs
-    from .sizing import size_spec
+    from .sizing import input_from_spec, size
+    from .sizing.topology import size_spec  # a replica may span nodes (resources.nodes)
 
     docs, load_diags = load_specs([spec_path])
     analyses = analyze_all(docs)
@@ -216,9 +297,16 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None) -> in
         if a.spec is None or r is None or r.sizing is None:
             continue
         report = r.sizing
-        if engine_version is not None and r.model is not None and r.gpu is not None:
-            engine = _resolve_engine(a.spec.runtime.engine, engine_version, None)
-            report = size_spec(a.spec, r.model, r.gpu, engine)
+        if (engine_version is not None or (load is not None and load.given)) and r.model is not None \
+                and r.gpu is not None:
+            engine = _resolve_engine(a.spec.runtime.engine, engine_version, None) if engine_version is not None \
+                else r.engine
+            if load is not None and load.given:
+                inp = replace(input_from_spec(a.spec, r.model, r.gpu, engine), multi_node=a.spec.resources.nodes > 1)
+                report = size(replace(inp, target_load=load.target_load(inp.target_load), slo=load.slo(inp.slo),
+                                      concurrencies=load.concurrencies))
+            else:
+                report = size_spec(a.spec, r.model, r.gpu, engine)
         reports.append((a.label, report))
     if not reports:
         print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
@@ -240,19 +328,23 @@ def run_size(spec: str | None = None, *, model: str | None = None, gpu: str | No
              pipeline_parallel: int = 1, dtype: str = "auto", quantization: str = "none",
              kv_cache_dtype: str = "auto", max_model_len: int = 8192, gpu_memory_utilization: float | None = None,
              max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, engine: str = "vllm",
-             engine_version: str | None = None, price: float | None = None, fmt: str = "table") -> int:
+             engine_version: str | None = None, price: float | None = None, fmt: str = "table",
+             prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
+             request_rate: float | None = None, ttft_p95_ms: float | None = None,
+             tpot_ms: float | None = None) -> int:
     """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
 
     Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
     fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
     """
     _choice("--format", fmt, ("table", "json"))
+    load = _parse_load(prompt_tokens, output_tokens, concurrency, request_rate, ttft_p95_ms, tpot_ms)
     if spec is not None:
         if model is not None or gpu is not None:
             fail_usage("give either a spec file or --model/--gpu, not both")
         if spec != "-" and not os.path.exists(spec):
             fail_usage(f"{spec}: no such file")
-        return _size_spec_paths(spec, fmt, engine_version)
+        return _size_spec_paths(spec, fmt, engine_version, load)
     if model is None or gpu is None:
         fail_usage("give a spec file, or both --model and --gpu")
     assert model is not None and gpu is not None
@@ -273,7 +365,8 @@ def run_size(spec: str | None = None, *, model: str | None = None, gpu: str | No
         tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
         quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
-        max_num_seqs=max_num_seqs, price_per_gpu_hour=price,
+        max_num_seqs=max_num_seqs, price_per_gpu_hour=price, target_load=load.target_load(),
+        slo=load.slo(), concurrencies=load.concurrencies,
     ))
     if fmt == "json":
         _write_json(report.to_json(_rule_ids()))
@@ -284,29 +377,42 @@ def run_size(spec: str | None = None, *, model: str | None = None, gpu: str | No
 
 def run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, dtype: str = "auto",
              quantization: str = "none", kv_cache_dtype: str = "auto", gpu_memory_utilization: float | None = None,
-             engine: str = "vllm", engine_version: str | None = None, fmt: str = "table") -> int:
-    """List every GPU type × tensor-parallel size that fits the model, cheapest first.
+             engine: str = "vllm", engine_version: str | None = None, fmt: str = "table",
+             prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
+             request_rate: float | None = None, ttft_p95_ms: float | None = None,
+             tpot_ms: float | None = None) -> int:
+    """List every GPU type × tensor-parallel size (× quantization) that fits the model, cheapest first.
 
-    Exit 0 when at least one configuration fits, 1 when none does.
+    With --request-rate (and --ttft-p95-ms/--tpot-ms) each option gets the replicas the
+    rate needs and its $/1M output tokens at that load, cheapest first; options that
+    miss the SLO come last with the reason. Exit 0 when at least one configuration
+    fits, 1 when none does.
     """
     _choice("--format", fmt, ("table", "json"))
-    _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
+    quants = tuple(dict.fromkeys(q.strip() for q in quantization.split(",") if q.strip())) or ("none",)
+    for q in quants:
+        _check_engine_choices(dtype, q, kv_cache_dtype, engine)
     if max_model_len < 1:
         fail_usage(f"--max-model-len must be at least 1 (got {max_model_len})")
     _check_gpu_memory_utilization(gpu_memory_utilization)
+    load = _parse_load(prompt_tokens, output_tokens, concurrency, request_rate, ttft_p95_ms, tpot_ms)
     m = _resolve_model(model)
     gpus = [_resolve_gpu(k.strip()) for k in gpu.split(",") if k.strip()] if gpu else None
     info = _resolve_engine(engine, engine_version)
     from .sizing import plan_options
 
-    options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantization=quantization,
+    options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantizations=quants,
                            kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
-                           gpus=gpus)
+                           gpus=gpus, target_load=load.target_load(), slo=load.slo())
     if fmt == "json":
         _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
-                     "engine_version": info.version, "options": [o.to_json() for o in options]})
+                     "engine_version": info.version,
+                     "load": {"prompt_tokens": load.prompt_tokens, "output_tokens": load.output_tokens,
+                              "request_rate": load.request_rate, "ttft_p95_ms": load.ttft_p95_ms,
+                              "tpot_ms": load.tpot_ms},
+                     "options": [o.to_json() for o in options]})
     else:
-        _render_options(_console(), m, max_model_len, info, options)
+        _render_options(_console(), m, max_model_len, info, options, load)
     return EXIT_OK if options else EXIT_INVALID
 
 
@@ -398,6 +504,30 @@ def register(app: typer.Typer) -> None:
             Optional[float],  # noqa: UP045
             typer.Option("--price-per-gpu-hour", help="USD per GPU-hour (default: the catalog's)."),
         ] = None,
+        prompt_tokens: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
+        ] = None,
+        output_tokens: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
+        ] = None,
+        concurrency: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
+        ] = None,
+        request_rate: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
+        ] = None,
+        ttft_p95_ms: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
+        ] = None,
+        tpot_ms: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
+        ] = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     ) -> None:
         """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
@@ -409,7 +539,9 @@ def register(app: typer.Typer) -> None:
             spec, model=model, gpu=gpu, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
             dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
-            max_num_seqs=max_num_seqs, engine=engine, engine_version=engine_version, price=price, fmt=fmt))
+            max_num_seqs=max_num_seqs, engine=engine, engine_version=engine_version, price=price, fmt=fmt,
+            prompt_tokens=prompt_tokens, output_tokens=output_tokens, concurrency=concurrency,
+            request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms))
 
     @app.command()
     def plan(
@@ -420,7 +552,9 @@ def register(app: typer.Typer) -> None:
             typer.Option("--gpu", "-g", help="Comma-separated GPU keys to consider (default: every catalog GPU)."),
         ] = None,
         dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = "auto",
-        quantization: Annotated[str, typer.Option("--quantization", help="none, awq, gptq, fp8, ...")] = "none",
+        quantization: Annotated[
+            str, typer.Option("--quantization", help="none, fp8, ... or several separated by commas (none,fp8).")
+        ] = "none",
         kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="auto or fp8.")] = "auto",
         gpu_memory_utilization: Annotated[
             Optional[float],  # noqa: UP045
@@ -431,6 +565,30 @@ def register(app: typer.Typer) -> None:
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use."),
         ] = None,
+        prompt_tokens: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
+        ] = None,
+        output_tokens: Annotated[
+            Optional[int],  # noqa: UP045
+            typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
+        ] = None,
+        concurrency: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
+        ] = None,
+        request_rate: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
+        ] = None,
+        ttft_p95_ms: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
+        ] = None,
+        tpot_ms: Annotated[
+            Optional[float],  # noqa: UP045
+            typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
+        ] = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     ) -> None:
         """List every GPU type × tensor-parallel size that fits the model, cheapest first.
@@ -440,7 +598,8 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(run_plan(
             model, max_model_len=max_model_len, gpu=gpu, dtype=dtype, quantization=quantization,
             kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization, engine=engine,
-            engine_version=engine_version, fmt=fmt))
+            engine_version=engine_version, fmt=fmt, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+            concurrency=concurrency, request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms))
 
     catalog_app = typer.Typer(help="List the GPUs and models llmdeploy knows.", no_args_is_help=True)
     app.add_typer(catalog_app, name="catalog")
@@ -483,18 +642,29 @@ def _model_json(m: ModelConfig) -> dict[str, Any]:
 
 
 def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: EngineVersionInfo,
-                    options: list[Option]) -> None:
+                    options: list[Option], load: _Load | None = None) -> None:
     from rich.table import Table
 
+    rated = load is not None and load.request_rate is not None
+    what = (f"for {load.request_rate:g} req/s, cheapest per 1M output tokens first" if rated and load
+            else "cheapest first")
     t = Table(title=f"{m.hf_id} at maxModelLen {max_model_len:,} ({info.engine} {info.version}): "
-                    f"{len(options)} configurations fit, cheapest first")
-    for col in ("GPU", "TP", "GPUs", "weights GiB/GPU", "KV tokens", "concurrency", "$/hour", "$/1M out tokens"):
-        t.add_column(col, justify="left" if col == "GPU" else "right")
+                    f"{len(options)} configurations fit, {what}")
+    cols = ["GPU", "TP", "quant", "GPUs", "GiB/GPU", "KV tokens", "out tok/s", "$/hour"]
+    if rated:
+        cols += ["replicas"]
+    cols += ["$/1M out", "SLO"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("GPU", "quant", "SLO") else "right")
     for o in options:
         cap = o.report.capacity
-        t.add_row(o.gpu_key, str(o.tensor_parallel), str(o.gpu_count), f"{o.weights_gib_per_gpu:.1f}",
-                  f"{o.kv_cache_tokens:,}", f"{o.max_concurrency:.1f}", _money(o.cost_per_hour),
-                  _money(cap.cost_per_1m_output_tokens if cap else None, 3))
+        row = [o.gpu_key, str(o.tensor_parallel), o.quantization.split(" ")[0], str(o.gpu_count),
+               f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
+               f"{cap.decode_tokens_per_s:,.0f}" if cap else "-", _money(o.cost_per_hour)]
+        if rated:
+            row.append("-" if o.replicas is None else str(o.replicas))
+        row += [_money(o.cost_per_1m_output_tokens, 3), "ok" if o.slo_missed is None else f"missed: {o.slo_missed}"]
+        t.add_row(*row)
     console.print(t)
     if not options:
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")

@@ -28,15 +28,18 @@ def run(paths: Sequence[str], fmt: str = "auto", strict: bool = False, show_reso
     """Check specs; return the exit code (0 valid, 1 invalid). Never writes files."""
     check_format(fmt, DIAGNOSTIC_FORMATS)
     check_paths(paths)
-    from .diagnostics import resolve_format, sort_diagnostics
-    from .pipeline import analyze_all, load_specs
+    from .api import validate
+    from .diagnostics import resolve_format
 
-    docs, diags = load_specs(paths)
-    analyses = analyze_all(docs)
-    all_diags = list(diags)
-    for a in analyses:
-        all_diags.extend(a.diagnostics)
-    all_diags = sort_diagnostics(all_diags)
+    checked = validate(list(paths))
+    analyses, all_diags = checked.analyses, checked.diagnostics
+    if not analyses and not all_diags:
+        # Like render: a pre-commit or CI gate that checked nothing must not pass.
+        from .cli_common import print_error
+
+        print_error(f"no spec found in {', '.join(paths)} (hint: a spec is a YAML document with "
+                    "apiVersion: llmdeploy.dev/v1alpha1 and kind: LLMService)")
+        return EXIT_INVALID
     errors = sum(d.is_error for d in all_diags)
     warnings = sum(d.severity.value == "warning" for d in all_diags)
     failed = errors > 0 or (strict and warnings > 0)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .fsio import CACHE_VERSION, cache_dir, store_cache
+from .fsio import CACHE_VERSION, cache_dir, load_cache, store_cache
 
 
 def deep_merge(base: Any, override: Any) -> Any:
@@ -55,14 +55,16 @@ def load_yaml_data(path: Path) -> Any:
         raise DataFileError(f"cannot read {path}: {exc.strerror}") from exc
     digest = hashlib.sha256(raw).hexdigest()
     cached = cache_dir() / "data" / f"{path.stem}-{digest[:24]}-v{CACHE_VERSION}.json"
-    try:
-        return json.loads(cached.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
+    text = load_cache(cached, digest)  # verified against the file's and its own hash
+    if text is not None:
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
     try:
         data = _parse(raw.decode("utf-8"))
     except Exception as exc:  # noqa: BLE001 - any parser error is a broken data file
         raise DataFileError(f"cannot parse {path}: {exc}") from exc
-    store_cache(cached, json.dumps(data, separators=(",", ":"), default=str))
+    store_cache(cached, json.dumps(data, separators=(",", ":"), default=str), digest)
     return data
 

@@ -3,7 +3,9 @@
 A :class:`Diagnostic` carries where (file, line, column, JSON path), what (rule id,
 severity, message) and how to fix it (hint). Reporters turn a list of them into
 text (``file:line:col: error LD104 message (hint: ...)``), JSON or GitHub Actions
-workflow commands.
+workflow commands. Every reporter passes the message and the hint through
+:func:`llmdeploy.secrets.redact`: whatever a rule quotes, a secret-shaped value never
+reaches a CI log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, field
 from enum import Enum
 
 from .records import record
+from .secrets import redact
 
 
 class Severity(str, Enum):
@@ -66,14 +69,16 @@ class Diagnostic:
         return self.file or "<input>"
 
     def to_text(self) -> str:
-        text = f"{self.location()}: {self.severity.value} {self.rule} {self.message}"
+        text = f"{self.location()}: {self.severity.value} {self.rule} {redact(self.message)}"
         if self.hint:
-            text += f" (hint: {self.hint})"
+            text += f" (hint: {redact(self.hint)})"
         return text
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["severity"] = self.severity.value
+        data["message"] = redact(self.message)
+        data["hint"] = redact(self.hint) if self.hint else self.hint
         data.pop("extra")
         return data
 
@@ -116,7 +121,7 @@ def format_github(diags: Sequence[Diagnostic]) -> str:
         if d.line:
             props += [f"line={d.line}", f"col={d.col}"]
         props.append(f"title={_github_escape(d.rule, prop=True)}")
-        msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
+        msg = redact(d.message) + (f" (hint: {redact(d.hint)})" if d.hint else "")
         lines.append(f"::{level} {','.join(props)}::{_github_escape(msg)}\n")
     return "".join(lines)
 

@@ -29,6 +29,9 @@ CATEGORIES = {
     "3": ("LD3xx", "Scaling and rollout"),
     "4": ("LD4xx", "Security"),
     "5": ("LD5xx", "Monitoring"),
+    "6": ("LD6xx", "Runtime truth (the effective workload)"),
+    "7": ("LD7xx", "The LLM target (LLMInferenceService, llm-d router, LoRA)"),
+    "8": ("LD8xx", "Multi-node topology (LeaderWorkerSet)"),
 }
 
 STAGES = {
@@ -38,6 +41,7 @@ STAGES = {
     "analyze": "comparing the specs of one call with each other",
     "scan": "scanning the raw YAML for credentials",
     "semantic": "a cross-field rule on the validated spec",
+    "effective": "on the rendered objects, as the cluster will run them (render only)",
 }
 
 

@@ -45,6 +45,7 @@ RENDER_OPTIONS: _OptionTable = {
     "--diagnostics-format": ("diag_format", "value"),
     "--strict": ("strict", "flag"),
     "--explain": ("explain", "flag"),
+    "--prune": ("prune", "flag"),
 }
 # command → (module with run(paths, **options), its option table)
 FAST_COMMANDS: dict[str, tuple[str, _OptionTable]] = {
@@ -96,15 +97,49 @@ def parse_fast(argv: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
     return module, kwargs
 
 
+class _ClosedStream:
+    """Stands in for ``sys.stdout`` when the process started with fd 1 closed (``>&-``).
+
+    Writing raises ``OSError(EBADF)``, which the commands report as a clear error (exit 1),
+    as ``cat`` does, instead of an ``AttributeError`` on ``None``.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, f"{self.name} is closed")
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the CLI; always ends with SystemExit carrying the exit code."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream("standard output")  # type: ignore[assignment]
+    for stream in (sys.stdout, sys.stderr):
+        # Messages ("✓ 1 spec valid", a quoted "Zoë") on a stream whose encoding cannot hold
+        # them (PYTHONIOENCODING=ascii): replaced characters, not a UnicodeEncodeError. The
+        # manifests themselves go out as UTF-8 bytes (cli_common.write_stdout).
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        if encoding not in ("utf-8", "utf8") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
     args = sys.argv[1:] if argv is None else list(argv)
     fast = None if os.environ.get("LLMDEPLOY_NO_FAST_PATH") else parse_fast(args)
     try:
         if fast is None:
             from .cli import app
 
-            app(args=args, standalone_mode=True)
+            app(args=args, prog_name="llmdeploy", standalone_mode=True)
             raise SystemExit(0)  # pragma: no cover - typer always exits in standalone mode
         import importlib
 
@@ -113,10 +148,20 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        from .cli_common import write_stderr
+
+        write_stderr("interrupted\n")
         raise SystemExit(130) from None
     except BrokenPipeError:
         raise SystemExit(0) from None  # the reader went away (e.g. `| head`): not our error
+    except OSError as exc:  # a full disk, a closed stream, a vanished file: the environment, not a bug
+        if os.environ.get("LLMDEPLOY_DEBUG"):
+            raise
+        from .cli_common import print_error
+
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print_error(f"{exc.strerror or exc}{where} (hint: check free space, permissions and the output streams)")
+        raise SystemExit(1) from None
     except Exception as exc:  # the last line of defence: never a bare traceback
         from .errors import LlmdeployError
 
@@ -126,8 +171,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             raise SystemExit(report(exc)) from None
         if os.environ.get("LLMDEPLOY_DEBUG"):
             raise
-        sys.stderr.write(
-            f"llmdeploy: internal error: {type(exc).__name__}: {exc}\n"
+        from .cli_common import write_stderr
+        from .secrets import redact
+
+        write_stderr(
+            f"llmdeploy: internal error: {type(exc).__name__}: {redact(str(exc))}\n"
             "This is a bug in llmdeploy; rerun with LLMDEPLOY_DEBUG=1 for the traceback and report it.\n"
         )
         raise SystemExit(3) from None
@@ -159,23 +207,29 @@ def exit_now(code: object) -> NoReturn:
     object at exit buy nothing. Under coverage or LLMDEPLOY_DEBUG the normal exit runs
     instead, so their exit hooks still run.
     """
+    from .cli_common import print_error, write_stderr
+
     if code is None:
         code = 0
     elif not isinstance(code, int):
-        sys.stderr.write(f"{code}\n")
+        write_stderr(f"{code}\n")
         code = 1
     broken = False
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:
         broken = True  # the reader went away (e.g. `| head`): not our error
-    except OSError:
+    except (OSError, ValueError) as exc:  # a full disk under buffered output: say so, exit 1
         broken = True
-        code = code or 3
-    with contextlib.suppress(OSError):
+        if not code:
+            print_error(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}")
+            code = 1
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.stderr.flush()
     if "coverage" in sys.modules or os.environ.get("LLMDEPLOY_DEBUG"):
         if broken:  # or the interpreter's own last flush complains about the closed pipe
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(code)
     os._exit(code)

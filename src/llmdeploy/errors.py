@@ -33,3 +33,12 @@ class InternalError(LlmdeployError):
     """A resource is missing or a generated manifest failed its own check (exit 3)."""
 
     exit_code = 3
+
+
+class OutputError(LlmdeployError):
+    """The output cannot be written: a full disk, a permission, a closed stream (exit 1).
+
+    Not a bug in llmdeploy and not a usage error: the environment refused the write.
+    """
+
+    exit_code = 1

@@ -66,7 +66,7 @@ def max_service_name_length(mode: str, suffix: str = "") -> int:
     """Longest service name whose derived KServe names and labels stay within 63 characters.
 
     Standard mode: the label value ``isvc.<name>-predictor`` (48 for the bare name).
-    Knative mode: the revision ``<name>-predictor-00001`` (52).
+    Knative mode: the revision ``<name>-predictor-00001`` (47).
     """
     if mode == "knative":
         derived = PREDICTOR_SUFFIX + KNATIVE_REVISION_SUFFIX

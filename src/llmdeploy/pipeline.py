@@ -24,10 +24,11 @@ def load_specs(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]
 
 
 def _secret_diagnostics(v: Validated) -> list[Diagnostic]:
+    """LD401 for every secret-shaped string of the spec and of the profile it merges."""
     from .rules.security import LITERAL_SECRET, scan_literal_secrets
 
     out = []
-    for f in scan_literal_secrets(v.doc.data):
+    for f in scan_literal_secrets(v.merged or v.doc.data):
         file, line, col = v.locate(f.path)
         out.append(Diagnostic(Severity.ERROR, LITERAL_SECRET, f.message, f.hint, file, line, col, camel_path(tuple(f.path))))
     return out
@@ -49,7 +50,7 @@ def analyze(doc: SourceDoc, *, with_sizing: bool = True) -> Analysis:
     r = resolve(v)
     a.resolved = r
     if with_sizing and r.gpu is not None and r.model is not None and r.engine is not None:
-        from .sizing import size_spec
+        from .sizing.topology import size_spec  # knows a replica may span nodes (resources.nodes)
 
         r.sizing = size_spec(v.spec, r.model, r.gpu, r.engine)
     load_all()
@@ -90,6 +91,7 @@ class RenderResult:
     diagnostics: list[Diagnostic]
     unchecked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    workloads: list = field(default_factory=list)  # [(namespace/name, effective.Workload)]
 
     @property
     def ok(self) -> bool:
@@ -147,6 +149,10 @@ def render_documents(analyses: Sequence[Analysis], *, crd_paths: Sequence[object
                 (obj.get("metadata") or {}).get("name") != d.manifest.name:
             raise InternalError(f"rendered {d.manifest.kind} {d.manifest.name} does not parse back as itself "
                                 f"(template {d.manifest.template})")
+    secret_diags = _manifest_secret_diagnostics(analyses, docs)
+    if secret_diags:
+        result.diagnostics = sort_diagnostics([*result.diagnostics, *secret_diags])
+        return result
     from pathlib import Path
 
     from .check import Checker
@@ -160,5 +166,81 @@ def render_documents(analyses: Sequence[Analysis], *, crd_paths: Sequence[object
             "this is a bug in llmdeploy's templates or a CRD version mismatch; nothing was written",
         )
     result.unchecked = list(report.unchecked)
+    effective_diags = _effective_stage(analyses, docs, result)
+    if any(d.is_error for d in effective_diags):
+        result.diagnostics = sort_diagnostics([*result.diagnostics, *effective_diags])
+        return result
+    result.diagnostics = sort_diagnostics([*result.diagnostics, *effective_diags])
     result.docs = docs
     return result
+
+
+def _effective_stage(analyses: Sequence[Analysis], docs: Sequence[object], result: RenderResult) -> list[Diagnostic]:
+    """The effective workload of every service and the LD6xx rules over it.
+
+    What KServe, Knative and prometheus-operator will make of the checked documents
+    (``llmdeploy.effective``); each service's InferenceServices (stable and candidate)
+    are checked with the service's own documents and the shared runtimes.
+    """
+    from .effective import workloads
+    from .rules import EffectiveContext, load_all, run_rules
+
+    load_all()
+    shared = [d.obj for d in docs if not d.service]  # type: ignore[attr-defined]
+    out: list[Diagnostic] = []
+    for a in analyses:
+        if a.spec is None or a.resolved is None:
+            continue
+        key = f"{a.spec.metadata.namespace}/{a.spec.metadata.name}"
+        objects = shared + [d.obj for d in docs if d.service == key]  # type: ignore[attr-defined]
+        found = workloads(objects)
+        for w in found:
+            result.workloads.append((key, w))
+            out.extend(run_rules(EffectiveContext(a.validated, a.resolved, w, objects, found), stage="effective"))
+    return out
+
+
+def _manifest_secret_diagnostics(analyses: Sequence[Analysis], docs: Sequence[object]) -> list[Diagnostic]:
+    """LD401 for a secret-shaped string in a rendered manifest (the last gate before output).
+
+    The spec scan catches what the user wrote; this one reads every string of every
+    parsed-back document, so a credential that reached a manifest another way (a
+    profile, a catalog entry, a value assembled from parts) is refused too. Values the
+    spec exempts in ``security.allowSecretLike`` pass. The message names the document and
+    the field, never the value.
+    """
+    from .rules.security import LITERAL_SECRET, allowed_values
+    from .secrets import describe, find_secrets
+
+    allowed = [v for a in analyses for v in allowed_values(a.validated.merged or a.validated.doc.data)]
+    by_service = {f"{a.spec.metadata.namespace}/{a.spec.metadata.name}": a for a in analyses if a.spec is not None}
+    out = []
+    for d in docs:
+        for path, value in _strings(d.obj):  # type: ignore[attr-defined]
+            spans = [s for s in find_secrets(value) if not any(value[s.start:s.end] in ok for ok in allowed)]
+            if not spans:
+                continue
+            a = by_service.get(d.service) or analyses[0]  # type: ignore[attr-defined]
+            file, line, col = a.validated.locate(("metadata", "name"))
+            m = d.manifest  # type: ignore[attr-defined]
+            out.append(Diagnostic(
+                Severity.ERROR, LITERAL_SECRET,
+                f"{describe(spans)} would be written to {m.kind} {m.name} at {camel_path(path)}",
+                "keep credentials in Secrets and reference them; if the value is not a credential, add its spec "
+                "path to security.allowSecretLike", file, line, col, "metadata.name"))
+    return out
+
+
+def _strings(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(node, path)]
+    while stack:
+        n, p = stack.pop()
+        if isinstance(n, dict):
+            stack.extend((v, (*p, str(k))) for k, v in n.items())
+        elif isinstance(n, list):
+            stack.extend((v, (*p, i)) for i, v in enumerate(n))
+        elif isinstance(n, str):
+            out.append((p, n))
+    out.sort(key=lambda item: [str(x) for x in item[0]])
+    return out

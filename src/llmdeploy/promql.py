@@ -49,6 +49,13 @@ class QueryScope(Protocol):
     def served_model_name(self) -> str: ...
     @property
     def scrape_interval(self) -> str: ...
+    def workload_pod_regex(self, names: tuple[str, ...]) -> str:
+        """A regex for the names of the pods serving these workloads (:func:`predictor_pod_regex`)."""
+        ...
+
+# The OpenAI server's inference routes (handler = route template): the error ratio counts
+# these, not /v1/models or other metadata calls a gateway may poll.
+INFERENCE_HANDLERS = "/v1/chat/completions|/v1/completions|/v1/responses|/v1/embeddings|/v1/score|/v1/rerank|/invocations"
 
 # Prometheus needs at least two samples in a rate() window; four is the usual floor
 # (Grafana's $__rate_interval is max(4 × scrape interval, ...)), so a window is never
@@ -120,6 +127,8 @@ class ServiceQueries:
         rate_window: range of ``rate()`` windows.
         group_by: labels the aggregations keep (``()``: one unlabelled series).
         pod_regex: also match ``pod=~<regex>`` (engines without a model label).
+        service_pod_regex: the predictor pods of the service, for series without the
+            engine's labels (the HTTP server's ``http_requests_total``).
     """
 
     engine: EngineVersionInfo
@@ -129,6 +138,7 @@ class ServiceQueries:
     rate_window: str = "2m"
     group_by: tuple[str, ...] = ()
     pod_regex: str | None = None
+    service_pod_regex: str | None = None
 
     @classmethod
     def for_service(cls, ctx: QueryScope, *, isvc_names: tuple[str, ...] | None = None,
@@ -145,8 +155,10 @@ class ServiceQueries:
         if rate_window is None:
             scrape = parse_duration(ctx.scrape_interval)
             rate_window = format_duration(max(DEFAULT_RATE_WINDOW_SECONDS, MIN_SAMPLES_PER_WINDOW * scrape))
-        pod_regex = None if model_label else predictor_pod_regex(isvc_names or (ctx.name,))
-        return cls(engine, ctx.namespace, ctx.served_model_name, model_label, rate_window, (), pod_regex)
+        service_pods = ctx.workload_pod_regex(tuple(isvc_names or (ctx.name,)))
+        pod_regex = None if model_label else service_pods
+        return cls(engine, ctx.namespace, ctx.served_model_name, model_label, rate_window, (), pod_regex,
+                   service_pods)
 
     # ---- shape
 
@@ -286,28 +298,59 @@ class ServiceQueries:
 
     def has_error_ratio(self) -> bool:
         """True when the engine exports what :meth:`error_ratio` needs."""
-        return self.has_finish_reason() or (self.has("request_failure") and self.has("request_count"))
+        return (self.has("http_requests") and self.service_pod_regex is not None) or self.has_finish_reason() \
+            or (self.has("request_failure") and self.has("request_count"))
+
+    def error_source(self) -> str:
+        """What :meth:`error_ratio` counts, in words (for alert text and docs)."""
+        if self.has("http_requests") and self.service_pod_regex is not None:
+            return "inference requests answered with HTTP 5xx"
+        if self.has_finish_reason():
+            return "finished requests the engine aborted"
+        return "requests the engine counted as failed"
 
     def error_ratio(self) -> str:
-        """Share of finished requests that ended with ``finished_reason="abort"`` or an error.
+        """Share of the service's requests that failed on the server side.
 
-        vLLM counts every finished request in ``request_success_total`` labelled with
-        ``finished_reason`` (``stop``, ``length``, ``abort``; newer releases add
-        ``error`` and ``repetition``: ``FINISH_REASON_STRINGS`` in
-        vllm/v1/engine/__init__.py, labels set in vllm/v1/metrics/loggers.py).
-        Aborted/errored requests over all finished ones is the error ratio;
-        ``clamp_min`` keeps the ratio defined when there is no traffic. The grouped form
-        falls back to 0 when no aborted/errored series exists yet.
+        vLLM ≥ 0.8.5: HTTP 5xx answers over all answers on the inference endpoints, from
+        the OpenAI server's ``http_requests_total{handler,method,status}``
+        (prometheus-fastapi-instrumentator defaults: status grouped ``2xx``/``4xx``/
+        ``5xx``). Those series carry no ``model_name``, so they are scoped by the predictor
+        pods. 4xx (bad requests, prompts over ``max-model-len``) are the client's errors and
+        are not counted. vLLM's ``request_success_total{finished_reason}`` is not an error
+        signal: its reasons are only ``stop``, ``length`` and ``abort`` (FINISH_REASON_STRINGS,
+        vllm/v1/engine/__init__.py @ v0.10.2/v0.11.0) and a client disconnect is never counted
+        (``AsyncLLM.abort`` → ``OutputProcessor.abort_requests`` records no stats). Older
+        releases fall back to the ``abort`` share of finished requests.
 
-        TGI has no finish reason: ``tgi_request_failure`` over ``tgi_request_count``.
+        TGI: ``tgi_request_failure`` over ``tgi_request_count``.
+
+        ``clamp_min`` keeps the ratio defined without traffic; the grouped form falls back
+        to 0 when no failing series exists yet.
 
         Raises:
-            MetricUnavailableError: the engine version exports neither.
+            MetricUnavailableError: the engine version exports none of them.
         """
         w = self.rate_window
+        if self.has("http_requests") and self.service_pod_regex is not None:
+            name = self.m("http_requests")
+            sel = {"namespace": self.namespace}
+            regex = {"pod": self.service_pod_regex, "handler": INFERENCE_HANDLERS}
+            bad_inner = f"rate({name}{matchers({**sel, 'status': '5xx'}, regex)}[{w}])"
+            all_inner = f"rate({name}{matchers(sel, regex)}[{w}])"
+            if not self.group_by:
+                return f"sum({bad_inner}) / clamp_min(sum({all_inner}), 1e-9)"
+            keep = tuple(label for label in self.group_by if label != self.model_label)
+            by = f" by ({', '.join(keep)}) " if keep else ""
+            bad, total = f"sum{by}({bad_inner})", f"sum{by}({all_inner})"
+            ratio = f"({bad} or {total} * 0) / clamp_min({total}, 1e-9)"
+            if self.model_label and self.model_label in self.group_by:
+                # Recorded series keep the service's scope labels like every other rule.
+                ratio = f'label_replace({ratio}, "{self.model_label}", {quote_label_value(self.model_name)}, "", "")'
+            return ratio
         if self.has_finish_reason():
             base = self.m("request_success")
-            bad_sel = self._sel_with('finished_reason=~"abort|error"')
+            bad_sel = self._sel_with('finished_reason="abort"')
             bad_inner = f"rate({base}{bad_sel}[{w}])"
             all_inner = f"rate({base}{self.sel}[{w}])"
         elif self.has("request_failure") and self.has("request_count"):

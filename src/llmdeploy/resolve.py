@@ -6,7 +6,7 @@ version; each failure becomes a located diagnostic. No network access, ever.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +69,10 @@ def resolve(v: Validated) -> Resolved:
         r.gpu = get_gpu(spec.resources.gpu.type)
     except CatalogError as exc:
         r.gpu_error = exc
+    per_node = spec.resources.gpu.per_node
+    if r.gpu is not None and per_node is not None and per_node != r.gpu.gpus_per_node:
+        # The user's nodes, not the catalog's typical one (LD204 reads it).
+        r.gpu = replace(r.gpu, gpus_per_node=per_node)
 
     m = spec.model
     if m.config:

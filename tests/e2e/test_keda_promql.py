@@ -57,6 +57,14 @@ def test_example_renders_and_passes_the_crd_check(example: Path, shared_crds: Pa
         if o["kind"] == "ScaledObject":
             # KEDA scales what KServe must not: the InferenceService says external.
             target = o["spec"]["scaleTargetRef"]["name"]
+            if o["spec"]["scaleTargetRef"]["kind"] == "LeaderWorkerSet":  # its scale subresource: groups
+                assert ("LeaderWorkerSet", target) in present
+                continue
+            llm = [i for i in objects if i["kind"] == "LLMInferenceService"]
+            if llm:  # KEDA scales the workload Deployment; KServe keeps its count (no spec.replicas)
+                svc = next(i for i in llm if f"{i['metadata']['name']}-kserve" == target)
+                assert "replicas" not in svc["spec"]
+                continue
             isvc = next(i for i in objects if i["kind"] == "InferenceService"
                         and f"{i['metadata']['name']}-predictor" == target)
             assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "external"

@@ -8,9 +8,13 @@ The test starts, on 127.0.0.1 and free ports:
   exporter page whose workload ``namespace``/``pod`` labels collide with the target's
   (so Prometheus renames them ``exported_*``, as with the dcgm-exporter chart);
 * ``prometheus`` with a temporary ``--storage.tsdb.path``, a 1 s scrape and evaluation
-  interval, the example's generated PrometheusRule as its rule file, and relabelling that
-  gives the targets the ``namespace``, ``pod`` and ``job`` labels prometheus-operator
-  would (``job`` = ``<namespace>/<PodMonitor name>``), plus one unreachable replica.
+  interval, the example's generated PrometheusRule as its rule file, and the scrape job
+  prometheus-operator v0.93.0 generates for the rendered PodMonitor
+  (``effective.podmonitor_scrape_config``: its relabel rules, verbatim). The targets come
+  from a file-SD list carrying the ``__meta_kubernetes_*`` labels Kubernetes discovery
+  would give the effective pod (``effective.pod_targets``: its labels, container and port
+  names), so the series get ``job``, ``namespace``, ``pod``, ``endpoint`` through the same
+  relabelling as in a cluster; plus one unreachable replica.
 
 It then queries, through the HTTP API, the recorded series, every alert expression
 (breached ones return series, the others nothing), the ``ALERTS`` series (pending) with
@@ -55,7 +59,9 @@ E2E_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 4
 # (production profile: queue 20, KV 95 %, TTFT 2 s, ITL 0.1 s, errors 1 %, preemptions 0.5/s;
 # GPU memory 97 % = gpuMemoryUtilization 0.92 + 5 points).
 WAITING, RUNNING, KV = 25, 7, 0.5
-OK_PER_S, ABORT_PER_S = 9.0, 1.0  # error ratio 0.1
+OK_PER_S, ABORT_PER_S = 9.0, 1.0  # finished requests by reason
+# HTTP answers per second on the chat route: 5xx / all = 0.1; /v1/models polls are not counted.
+HTTP_2XX, HTTP_4XX, HTTP_5XX, MODELS_POLL = 8.0, 1.0, 1.0, 50.0
 PROMPT_PER_S, GENERATION_PER_S, PREEMPT_PER_S = 500.0, 250.0, 0.1
 TTFT_OBS = {0.25: 6.0, 0.5: 4.0}  # observations per second by bucket: p95 inside (0.25, 0.5]
 ITL_OBS = {0.2: 10.0}  # all in (0.15, 0.2]: p95 above the 0.1 s SLO
@@ -108,6 +114,11 @@ class FakeExporters:
         ]
         for reason, per_s in (("stop", OK_PER_S), ("length", 0.0), ("abort", ABORT_PER_S)):
             lines.append(f'{m("request_success")}{{{lab},finished_reason="{reason}"}} {per_s * t}')
+        lines.append("# TYPE http_requests counter")  # no model_name/engine labels (the HTTP middleware)
+        for handler, status, per_s in (("/v1/chat/completions", "2xx", HTTP_2XX),
+                                       ("/v1/chat/completions", "4xx", HTTP_4XX),
+                                       ("/v1/chat/completions", "5xx", HTTP_5XX), ("/v1/models", "2xx", MODELS_POLL)):
+            lines.append(f'http_requests_total{{handler="{handler}",method="POST",status="{status}"}} {per_s * t}')
         lines += histogram_lines(m("time_to_first_token"), lab, TTFT_BUCKETS, TTFT_OBS, t)
         lines += histogram_lines(m("inter_token_latency"), lab, ITL_BUCKETS, ITL_OBS, t)
         lines += histogram_lines(m("e2e_request_latency"), lab, E2E_BUCKETS, E2E_OBS, t)
@@ -200,18 +211,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     def relabel(**labels: str) -> list[dict[str, str]]:
         return [{"target_label": k, "replacement": v} for k, v in labels.items()]
 
+    # The scrape job prometheus-operator writes for the rendered PodMonitor, fed with the
+    # targets Kubernetes SD would discover for the effective pod (two replicas, one down).
+    from llmdeploy import effective
+
+    objs = rendered_objects()
+    (pm,) = [o for o in objs if o["kind"] == "PodMonitor"]
+    (w,) = effective.workloads(objs)
+    job = effective.podmonitor_scrape_config(pm)
+    discovered = []
+    for pod, address in ((POD, target), (DOWN_POD, f"127.0.0.1:{free_port()}")):
+        for t in effective.pod_targets(w, pod_name=pod):
+            if t.get("__meta_kubernetes_pod_container_port_number"):
+                discovered.append({"targets": [address], "labels": {k: v for k, v in t.items() if k != "__address__"}})
+    sd = tmp / "targets.json"
+    sd.write_text(json.dumps(discovered), encoding="utf-8")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": [
-            {"job_name": "vllm", "metrics_path": "/metrics", "static_configs": [{"targets": [target]}],
-             # what prometheus-operator adds for a PodMonitor's targets
-             "relabel_configs": relabel(namespace="inference", pod=POD, container="kserve-container",
-                                        job=p.monitoring.scrape.job)},
-            {"job_name": "vllm-down", "metrics_path": "/metrics",
-             "static_configs": [{"targets": [f"127.0.0.1:{free_port()}"]}],
-             "relabel_configs": relabel(namespace="inference", pod=DOWN_POD, container="kserve-container",
-                                        job=p.monitoring.scrape.job)},
+            {"job_name": job["job_name"], "metrics_path": job["metrics_path"], "scheme": job["scheme"],
+             "file_sd_configs": [{"files": [str(sd)], "refresh_interval": "1s"}],
+             "relabel_configs": job["relabel_configs"]},
             {"job_name": "dcgm", "metrics_path": "/dcgm", "static_configs": [{"targets": [target]}],
              "relabel_configs": relabel(namespace="gpu-operator", pod="nvidia-dcgm-exporter-q8w7e",
                                         container="nvidia-dcgm-exporter")},
@@ -277,6 +298,12 @@ def test_targets_are_scraped(live: Live) -> None:
         return got if len(got) == 2 else {}
 
     assert live.wait_for("both targets", both) == {POD: 1.0, DOWN_POD: 0.0}
+    # The labels prometheus-operator's relabelling gives a PodMonitor's series.
+    (series,) = live.query(f'up{{job="{job}",pod="{POD}"}}')
+    labels = series["metric"]
+    assert labels["namespace"] == "inference" and labels["container"] == "kserve-container"
+    assert labels["endpoint"] == "http1" and labels["serving_kserve_io_inferenceservice"] == "llama-3-1-8b"
+    assert not any(k.startswith("__") for k in labels if k != "__name__")
 
 
 @pytest.mark.slow
@@ -299,7 +326,7 @@ def test_recording_rules(live: Live) -> None:
     e2e = live.wait_for("e2e p50", recorded(m.REC_E2E.format(q=50)))
     assert e2e == pytest.approx(quantile(0.5, E2E_BUCKETS, E2E_OBS), rel=1e-6)
     ratio = live.wait_for("error ratio", recorded(m.REC_ERROR_RATIO))
-    assert ratio == pytest.approx(ABORT_PER_S / (OK_PER_S + ABORT_PER_S), rel=1e-6)
+    assert ratio == pytest.approx(HTTP_5XX / (HTTP_2XX + HTTP_4XX + HTTP_5XX), rel=1e-6)
     # Rates over a 2m window that holds only seconds of samples are extrapolated to part of
     # the window, the same way for every series scraped together: their ratios are exact.
     prompt = live.wait_for("prompt tokens", recorded(m.REC_PROMPT_TOKENS))
@@ -353,14 +380,19 @@ def test_rules_evaluate_without_errors(live: Live) -> None:
     assert len(rules) == sum(len(g["rules"]) for g in live.planned.rule_groups()["groups"])
 
 
-def rendered_keda_queries() -> list[str]:
-    """Prometheus trigger queries of the ScaledObject ``llmdeploy render`` gives the example."""
+def rendered_objects() -> list[dict[str, Any]]:
+    """Every document ``llmdeploy render`` gives the example, parsed back."""
     from llmdeploy.pipeline import analyze_all, load_specs, render_documents
 
     docs, _ = load_specs([str(SPEC)])
     result = render_documents(analyze_all(docs))
     assert result.ok, result.diagnostics
-    objs = [yaml_load(d.text) for d in result.docs if d.manifest.kind == "ScaledObject"]
+    return [yaml_load(d.text) for d in result.docs]
+
+
+def rendered_keda_queries() -> list[str]:
+    """Prometheus trigger queries of the ScaledObject ``llmdeploy render`` gives the example."""
+    objs = [o for o in rendered_objects() if o["kind"] == "ScaledObject"]
     return [t["metadata"]["query"] for o in objs for t in o["spec"]["triggers"] if t["type"] == "prometheus"]
 
 

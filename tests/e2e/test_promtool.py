@@ -108,7 +108,11 @@ class Synth:
         self.k = k  # keeps pods and instances of several scopes apart
         knative = self.ctx.spec.deployment.mode == "knative"
         mid = "-predictor-00001-deployment-" if knative else "-predictor-"
+        if self.ctx.spec.deployment.target == "llmInferenceService":  # Deployment <name>-kserve
+            mid = "-kserve-"
         self.pods = [f"{self.scope.isvc}{mid}7c9d5f6b8-{chr(ord('a') + 2 * k + i) * 5}" for i in range(2)]
+        if self.ctx.spec.deployment.target == "leaderWorkerSet":  # the leaders of groups 0 and 1
+            self.pods = [f"{self.scope.isvc}-{i}" for i in range(2)]
         self.job = self.mp.scrape.job or "kubernetes-pods"
         self.window = self.q.rate_window
 
@@ -176,6 +180,21 @@ class Synth:
 
     def outcomes(self, good: float, bad: float, n: int) -> list[dict[str, str]]:
         """Finished requests: ``good`` successful and ``bad`` failed per step."""
+        if self.q.has("http_requests") and self.q.service_pod_regex:
+            # vLLM ≥ 0.8.5: the HTTP middleware's counter (no model_name/engine labels);
+            # /v1/models polls and 4xx answers must not count as server errors.
+            name = self.q.m("http_requests")
+            out = []
+            for handler, status, per_step in (("/v1/chat/completions", "2xx", good),
+                                              ("/v1/chat/completions", "5xx", bad), ("/v1/models", "2xx", 100.0)):
+                labels = {k: v for k, v in self.engine_labels(0).items()
+                          if k not in (self.q.model_label, "engine")}
+                labels.update(handler=handler, method="POST", status=status)
+                out.append({"series": series(name, labels), "values": counter(per_step, n)})
+            # The engine still counts every finished request (requests/s): 5xx ones end as aborts.
+            rs = self.q.m("request_success")
+            return out + (self.counter(rs, [good], n, finished_reason="stop")
+                          + self.counter(rs, [bad], n, finished_reason="abort"))
         if self.q.has_finish_reason():
             name = self.q.m("request_success")
             return (self.counter(name, [good], n, finished_reason="stop")
@@ -417,10 +436,11 @@ def test_rendered_examples_pass_promtool(tmp_path: Path, shared_crds: Path) -> N
         assert result.exit_code == 0, f"{spec.name}: {result.stderr}"
         docs = [d for d in yaml.safe_load_all(result.stdout) if d]
         rules = [d for d in docs if d["kind"] == "PrometheusRule"]
-        assert len(rules) == 1, f"{spec.name}: {len(rules)} PrometheusRules"
-        f = write_yaml(tmp_path / f"{spec.stem}.rules.yaml", rule_file(rules[0]["spec"]))
-        out = run_promtool("check", "rules", str(f))
-        assert out.returncode == 0, f"{spec.name}: {out.stdout}{out.stderr}"
+        assert rules, f"{spec.name}: no PrometheusRule"
+        for i, rule in enumerate(rules):  # the engine's, and the endpoint picker's (llmInferenceService)
+            f = write_yaml(tmp_path / f"{spec.stem}.rules{i}.yaml", rule_file(rule["spec"]))
+            out = run_promtool("check", "rules", str(f))
+            assert out.returncode == 0, f"{spec.name}: {out.stdout}{out.stderr}"
         queries = [t["metadata"]["query"] for d in docs if d["kind"] == "ScaledObject"
                    for t in d["spec"]["triggers"] if t.get("type") == "prometheus"]
         if queries:

@@ -61,16 +61,24 @@ def test_rendered_facts(example: Path, rendered: dict[str, str]) -> None:
     """GPU limits = TP × PP, args match the spec, deploymentMode always set, secrets only by reference."""
     spec = yaml.safe_load(example.read_text())
     docs = _docs(rendered[example.name])
-    isvcs = [d for d in docs if d["kind"] == "InferenceService"]
+    isvcs = [d for d in docs if d["kind"] in ("InferenceService", "LLMInferenceService", "LeaderWorkerSet")]
     assert isvcs, "no InferenceService rendered"
     par = spec.get("resources", {}).get("parallelism", {})
-    gpus = par.get("tensor", 1) * par.get("pipeline", 1) * par.get("data", 1)
+    # One pod per node: a multi-node replica's GPUs split evenly over its pods.
+    gpus = par.get("tensor", 1) * par.get("pipeline", 1) * par.get("data", 1) // spec["resources"].get("nodes", 1)
     for isvc in isvcs:
         ann = isvc["metadata"]["annotations"]
-        assert ann["serving.kserve.io/deploymentMode"] in ("Standard", "Knative")
+        llm = isvc["kind"] == "LLMInferenceService"  # the engine container is spec.template's `main`
+        lws = isvc["kind"] == "LeaderWorkerSet"  # the engine container is the leader template's
+        assert llm or lws or ann["serving.kserve.io/deploymentMode"] in ("Standard", "Knative")
         assert isvc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "llmdeploy"
         assert "llmdeploy.dev/spec-hash" not in isvc["metadata"]["labels"]  # it would reach the pods
-        model = isvc["spec"]["predictor"]["model"]
+        if lws:
+            pred = isvc["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]
+            model = pred["containers"][0]
+        else:
+            pred = isvc["spec"]["template"] if llm else isvc["spec"]["predictor"]
+            model = pred["containers"][0] if llm else pred["model"]
         limits = model["resources"]["limits"]
         gpu_keys = [k for k in limits if k.endswith("/gpu")]
         assert len(gpu_keys) == 1 and int(limits[gpu_keys[0]]) == gpus
@@ -84,11 +92,10 @@ def test_rendered_facts(example: Path, rendered: dict[str, str]) -> None:
         for env in model.get("env", []):
             if any(w in env["name"].upper() for w in ("TOKEN", "KEY", "SECRET", "PASSWORD")):
                 assert "valueFrom" in env and "value" not in env, env
-        vols = {v["name"]: v for v in isvc["spec"]["predictor"]["volumes"]}
+        vols = {v["name"]: v for v in pred["volumes"]}
         assert vols["dshm"]["emptyDir"]["medium"] == "Memory"
         assert model["startupProbe"]["httpGet"]["path"] == "/health"
-        pred = isvc["spec"]["predictor"]
-        if ann["serving.kserve.io/deploymentMode"] == "Knative":
+        if not llm and not lws and ann["serving.kserve.io/deploymentMode"] == "Knative":
             # Knative's pod/container schema has neither field: queue-proxy drains instead.
             assert "terminationGracePeriodSeconds" not in pred and "lifecycle" not in model
         else:
@@ -159,7 +166,13 @@ def test_output_dir_atomic_and_kustomize(tmp_path: Path, shared_crds: Path) -> N
     code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out), "--crds", str(shared_crds))
     assert code == 0, err
     assert foreign.read_text() == "mine"
-    # Files of services no longer rendered were removed, the kept service is still complete.
+    # Files of services not rendered in this run are kept (the folder may be shared) ...
+    assert any(p.name.startswith("inferenceservice-llama-3-3-70b") for p in out.rglob("*.yaml"))
+    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out), "--crds", str(shared_crds),
+                           "--prune")
+    assert code == 0, err
+    assert foreign.read_text() == "mine"
+    # ... and removed with --prune; the kept service is still complete.
     assert not any(p.name.startswith("inferenceservice-llama-3-3-70b") for p in out.rglob("*.yaml"))
     kubectl = shutil.which("kubectl")
     if kubectl is None:

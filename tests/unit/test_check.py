@@ -1105,7 +1105,9 @@ def test_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
     assert paths_and_messages(report) == [("spec.size", "'x' is not of type 'integer'")]
     assert again.stats.converted == 1
     for f in cache_files(base):
-        json.loads(f.read_text(encoding="utf-8"))  # rewritten, valid
+        header, body = f.read_text(encoding="utf-8").split("\n", 1)  # fsio.store_cache's envelope
+        assert header.startswith("llmdeploy-cache ")
+        json.loads(body)  # rewritten, valid
 
 
 def test_cache_key_follows_file_content(tmp_path: Path) -> None:

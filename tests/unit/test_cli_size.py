@@ -67,7 +67,7 @@ def test_size_spec_table_fits(tmp_path: Path) -> None:
     r = invoke("size", str(spec_file(tmp_path)))
     assert r.exit_code == 0, r.stderr
     out = r.stdout
-    for text in ("Memory per GPU", "weights", "KV cache", "GPU KV cache size", "FITS", "Capacity and cost",
+    for text in ("Memory per GPU", "weights", "KV cache", "GPU KV cache size", "FITS", "Capacity per replica",
                  "Assumptions", "█", "vllm 0.19.0"):
         assert text in out, text
     assert "DOES NOT FIT" not in out
@@ -143,7 +143,7 @@ def test_size_multi_document_spec_gives_a_json_list(tmp_path: Path) -> None:
 
 
 def test_size_flags_only_json() -> None:
-    r = invoke("size", "--model", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "h100", "--tensor-parallel", "4",
+    r = invoke("size", "--model", "meta-llama/Llama-3.1-70B-Instruct", "--gpu", "h100-sxm", "--tensor-parallel", "4",
                "--max-model-len", "32768", "--engine-version", "0.19.0", "--format", "json")
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
@@ -187,11 +187,11 @@ def test_size_flags_does_not_fit_table() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     ((), "give a spec file, or both --model and --gpu"),
     (("--gpu", "h100"), "both --model and --gpu"),
-    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100", "--dtype", "int4"), "--dtype must be one of"),
-    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100", "--format", "yaml"), "--format must be one of"),
-    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100", "--tensor-parallel", "0"), "at least 1"),
-    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100", "--gpu-memory-utilization", "1.5"), "(0, 1]"),
-    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100", "--quantization", "int3"), "--quantization"),
+    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--dtype", "int4"), "--dtype must be one of"),
+    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--format", "yaml"), "--format must be one of"),
+    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--tensor-parallel", "0"), "at least 1"),
+    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--gpu-memory-utilization", "1.5"), "(0, 1]"),
+    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--quantization", "int3"), "--quantization"),
     (("nope.yaml",), "no such file"),
 ])
 def test_size_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -200,13 +200,94 @@ def test_size_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     assert message in r.stderr and r.stdout == ""
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("--concurrency", "1,x"), "--concurrency takes whole numbers"),
+    (("--concurrency", "0"), "--concurrency values must be between 1"),
+    (("--prompt-tokens", "0"), "--prompt-tokens must be at least 1"),
+    (("--request-rate", "0"), "--request-rate must be above 0"),
+    (("--tpot-ms", "-5"), "--tpot-ms must be above 0"),
+])
+def test_size_load_flags_usage_errors(args: tuple[str, ...], message: str) -> None:
+    r = invoke("size", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", *args)
+    assert r.exit_code == 2, r.stdout
+    assert message in r.stderr and r.stdout == ""
+
+
+def test_size_capacity_points_json() -> None:
+    r = invoke("size", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--engine-version", "0.19.0",
+               "--prompt-tokens", "1000", "--output-tokens", "200", "--concurrency", "1,16,64", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    cap = json.loads(r.stdout)["capacity"]
+    assert [p["concurrency"] for p in cap["points"]] == [1, 16, 64]
+    for p in cap["points"]:
+        assert set(p) >= {"concurrency", "output_tokens_per_s", "per_sequence_tokens_per_s", "tpot_ms", "ttft_ms",
+                          "requests_per_s", "cost_per_1m_output_tokens", "bound"}
+        assert p["bound"] in ("max_num_seqs", "kv_cache", "memory_bandwidth", "compute", "communication")
+    single = cap["points"][0]
+    assert single["output_tokens_per_s"] < cap["points"][2]["output_tokens_per_s"]
+    assert cap["prompt_tokens"] == 1000 and cap["output_tokens"] == 200
+    assert json.loads(r.stdout)["max_num_seqs"] == 1024  # vLLM's default on an H100, not a KV-derived cap
+
+
+def test_size_table_shows_the_curve_and_the_max_num_seqs_reason() -> None:
+    r = invoke("size", "-m", "Qwen/Qwen2.5-7B-Instruct", "-g", "l4", "--concurrency", "1,8,32")
+    assert r.exit_code == 0, r.stderr
+    assert "Capacity per replica at 512 prompt + 256 output tokens" in r.stdout
+    assert "max_num_seqs 256: the engine's default" in r.stdout and "preempt" in r.stdout
+
+
+def test_size_spec_with_load_flags(tmp_path: Path) -> None:
+    r = invoke("size", str(spec_file(tmp_path)), "--concurrency", "4", "--request-rate", "10", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    cap = json.loads(r.stdout)["capacity"]
+    assert [p["concurrency"] for p in cap["points"]] == [4]
+    assert cap["replicas_needed"] >= 1
+
+
+def test_plan_with_slo_and_rate_orders_by_cost_per_token_and_names_misses() -> None:
+    r = invoke("plan", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "l4,h100-sxm,a100-80gb",
+               "--quantization", "none,fp8", "--request-rate", "20", "--tpot-ms", "30", "--ttft-p95-ms", "1500",
+               "--engine-version", "0.19.0", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    opts = json.loads(r.stdout)["options"]
+    assert {o["quantization"].split()[0] for o in opts} == {"none", "fp8"}
+    meeting = [o for o in opts if o["meets_slo"]]
+    missing = [o for o in opts if not o["meets_slo"]]
+    assert meeting and missing and opts[: len(meeting)] == meeting  # misses come last
+    costs = [o["cost_per_1m_output_tokens"] for o in meeting]
+    assert costs == sorted(costs)
+    assert all(o["replicas"] >= 1 for o in opts)
+    assert all("TPOT p95" in o["slo_missed"] or "TTFT p95" in o["slo_missed"] for o in missing)
+    table = invoke("plan", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "l4,h100-sxm",
+                   "--request-rate", "20", "--tpot-ms", "30")
+    assert table.exit_code == 0 and "replicas" in table.stdout and "missed" in table.stdout
+
+
+def test_sizing_doc_capacity_commands_run() -> None:
+    """Every ``$ llmdeploy ...`` line of docs/sizing.md's capacity section runs (exit 0 or 1, no usage error)."""
+    import shlex
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sizing.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 9. Capacity"):doc.index("## 10.")]
+    commands = []
+    for block in section.split("```console")[1:]:
+        text = block.split("```", 1)[0].replace("\\\n", " ")
+        commands += [line[2:].split("#", 1)[0] for line in text.splitlines() if line.startswith("$ llmdeploy ")]
+    assert len(commands) >= 3
+    for cmd in commands:
+        argv = shlex.split(cmd)[1:]
+        r = invoke(*argv)
+        assert r.exit_code in (0, 1), (cmd, r.stderr)
+        assert "Traceback" not in r.stderr and r.stdout, cmd
+
+
 def test_size_spec_and_flags_together_is_a_usage_error(tmp_path: Path) -> None:
     r = invoke("size", str(spec_file(tmp_path)), "--model", "meta-llama/Llama-3.1-8B-Instruct")
     assert r.exit_code == 2 and "not both" in r.stderr
 
 
 def test_size_unknown_model_or_gpu_exits_1_with_a_hint() -> None:
-    r = invoke("size", "--model", "meta-llama/Llama-3.1-8B-Instructt", "--gpu", "h100")
+    r = invoke("size", "--model", "meta-llama/Llama-3.1-8B-Instructt", "--gpu", "h100-sxm")
     assert r.exit_code == 1 and "did you mean" in r.stderr
     r = invoke("size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h1000")
     assert r.exit_code == 1 and "unknown GPU" in r.stderr

@@ -2,12 +2,13 @@
 
 The layers (docs/architecture.md draws them):
 
-1. base: errors, records, diagnostics, naming, fsio, datafiles, resources
+1. base: errors, records, diagnostics, naming, fsio, datafiles, resources, secrets
 2. facts: spec/, catalog/, engines/
 3. analysis: resolve, sizing/, promql
-4. derive/: decisions both the rules and the planner read
+4. derive/: decisions both the rules and the planner read; effective/: what the cluster makes
+   of the rendered objects (read by the runtime-truth rules)
 5. rules/ and plan/, side by side, never importing each other
-6. output: render, emit, check/ (which needs only the base layer), effective
+6. output: render, emit, check/ (which needs only the base layer)
 7. application: pipeline, init, docgen, schema
 8. command line: cli, cli_*, entry, __main__, the package itself
 
@@ -29,12 +30,13 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "llmdeploy"
 
 LAYERS: dict[str, int] = {
     "errors": 1, "records": 1, "diagnostics": 1, "naming": 1, "fsio": 1, "datafiles": 1, "resources": 1,
+    "secrets": 1,
     "spec": 2, "catalog": 2, "engines": 2,
     "resolve": 3, "sizing": 3, "promql": 3,
-    "derive": 4,
+    "derive": 4, "effective": 4,
     "rules": 5, "plan": 5,
-    "render": 6, "emit": 6, "check": 6, "effective": 6,
-    "pipeline": 7, "init": 7, "docgen": 7, "schema": 7,
+    "render": 6, "emit": 6, "check": 6,
+    "pipeline": 7, "init": 7, "docgen": 7, "schema": 7, "api": 7,
     "cli": 8, "entry": 8, "__main__": 8, "": 8,
 }
 

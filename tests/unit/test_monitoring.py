@@ -58,9 +58,15 @@ def test_service_queries_keep_their_single_series_shape() -> None:
     assert q.kv_cache_usage_avg() == f"avg(vllm:kv_cache_usage_perc{sel})"
     assert q.ttft() == f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{sel}[2m])))"
     assert q.generation_tokens_per_s() == f"sum(rate(vllm:generation_tokens_total{sel}[2m]))"
+    # Without the service's pods (a bare ServiceQueries) only the engine's abort share is left.
     assert q.error_ratio() == (
-        'sum(rate(vllm:request_success_total{model_name="llama",namespace="inference",finished_reason=~"abort|error"}'
+        'sum(rate(vllm:request_success_total{model_name="llama",namespace="inference",finished_reason="abort"}'
         f"[2m])) / clamp_min(sum(rate(vllm:request_success_total{sel}[2m])), 1e-9)")
+    h = ServiceQueries(e, "inference", "llama", service_pod_regex="llama-predictor-.+")
+    routes = "/v1/chat/completions|/v1/completions|/v1/responses|/v1/embeddings|/v1/score|/v1/rerank|/invocations"
+    five = f'http_requests_total{{namespace="inference",status="5xx",handler=~"{routes}",pod=~"llama-predictor-.+"}}'
+    every = f'http_requests_total{{namespace="inference",handler=~"{routes}",pod=~"llama-predictor-.+"}}'
+    assert h.error_ratio() == f"sum(rate({five}[2m])) / clamp_min(sum(rate({every}[2m])), 1e-9)"
     g = q.grouped()
     assert g.waiting_total() == f"sum by (namespace, model_name) (vllm:num_requests_waiting{sel})"
     assert g.itl(0.99).startswith("histogram_quantile(0.99, sum by (namespace, model_name, le) (rate(")
@@ -384,7 +390,10 @@ def test_dashboard_json(spec: Path, planned: dict[str, Planned]) -> None:
         for t in x.get("targets", []):
             assert x["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
             assert 'namespace="$namespace"' in t["expr"], t["expr"]
-            if p.monitoring.queries.model_label:
+            if p.monitoring.queries.model_label and "http_requests_total" in t["expr"]:
+                # The HTTP server's series carry no model label: the service's pods scope them.
+                assert 'pod=~"' in t["expr"] and "model_name" not in t["expr"], t["expr"]
+            elif p.monitoring.queries.model_label:
                 assert 'model_name="$model"' in t["expr"] or "DCGM_" in t["expr"], t["expr"]
             assert "[2m]" not in t["expr"]  # Grafana picks the window
     titles = {x["title"] for x in d["panels"]}

@@ -32,6 +32,9 @@ def test_hook_declaration() -> None:
     assert h["entry"].split()[:2] == ["llmdeploy", "validate"]
     assert "yaml" in h["types"]
     assert h.get("pass_filenames", True) is True  # pre-commit passes the staged file names
+    # One process sees every staged spec: LD109 (a service defined twice) must not depend on
+    # how pre-commit would have split the files over parallel processes (#18).
+    assert h["require_serial"] is True
 
 
 @pytest.mark.parametrize("path", [

@@ -123,7 +123,12 @@ def test_canary_splits_traffic_with_weights() -> None:
 def test_canary_analysis_queries_compare_candidate_and_stable() -> None:
     _, out = plan(context(CANARY))
     note = next(n for n in out.notes if n.startswith("rollout: compare error ratio"))
-    assert 'model_name="chat-canary"' in note and 'model_name="chat"' in note
+    # HTTP 5xx per InferenceService: the candidate's pods and the stable's, never each other's.
+    candidate, stable = note.split(" vs stable ")
+    assert 'pod=~"chat-canary-predictor-.+"' in candidate and 'status="5xx"' in candidate
+    assert 'pod=~"chat-predictor-.+"' in stable and "chat-canary" not in stable
+    ttft = next(n for n in out.notes if n.startswith("rollout: compare p95 TTFT"))
+    assert 'model_name="chat-canary"' in ttft and 'model_name="chat"' in ttft
 
 
 def test_candidate_on_the_same_engine_version_shares_the_runtime() -> None:

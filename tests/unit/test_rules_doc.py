@@ -17,7 +17,7 @@ CASES = ROOT / "tests" / "cases"
 
 # The modules of each id family (LD3xx: scaling, and the rollout rules LD311-LD315 beside them).
 CATEGORY_MODULE = {"1": ("spec",), "2": ("sizing",), "3": ("scaling", "rollout"), "4": ("security",),
-                   "5": ("monitoring",)}
+                   "5": ("monitoring",), "6": ("runtime",), "7": ("llmisvc",), "8": ("topology",)}
 
 
 def rule_ids() -> list[str]:
@@ -50,7 +50,7 @@ def test_stale_pages_are_detected(tmp_path: Path) -> None:
 def test_every_rule_is_documented_and_well_named(rule_id: str) -> None:
     load_all()
     r = RULES[rule_id]
-    assert re.fullmatch(r"LD[1-5]\d\d", r.id)
+    assert re.fullmatch(r"LD[1-8]\d\d", r.id)
     assert r.title and not r.title.endswith(".")
     assert r.title[0].isupper() or r.title[0] in "`"
     assert len(r.doc.splitlines()) >= 3, f"{rule_id}: say more than the title (why, and how to fix it)"

@@ -38,14 +38,16 @@ resources:
 
 def context(extra: str = "", *, base: str = BASE, rps: float = 5.0, replicas_needed: int | None = None,
             decode_tps: float = 2000.0, max_num_seqs: int = 64, load: float = 60.0,
-            weights: int = 16_000_000_000, capacity: bool = True) -> PlanContext:
-    """A PlanContext for ``base`` + ``extra`` with pinned capacity numbers."""
+            weights: int = 16_000_000_000, capacity: bool = True, batch: int | None = None) -> PlanContext:
+    """A PlanContext for ``base`` + ``extra`` with pinned capacity numbers (``batch``: the
+    requests a busy replica runs at once, default ``max_num_seqs``)."""
     def pin(report: SizingReport) -> SizingReport:
         cap = None
         if capacity:
             assert report.capacity is not None, "the test model must fit its GPU"
             cap = dataclasses.replace(report.capacity, requests_per_s_per_replica=rps,
-                                      replicas_needed=replicas_needed, decode_tokens_per_s=decode_tps)
+                                      replicas_needed=replicas_needed, decode_tokens_per_s=decode_tps,
+                                      concurrency=batch or max_num_seqs)
         return dataclasses.replace(report, capacity=cap, max_num_seqs=max_num_seqs, load_time_seconds=load,
                                    weights_bytes_total=weights)
 
@@ -178,6 +180,9 @@ def test_auto_targets() -> None:
 
     assert threshold("") == "5"  # no targetLoad: 5 waiting per replica (practices.md)
     assert threshold("scaling:\n  metric: runningRequests\n", max_num_seqs=64) == "48"  # 0.75 × 64
+    # #13: a replica whose KV cache holds fewer typical requests than max_num_seqs never
+    # runs max_num_seqs at once: the target follows the full batch it can run.
+    assert threshold("scaling:\n  metric: runningRequests\n", max_num_seqs=256, batch=40) == "30"  # 0.75 × 40
     assert threshold("scaling:\n  metric: generationTokens\n", decode_tps=2000.0) == "1500"  # 0.75 × 2000
     assert threshold("scaling:\n  metric: ttftP95\n") == "1200"  # 0.6 × the 2 s TTFT SLO
     assert threshold("scaling:\n  metric: itlP95\n") == "60"  # 0.6 × the 100 ms ITL SLO
@@ -387,3 +392,10 @@ def test_plans_are_deterministic() -> None:
 ])
 def test_keda_objects_pass_the_crd_check(extra: str, shared_crds: Path) -> None:
     assert_manifests_pass_crds(plan(context(extra)).manifests, shared_crds)
+
+
+def test_plan_notes_explain_max_num_seqs_first() -> None:
+    """``render --explain`` starts with the batch size the targets rest on, and why (#13)."""
+    section = scaling.plan_scaling(sized_context(BASE), kserve.plan_engine(sized_context(BASE)))
+    first = section.notes[0]
+    assert first.startswith("engine: max-num-seqs ") and "engine's default" in first and "KV cache holds" in first

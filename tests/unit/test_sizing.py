@@ -18,6 +18,7 @@ from llmdeploy.rules.sizing import RULE_IDS
 from llmdeploy.sizing import (
     SizingInput,
     SizingReport,
+    Slo,
     TargetLoad,
     engine_batch_defaults,
     largest_max_model_len,
@@ -67,7 +68,9 @@ def test_every_catalog_model_on_every_catalog_gpu_answers() -> None:
         assert r.gpu_count == tp
         if r.fits:
             seen_fit += 1
-            assert r.kv_cache_tokens >= r.max_model_len
+            # Models with recurrent (linear-attention) layers start with fewer cache tokens:
+            # a request needs the KV of its attention layers only.
+            assert r.kv_cache_tokens >= r.max_model_len or getattr(mm[m], "recurrent_layers", 0), (m, g, tp)
             assert r.max_num_seqs >= 1 and r.capacity is not None
             assert r.capacity.decode_tokens_per_s > 0 and r.capacity.prefill_tokens_per_s > 0
             assert r.per_gpu.kv_cache_gib > 0
@@ -304,7 +307,10 @@ def test_ld205_low_concurrency_and_forced_max_num_seqs() -> None:
     assert w.field == ("runtime", "maxNumSeqs")
     auto = size(inp(max_model_len=16384))
     assert "LD205" not in warn_codes(auto)
-    assert auto.max_num_seqs == int(auto.max_concurrency)  # floor of what fits at maxModelLen
+    # auto keeps vLLM's own default (1024 on an H100) instead of what fits at maxModelLen;
+    # the reason states the preemption risk of long requests.
+    assert auto.max_num_seqs == 1024 > auto.max_concurrency
+    assert "preempt" in auto.max_num_seqs_reason
 
 
 def test_max_num_seqs_auto_is_capped_at_the_engine_default() -> None:
@@ -376,9 +382,11 @@ def test_capacity_is_bandwidth_bound_and_costed() -> None:
     c = r.capacity
     assert c is not None
     step = 1 / c.decode_tokens_per_s_per_sequence
-    weights_time = r.per_gpu.weights_gib * GIB / (2039e9 * 0.6)
-    assert step > weights_time  # weights plus the KV reads of every running sequence
-    assert c.decode_tokens_per_s == pytest.approx(c.concurrency / step, rel=1e-6)
+    weights_time = r.per_gpu.weights_gib * GIB / 2039e9
+    assert step > weights_time  # never faster than reading the weights at the full bandwidth
+    # The operating point: requests/s × output tokens is the output rate; its TPOT is the step.
+    assert c.decode_tokens_per_s == pytest.approx(c.requests_per_s_per_replica * 256, rel=1e-6)
+    assert c.decode_step_seconds == pytest.approx(step, rel=1e-6)
     assert c.cost_per_hour == pytest.approx(get_gpu("a100-80gb").price_per_gpu_hour_usd)
     assert c.cost_per_1m_output_tokens == pytest.approx(c.cost_per_hour / (c.decode_tokens_per_s * 3600) * 1e6)
     assert c.replicas_needed is not None and c.replicas_needed * c.requests_per_s_per_replica * 0.8 >= 40
@@ -489,3 +497,152 @@ def test_tgi_warm_up_holds_prompt_logits() -> None:
     one_copy = 16384 * LLAMA8.vocab_size * 2 / GIB  # bf16 logits of every prompt token
     assert old.activation_gib - new.activation_gib == pytest.approx(one_copy, rel=0.01)
     assert new.activation_gib > one_copy
+
+
+# --------------------------------------------------------------------------- #13: concurrency policy and curve
+
+
+def test_max_num_seqs_auto_no_longer_throttles_to_full_length_requests() -> None:
+    """Regression (#13): auto was the number of *full-length* requests the KV cache holds
+    (11 for Qwen2.5-7B on an L4 at 8K); vLLM's own default serves the traffic."""
+    r = size(inp(model=get_model("Qwen/Qwen2.5-7B-Instruct"), gpu=get_gpu("l4"), max_model_len=8192))
+    assert r.max_num_seqs == 256
+    assert r.max_concurrency < 20  # what the old policy capped at
+    assert "engine's default" in r.max_num_seqs_reason
+
+
+def test_max_num_seqs_auto_follows_target_concurrency_and_the_tpot_slo() -> None:
+    busy = size(inp(gpu=get_gpu("l4"), target_load=TargetLoad(None, 200, 100, concurrency=400)))
+    assert busy.max_num_seqs == 400 and "targetLoad.concurrency" in busy.max_num_seqs_reason
+    # A TPOT SLO caps the batch at the largest one meeting it, never below what the KV
+    # cache holds of typical requests.
+    free = size(inp(max_model_len=4096))
+    slo = size(inp(max_model_len=4096, slo=Slo(tpot_ms=15.0)))
+    assert slo.max_num_seqs < free.max_num_seqs == 1024
+    prompt, output = 512, 256
+    assert slo.max_num_seqs >= min(1024, slo.kv_cache_tokens // (prompt + output)) or \
+        "TPOT SLO" in slo.max_num_seqs_reason
+    # An SLO not even one sequence meets caps nothing.
+    hopeless = size(inp(max_model_len=4096, slo=Slo(tpot_ms=0.5)))
+    assert hopeless.max_num_seqs == 1024 and "caps nothing" in hopeless.max_num_seqs_reason
+    assert hopeless.capacity is not None and hopeless.capacity.slo_missed
+
+
+def test_capacity_points_curve() -> None:
+    r = size(inp(engine=NEWEST, concurrencies=(1, 4, 64, 4096)))
+    c = r.capacity
+    assert c is not None
+    pts = {p.concurrency: p for p in c.points}
+    assert set(pts) == {1, 4, 64, 4096}
+    one = pts[1]
+    # Concurrency 1 is the single-stream point: its TPOT is one step of one sequence.
+    assert one.running == 1 and one.per_sequence_tokens_per_s == pytest.approx(1000 / one.tpot_ms)
+    assert one.bound == "memory_bandwidth"
+    # More sequences: more tokens/s in total, fewer per sequence.
+    assert pts[1].output_tokens_per_s < pts[4].output_tokens_per_s < pts[64].output_tokens_per_s
+    assert pts[1].per_sequence_tokens_per_s > pts[64].per_sequence_tokens_per_s
+    # Beyond what runs at once, requests queue: the bound names the limit.
+    assert pts[4096].running < 4096 and pts[4096].bound in ("max_num_seqs", "kv_cache")
+    assert pts[4096].ttft_ms > pts[64].ttft_ms
+    j = r.to_json(RULE_IDS)["capacity"]["points"][0]
+    assert set(j) >= {"concurrency", "output_tokens_per_s", "per_sequence_tokens_per_s", "tpot_ms", "ttft_ms",
+                      "requests_per_s", "cost_per_1m_output_tokens", "bound"}
+
+
+def test_tensor_parallel_pays_for_communication() -> None:
+    one = size(inp(model=LLAMA70, engine=NEWEST, tensor_parallel=2, concurrencies=(1,)))
+    eight = size(inp(model=LLAMA70, engine=NEWEST, tensor_parallel=8, concurrencies=(1,)))
+    assert one.capacity is not None and eight.capacity is not None
+    s2 = one.capacity.points[0].per_sequence_tokens_per_s
+    s8 = eight.capacity.points[0].per_sequence_tokens_per_s
+    # 4× the GPUs read a quarter of the weights each, but the all-reduces do not shrink.
+    assert s2 < s8 < 2.5 * s2
+    assert any("all-reduce" in a for a in eight.capacity.assumptions)
+
+
+def test_steady_state_agrees_with_the_scheduler_simulation() -> None:
+    """The closed form ``size`` prints and the step-by-step replay the calibration uses
+    agree on a long closed-loop run of requests averaging the same lengths."""
+    from llmdeploy.sizing import perf
+    from llmdeploy.sizing.capacity import deployment
+    from llmdeploy.sizing.memory import resolve_quantization
+
+    r = size(inp(engine=NEWEST, max_model_len=4096))
+    d = deployment(model=LLAMA8, gpu=H100, q=resolve_quantization(LLAMA8, "none"), tp=1, pp=1, dp=1,
+                   weights_per_stage=[int(r.per_gpu.weights_gib * GIB)],
+                   kv_bytes_per_token_per_stage=[r.kv_bytes_per_token], kv_cache_tokens=r.kv_cache_tokens,
+                   max_num_seqs=r.max_num_seqs, max_num_batched_tokens=r.max_num_batched_tokens,
+                   engine_version=NEWEST.version)
+    for conc in (1, 16, 64):
+        # Output lengths spread around 256 so the clients fall out of step, as real ones do.
+        reqs = [perf.Request(0.0, 512, 128 + (i * 37) % 257) for i in range(conc * 12)]
+        sim = perf.simulate(d, reqs, max_concurrency=conc)
+        point = perf.steady_state(d, conc, 512, 256)
+        assert sim.output_tokens_per_s == pytest.approx(point.output_tokens_per_s, rel=0.15), conc
+        assert sim.tpot_ms_mean == pytest.approx(point.tpot_ms, rel=0.15), conc
+
+
+def test_perf_constants_are_sourced_and_physical() -> None:
+    from llmdeploy.sizing import perf
+
+    data = perf.load_constants()
+    for key, row in data["gpus"].items():
+        assert key in gpus(), key
+        assert row["source"], key
+        assert 0.3 <= row["bandwidth_efficiency"] <= 0.95 and 0.1 <= row["compute_efficiency"] <= 0.9, key
+    for era in data["eras"]:
+        assert era["source"] and era["step_overhead_ms"] >= 0
+    for link, row in data["interconnects"].items():
+        assert row["source"] and all(v > 0 for v in row["allreduce_us_per_layer"].values()), link
+    assert not perf.is_calibrated("t4")  # no public run: the defaults, said so in the report
+    r = size(inp(gpu=get_gpu("t4"), model=get_model("TinyLlama/TinyLlama-1.1B-Chat-v1.0"), max_model_len=2048))
+    assert r.capacity is not None and not r.capacity.calibrated
+    assert any("no public run" in a for a in r.capacity.assumptions)
+
+
+def test_no_example_caps_max_num_seqs_below_its_traffic() -> None:
+    """#13 target: every example's rendered --max-num-seqs admits the requests its own
+    targetLoad (or the default chat traffic) puts on a replica at once: at least its
+    targetLoad.concurrency, and at least as many typical requests as the KV cache holds
+    (capped at the engine's default)."""
+    from pathlib import Path
+
+    from llmdeploy.pipeline import analyze_all, load_specs
+    from llmdeploy.sizing import engine_batch_defaults, input_from_spec
+
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.llmdeploy.yaml"))
+    docs, _ = load_specs([str(p) for p in examples])
+    checked = 0
+    for a in analyze_all(docs):
+        r = a.resolved
+        if a.spec is None or r is None or r.sizing is None or a.spec.runtime.engine != "vllm":
+            continue
+        if a.spec.runtime.max_num_seqs != "auto":
+            continue
+        rep = r.sizing
+        inp = input_from_spec(a.spec, r.model, r.gpu, r.engine)
+        default = engine_batch_defaults(inp)[1]
+        tl = a.spec.scaling.target_load
+        typical = (tl.avg_prompt_tokens + tl.avg_output_tokens) if tl else 512 + 256
+        needed = min(default, rep.kv_cache_tokens // typical)
+        if tl is not None and tl.concurrency:
+            needed = max(needed, tl.concurrency)
+        assert rep.max_num_seqs >= needed, (a.label, rep.max_num_seqs, needed, rep.max_num_seqs_reason)
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_curve_is_closed_loop_and_the_rate_is_spread_over_replicas() -> None:
+    """Regression: the service's requestsPerSecond was queued on every point of one replica's
+    curve (TTFT 6.6 s at concurrency 1 for the L4 example, whose 4 req/s need 3 replicas)."""
+    from conftest import EXAMPLES
+
+    from llmdeploy import api
+
+    (report,) = api.size(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml").reports
+    assert report is not None and report.capacity is not None
+    cap = report.capacity
+    single = next(p for p in cap.points if p.concurrency == 1)
+    assert single.ttft_ms < 1000  # one client: the prompt's prefill, no queue
+    assert cap.replicas_needed is not None and cap.replicas_needed >= 2
+    assert cap.ttft_seconds_estimate < 1.0  # the operating point at a replica's share of 4 req/s

@@ -267,7 +267,7 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys() -> None:
     v = validate_text(HEAD + BODY.replace("    type: a100-80gb\n", "    type: a100-80gb\n    vendor: nvidia\n"))
     (d,) = v.diagnostics
     assert (d.line, d.col, d.rule) == (16, 5, "LD105")
-    assert d.hint == "valid keys here: count, type"
+    assert d.hint == "valid keys here: count, perNode, type"
     assert d.path == "resources.gpu.vendor"
 
 

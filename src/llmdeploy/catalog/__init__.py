@@ -29,7 +29,15 @@ here, ``parameters`` on ``types`` only, ``entries`` and ``hf_config`` on ``types
 
 from __future__ import annotations
 
-from .entries import GPU_CATALOG_PATH, MODEL_CATALOG_PATH, get_gpu, get_model, gpus, models
+from .entries import (
+    GPU_CATALOG_PATH,
+    MODEL_CATALOG_PATH,
+    get_gpu,
+    get_model,
+    gpu_family_choices,
+    gpus,
+    models,
+)
 from .hf_config import SUPPORTED_MODEL_TYPES, model_from_hf_config
 from .parameters import estimate_active_parameters, estimate_num_parameters
 from .types import (
@@ -65,6 +73,7 @@ __all__ = [
     "estimate_num_parameters",
     "get_gpu",
     "get_model",
+    "gpu_family_choices",
     "gpus",
     "model_from_hf_config",
     "models",

@@ -60,11 +60,34 @@ def get_gpu(key: str) -> GPU:
     index = _gpu_index()
     found = index.lookup.get(_normalize(key))
     if found is None:
+        choices = _gpu_families().get(_normalize(key))
+        if choices:
+            listing = ", ".join(f"{c!r} ({index.entries[c].name}, {index.entries[c].memory_mib} MiB)"
+                                for c in choices)
+            raise CatalogError(
+                f"GPU type {key!r} is ambiguous: it names {listing}",
+                "did you mean " + " or ".join(repr(c) for c in choices)
+                + "? write the exact key (sizes differ between the variants)",
+            )
         raise CatalogError(
             f"unknown GPU type {key!r}",
             _did_you_mean(key, index.suggestions, "llmdeploy catalog gpus"),
         )
     return index.entries[found]
+
+
+def gpu_family_choices(key: str) -> tuple[str, ...]:
+    """The catalog keys an ambiguous GPU name (``a100``, ``h100``) covers; empty if none."""
+    return _gpu_families().get(_normalize(key), ())
+
+
+@cache
+def _gpu_families() -> Mapping[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for gpu in _gpu_index().entries.values():
+        for family in gpu.families:
+            out.setdefault(_normalize(family), []).append(gpu.key)
+    return MappingProxyType({k: tuple(v) for k, v in out.items()})
 
 
 def get_model(key_or_hf_id: str) -> ModelConfig:
@@ -84,7 +107,8 @@ def get_model(key_or_hf_id: str) -> ModelConfig:
     found = index.lookup.get(_normalize(key_or_hf_id))
     if found is None:
         hint = _did_you_mean(key_or_hf_id, index.suggestions, "llmdeploy catalog models")
-        hint += "; for a model the catalog lacks, point the spec at its config.json"
+        hint += ("; for a model the catalog lacks, download its config.json and set model.config: "
+                 "<path to config.json> in the spec (or `llmdeploy size --model path/to/config.json`)")
         raise CatalogError(f"unknown model {key_or_hf_id!r}", hint)
     return index.entries[found]
 
@@ -222,6 +246,7 @@ def _parse_gpu(key: str, entry: _Entry) -> GPU:
         name=entry.text("name"),
         vendor=vendor,
         aliases=entry.texts("aliases"),
+        families=entry.texts("families"),
         memory_mib=entry.integer("memory_mib"),
         memory_bandwidth_gbs=entry.number("memory_bandwidth_gbs"),
         fp16_tflops=entry.number("fp16_tflops"),
@@ -262,6 +287,10 @@ def _gpu_index() -> _Index[GPU]:
         names = (key, *gpu.aliases, gpu.name, *([gfd] if gfd else []))
         for name in names:
             _register(lookup, _normalize(name), key, path)
+    for gpu in entries.values():
+        for family in gpu.families:
+            if _normalize(family) in lookup:
+                raise InternalError(f"{path}: family {family!r} of {gpu.key!r} is also a GPU key or alias")
     return _Index(
         MappingProxyType(entries), MappingProxyType(lookup), MappingProxyType(suggestions)
     )
@@ -280,7 +309,13 @@ def _parse_quantization(entry: _Entry | None) -> QuantizationConfig | None:
         method=entry.text("method"),
         bits=entry.opt_integer("bits"),
         group_size=entry.opt_integer("group_size"),
+        scheme=entry.opt_text("scheme"),
+        experts_only=entry.flag("experts_only") if entry.has("experts_only") else False,
     )
+
+
+def _opt_int(entry: _Entry, key: str, default: int = 0) -> int:
+    return entry.integer(key) if entry.has(key) else default
 
 
 def _parse_model(hf_id: str, entry: _Entry) -> ModelConfig:
@@ -330,7 +365,17 @@ def _parse_model(hf_id: str, entry: _Entry) -> ModelConfig:
         vision_parameters=entry.integer("vision_parameters")
         if entry.has("vision_parameters")
         else 0,
-        mtp_layers=entry.integer("mtp_layers") if entry.has("mtp_layers") else 0,
+        mtp_layers=_opt_int(entry, "mtp_layers"),
+        chunked_attention_size=entry.opt_integer("chunked_attention_size"),
+        chunked_attention_layers=_opt_int(entry, "chunked_attention_layers"),
+        recurrent_layers=_opt_int(entry, "recurrent_layers"),
+        recurrent_state_elements=_opt_int(entry, "recurrent_state_elements"),
+        recurrent_layer_parameters=_opt_int(entry, "recurrent_layer_parameters"),
+        kv_shared_layers=_opt_int(entry, "kv_shared_layers"),
+        attention_sinks=entry.flag("attention_sinks") if entry.has("attention_sinks") else False,
+        indexer_heads=_opt_int(entry, "indexer_heads"),
+        indexer_head_dim=_opt_int(entry, "indexer_head_dim"),
+        mlp_projections=_opt_int(entry, "mlp_projections", 3),
         num_parameters=entry.opt_integer("num_parameters"),
         weight_bytes=entry.opt_integer("weight_bytes"),
         sources=sources,
@@ -350,6 +395,12 @@ def _check_consistency(model: ModelConfig, entry: _Entry) -> None:
         problems.append("num_attention_heads must be a multiple of num_kv_heads")
     if model.moe is not None and model.moe.first_k_dense_layers > model.num_layers:
         problems.append("moe.first_k_dense_layers exceeds num_layers")
+    if (model.chunked_attention_size is None) != (model.chunked_attention_layers == 0):
+        problems.append("chunked_attention_size and chunked_attention_layers must be set together")
+    if bool(model.recurrent_layers) != bool(model.recurrent_state_elements):
+        problems.append("recurrent_layers and recurrent_state_elements must be set together")
+    if model.full_attention_layers < 0:
+        problems.append("sliding, chunked, recurrent and KV-shared layers exceed num_layers")
     if problems:
         raise InternalError(f"{entry.path}: {entry.where}: " + "; ".join(problems))
 

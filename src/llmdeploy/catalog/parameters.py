@@ -28,7 +28,12 @@ def _attention_parameters(cfg: ModelConfig) -> int:
             + m.kv_lora_rank  # kv_a_layernorm
             + m.kv_lora_rank * cfg.num_attention_heads * (m.qk_nope_head_dim + m.v_head_dim)
         )
-        return query + kv + cfg.num_attention_heads * m.v_head_dim * h
+        indexer = 0
+        if cfg.indexer_heads:
+            # DeepSeek-V3.2 lightning indexer: wq_b, wk, its k_norm and weights_proj.
+            d = cfg.indexer_head_dim
+            indexer = (m.q_lora_rank or h) * cfg.indexer_heads * d + h * d + 2 * d + h * cfg.indexer_heads
+        return query + kv + cfg.num_attention_heads * m.v_head_dim * h + indexer
     q_dim = cfg.num_attention_heads * cfg.head_dim
     kv_dim = cfg.num_kv_heads * cfg.head_dim
     params = h * q_dim + 2 * h * kv_dim + q_dim * h
@@ -58,8 +63,11 @@ def _parameters(cfg: ModelConfig, active_only: bool) -> int:
     h = cfg.hidden_size
     embeddings = cfg.vocab_size * h
     lm_head = 0 if cfg.tie_word_embeddings else cfg.vocab_size * h
-    per_layer = _attention_parameters(cfg) + _layer_norm_parameters(cfg)
-    dense_mlp = 3 * h * cfg.intermediate_size  # gate, up, down
+    attention = _attention_parameters(cfg)
+    if cfg.attention_sinks:
+        attention += cfg.num_attention_heads
+    per_layer = attention + _layer_norm_parameters(cfg)
+    dense_mlp = cfg.mlp_projections * h * cfg.intermediate_size  # gate, up, down (or fc1, fc2)
     if cfg.moe is None:
         layers = cfg.num_layers * (per_layer + dense_mlp)
         moe_layer = 0
@@ -69,6 +77,8 @@ def _parameters(cfg: ModelConfig, active_only: bool) -> int:
         moe_layer = per_layer + _moe_layer_parameters(cfg, moe, experts)
         dense = moe.first_k_dense_layers
         layers = dense * (per_layer + dense_mlp) + (cfg.num_layers - dense) * moe_layer
+    # Mamba / linear-attention mixers replace the attention projections on their layers.
+    layers += cfg.recurrent_layers * (cfg.recurrent_layer_parameters - attention)
     total = embeddings + lm_head + layers + h  # + final norm
     if cfg.mtp_layers and not active_only:
         # DeepSeek-V3 MTP module: one decoder layer, eh_proj, enorm/hnorm, its own norm,

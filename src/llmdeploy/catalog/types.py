@@ -56,6 +56,8 @@ class GPU:
         name: the name the driver reports (``NVIDIA A100-SXM4-80GB``).
         vendor: ``nvidia`` or ``amd``.
         aliases: other keys accepted by :func:`get_gpu`.
+        families: names that cover several entries (``a100``, ``h100``); looking one up
+            is refused with the choices rather than picking a variant.
         memory_mib: total memory as nvidia-smi / rocm-smi report it, in MiB.
         memory_bandwidth_gbs: memory bandwidth, GB/s.
         fp16_tflops: dense FP16 tensor TFLOPS (FP32 accumulate).
@@ -104,6 +106,7 @@ class GPU:
     instance_types: Mapping[str, tuple[str, ...]] = field(hash=False)
     price_per_gpu_hour_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
+    families: tuple[str, ...] = ()
 
     @property
     def memory_bytes(self) -> int:
@@ -202,11 +205,18 @@ class QuantizationConfig:
             ``fbgemm_fp8``, ``compressed-tensors``, ``bitsandbytes`` ...).
         bits: weight bits when known.
         group_size: quantization group size when the method uses groups.
+        scheme: the weight format when the method alone does not say it: ``mxfp4``,
+            ``nvfp4``, ``fp8-block``, ``fp8-channel``, ``w4a16``, ``w8a8-int8``,
+            ``w8a8-fp8`` or a GGUF type (``gguf:Q4_K_M``); ``None`` when the method does.
+        experts_only: only the MoE experts are quantized; attention, router,
+            embeddings and LM head stay 16-bit (gpt-oss's MXFP4 checkpoints).
     """
 
     method: str
     bits: int | None = None
     group_size: int | None = None
+    scheme: str | None = None
+    experts_only: bool = False
 
 
 @record
@@ -240,6 +250,25 @@ class ModelConfig:
             ``num_nextn_predict_layers``); vLLM loads them only for speculative decoding.
         num_parameters: published total parameter count, ``None`` if unknown.
         weight_bytes: ``metadata.total_size`` of ``model.safetensors.index.json``.
+        chunked_attention_size: chunk of the chunked local-attention layers (Llama 4's
+            ``attention_chunk_size``), or ``None``.
+        chunked_attention_layers: how many layers attend within their chunk only.
+        recurrent_layers: layers whose mixer keeps a fixed-size state per sequence
+            instead of a KV cache (Mamba/Mamba2, gated DeltaNet linear attention).
+        recurrent_state_elements: elements of that state per layer and sequence (conv
+            state plus SSM / recurrent state), one rank, no TP split.
+        recurrent_layer_parameters: parameters of one recurrent mixer (replaces the
+            attention projections on those layers).
+        kv_shared_layers: layers that read another layer's KV cache and hold none
+            (Gemma 3n's ``num_kv_shared_layers``).
+        attention_sinks: learned per-head attention sinks (gpt-oss); they add no KV.
+        indexer_heads: heads of DeepSeek sparse attention's lightning indexer (V3.2), 0 without.
+        indexer_head_dim: its head size; vLLM caches one FP8 indexer key per token and
+            layer beside the MLA latent.
+        mlp_projections: weight matrices of a dense MLP: 3 for gated (SwiGLU/GeGLU),
+            2 for a plain up/down MLP (Phi-2, GPT-2, OPT, Falcon).
+        approximations: what the reader could only approximate (read generically, by
+            the standard keys); empty for the architectures it knows.
         aliases: other keys accepted by :func:`get_model`.
         sources: where the values come from.
         source: ``"catalog"`` or the path of the ``config.json`` read.
@@ -268,6 +297,17 @@ class ModelConfig:
     mtp_layers: int = 0
     num_parameters: int | None = None
     weight_bytes: int | None = None
+    chunked_attention_size: int | None = None
+    chunked_attention_layers: int = 0
+    recurrent_layers: int = 0
+    recurrent_state_elements: int = 0
+    recurrent_layer_parameters: int = 0
+    kv_shared_layers: int = 0
+    attention_sinks: bool = False
+    indexer_heads: int = 0
+    indexer_head_dim: int = 0
+    mlp_projections: int = 3
+    approximations: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     source: str = "catalog"
@@ -279,8 +319,19 @@ class ModelConfig:
 
     @property
     def full_attention_layers(self) -> int:
-        """Layers that attend over the whole context (all minus the sliding-window ones)."""
-        return self.num_layers - self.sliding_window_layers
+        """Layers that attend over the whole context (minus sliding, chunked, recurrent, KV-shared)."""
+        return (self.num_layers - self.sliding_window_layers - self.chunked_attention_layers
+                - self.recurrent_layers - self.kv_shared_layers)
+
+    @property
+    def kv_cache_layers(self) -> int:
+        """Layers that hold a KV cache of their own (all but recurrent and KV-sharing layers)."""
+        return self.num_layers - self.recurrent_layers - self.kv_shared_layers
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Whether layers differ in what they cache (window, chunk, recurrent state)."""
+        return bool(self.sliding_window_layers or self.chunked_attention_layers or self.recurrent_layers)
 
     def architecture_fields(self) -> dict[str, object]:
         """The fields that come from ``config.json``, for comparing two configs.
@@ -312,4 +363,14 @@ _ARCHITECTURE_FIELDS = (
     "attention_bias",
     "vision_parameters",
     "mtp_layers",
+    "chunked_attention_size",
+    "chunked_attention_layers",
+    "recurrent_layers",
+    "recurrent_state_elements",
+    "recurrent_layer_parameters",
+    "kv_shared_layers",
+    "attention_sinks",
+    "indexer_heads",
+    "indexer_head_dim",
+    "mlp_projections",
 )

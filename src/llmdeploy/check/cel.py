@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .crd_schema import pattern_is_safe
+
 # --------------------------------------------------------------------------------------------
 # CEL (x-kubernetes-validations)
 # --------------------------------------------------------------------------------------------
@@ -70,8 +72,25 @@ def _cel_split(value: Any, sep: Any, limit: Any = None) -> Any:
     return celtypes.ListType([celtypes.StringType(p) for p in parts])
 
 
+_MATCHES_CALL = re.compile(r"\bmatches\s*\(")
+_MATCHES_LITERAL = re.compile(r"""\bmatches\s*\(\s*(?:[A-Za-z_][\w.]*\s*,\s*)?(?:r?'([^'\\]*)'|r?"([^"\\]*)")\s*\)""")
+
+
+def _regexes_are_safe(rule: str) -> bool:
+    """cel-python runs ``matches()`` on Python's backtracking ``re`` (the API server uses RE2):
+    a rule whose regular expression could backtrack without bound, or is not a plain string
+    literal, is not evaluated."""
+    calls = len(_MATCHES_CALL.findall(rule))
+    literals = _MATCHES_LITERAL.findall(rule)
+    if len(literals) != calls:
+        return False
+    return all(pattern_is_safe(a or b) for a, b in literals)
+
+
 def _cel_program(rule: str) -> Any:
     programs: dict[str, Any] = _CEL_STATE["programs"]
+    if rule not in programs and not _regexes_are_safe(rule):
+        programs[rule] = None
     if rule not in programs:
         celpy = _CEL_STATE["celpy"]
         try:

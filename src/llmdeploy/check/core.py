@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import close_matches
-from ..fsio import CACHE_VERSION, store_cache
+from ..fsio import CACHE_VERSION, MAX_CRD_BYTES, load_cache, read_bounded, store_cache
 from ..fsio import cache_dir as default_cache_dir
 from ..records import record
 from .cel import _kw_cel
@@ -71,7 +71,10 @@ from .crd_files import (
 )
 from .crd_schema import (
     CONVERTER_VERSION,
+    RE2_PATTERN,
+    CRDSchemaError,
     _kw_list_map_keys,
+    _kw_re2_pattern,
     _object_meta_schema,
     convert_crd_schema,
 )
@@ -217,6 +220,7 @@ def _validator_class() -> Any:
             Draft202012Validator,
             {
                 "x-kubernetes-list-map-keys": _kw_list_map_keys,
+                RE2_PATTERN: _kw_re2_pattern,
                 "x-kubernetes-validations": _kw_cel,
             },
         )
@@ -436,10 +440,12 @@ class _Cache:
         """Return the cached payload, or None if absent, unreadable, corrupt or mismatched."""
         if path is None:
             return None
+        text = load_cache(path, json.dumps(dict(expect), sort_keys=True))  # hash-verified, never a FIFO
+        if text is None:
+            return None
         try:
-            with open(path, "rb") as fh:
-                envelope = json.load(fh)
-        except (OSError, ValueError):
+            envelope = json.loads(text)
+        except ValueError:
             return None
         if not isinstance(envelope, dict) or "payload" not in envelope:
             return None
@@ -455,7 +461,7 @@ class _Cache:
             text = json.dumps({**expect, "payload": payload}, separators=(",", ":"))
         except (TypeError, ValueError):
             return
-        store_cache(path, text)
+        store_cache(path, text, json.dumps(dict(expect), sort_keys=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,7 +557,7 @@ class Checker:
 
     def _index_file(self, path: Path, *, must_have_crd: bool) -> None:
         try:
-            data = path.read_bytes()
+            data = read_bounded(path, MAX_CRD_BYTES)  # no FIFO, no /dev/zero, size-capped
         except OSError as exc:
             raise CRDLoadError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         sha = hashlib.sha256(data).hexdigest()
@@ -621,7 +627,7 @@ class Checker:
             return dict(cached)
         if crd.source not in loaded:
             try:
-                data = crd.source.read_bytes()
+                data = read_bounded(crd.source, MAX_CRD_BYTES)
             except OSError as exc:
                 raise CRDLoadError(f"{crd.source}: cannot read: {exc.strerror or exc}") from exc
             if hashlib.sha256(data).hexdigest() != crd.sha256:
@@ -641,7 +647,14 @@ class Checker:
                 f"{crd.source}: CustomResourceDefinition {crd.kind}.{crd.group} version "
                 f"{crd.version} has no usable schema.openAPIV3Schema ({exc})"
             ) from exc
-        schema = convert_crd_schema(raw, crd.group, crd.version, crd.kind)
+        try:
+            schema = convert_crd_schema(raw, crd.group, crd.version, crd.kind)
+        except (CRDSchemaError, RecursionError) as exc:
+            where = exc if isinstance(exc, CRDSchemaError) else "the schema nests too deeply"
+            raise CRDLoadError(
+                f"{crd.source}: CustomResourceDefinition {crd.kind}.{crd.group} version {crd.version}: "
+                f"openAPIV3Schema {where}"
+            ) from None
         self.stats.converted += 1
         # Round-trip through JSON so the first run sees exactly what the cache will return.
         strict = dict(_mapping(json.loads(json.dumps(schema, default=str))))
@@ -732,7 +745,15 @@ class Checker:
                         f"(served: false in {crd.source.name})",
                     )
                     continue
-                errors = list(self._custom_validator(crd, loaded).iter_errors(doc))
+                validator = self._custom_validator(crd, loaded)
+                try:
+                    errors = list(validator.iter_errors(doc))
+                except (RecursionError, TypeError, ValueError, OverflowError, LookupError) as exc:
+                    # A schema check_crd_schema let through that jsonschema still cannot apply.
+                    raise CRDLoadError(
+                        f"{crd.source}: CustomResourceDefinition {kind_str}.{group} version {version}: "
+                        f"its schema cannot be applied ({type(exc).__name__})"
+                    ) from None
             for error in errors:
                 for path, message in _messages_for(error):
                     add(path, message)

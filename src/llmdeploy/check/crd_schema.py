@@ -8,6 +8,7 @@ and values checked the way kube-apiserver does, used for core kinds too) and the
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 #: cache key, so stale cache entries are simply never read again.
 #: The converter's own version (a cached schema records it); file names also carry
 #: :data:`llmdeploy.fsio.CACHE_VERSION`, the one version of every cache entry's shape.
-CONVERTER_VERSION = "3"
+CONVERTER_VERSION = "4"
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,6 +150,412 @@ def _object_meta_schema(
 # CRD schema conversion
 # --------------------------------------------------------------------------------------------
 
+#: Bounds of one version's ``openAPIV3Schema``. Real CRDs are far inside them (KServe's
+#: LLMInferenceService: ~22,000 values, 28 levels); beyond them a file is hostile or broken.
+MAX_SCHEMA_DEPTH = 128
+MAX_SCHEMA_VALUES = 2_000_000
+#: Numbers in a schema (minimum, maxLength, ...) must fit an int64 like the API server's.
+_NUMBER_BOUND = 2**63
+
+_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
+_SCHEMA_MAPS = ("properties", "definitions")
+_SCHEMA_ONE = ("additionalProperties", "not", "additionalItems")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+# JSON Schema keywords that are not fields of a CRD's JSONSchemaProps (apiextensions.k8s.io/v1):
+# the API server never applies them, and jsonschema would run them (patterns included) on
+# Python's re. A CRD that carries one is refused.
+_NOT_CRD_KEYWORDS = ("patternProperties", "propertyNames", "contains", "if", "then", "else", "$defs",
+                     "dependentSchemas", "dependentRequired", "unevaluatedProperties", "unevaluatedItems",
+                     "prefixItems", "$anchor", "$dynamicAnchor", "$id", "$schema")
+_NUMBERS = ("minimum", "maximum", "multipleOf")
+_COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+
+
+class CRDSchemaError(ValueError):
+    """A CRD schema that kube-apiserver would refuse, or too large or deep to check safely.
+
+    ``path`` is where in the ``openAPIV3Schema`` (``properties.spec.properties.x.enum``).
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"at {path or 'the root'}: {message}")
+        self.path = path
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def check_crd_schema(schema: Any) -> None:
+    """Refuse a schema that is not a plain, bounded OpenAPI v3 schema (:class:`CRDSchemaError`).
+
+    Every keyword the validator runs must have its type (``type`` a known type name,
+    ``enum`` a list, ``required`` a list of strings, bounds finite numbers within int64,
+    ``pattern`` a string); ``$ref`` is refused as kube-apiserver refuses it in a CRD; and
+    the schema, counted with every YAML alias expanded, must stay within
+    :data:`MAX_SCHEMA_VALUES` values and :data:`MAX_SCHEMA_DEPTH` levels (an alias bomb or a
+    recursive alias fails here, before anything copies it).
+    """
+    budget = [MAX_SCHEMA_VALUES]
+    stack: list[tuple[Any, tuple[str | int, ...], bool]] = [(schema, (), True)]
+    while stack:
+        node, path, is_schema = stack.pop()
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise CRDSchemaError(_where(path), f"the schema holds more than {MAX_SCHEMA_VALUES:,} values "
+                                               "(YAML aliases expanded)")
+        if len(path) > MAX_SCHEMA_DEPTH:
+            raise CRDSchemaError(_where(path[:8]) + ".…", f"the schema nests deeper than {MAX_SCHEMA_DEPTH} "
+                                                          "levels (a recursive YAML alias?)")
+        if isinstance(node, float) and not math.isfinite(node):
+            raise CRDSchemaError(_where(path), "a number is not finite")
+        if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= _NUMBER_BOUND:
+            raise CRDSchemaError(_where(path), "a number does not fit in 64 bits")
+        if isinstance(node, dict):
+            if is_schema:
+                _check_keywords(node, path)
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise CRDSchemaError(_where(path), f"key {key!r} is not a string")
+                child_schema = False
+                if is_schema:
+                    child_schema = key in _SCHEMA_ONE or key == "items"
+                    if key in _SCHEMA_MAPS:  # _check_keywords made sure of the shapes
+                        stack.extend((sub, (*path, key, k), True) for k, sub in value.items())
+                        continue
+                    if key == "dependencies" and isinstance(value, dict):
+                        stack.extend((sub, (*path, key, k), isinstance(sub, dict)) for k, sub in value.items())
+                        continue
+                    if key in _SCHEMA_LISTS or (key == "items" and isinstance(value, list)):
+                        stack.extend((sub, (*path, key, i), True) for i, sub in enumerate(value))
+                        continue
+                stack.append((value, (*path, key), child_schema))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                stack.append((value, (*path, i), False))
+
+
+def _check_keywords(node: dict[str, Any], path: tuple[str | int, ...]) -> None:
+    def bad(key: str, what: str) -> CRDSchemaError:
+        return CRDSchemaError(_where((*path, key)), f"{key!r} must be {what} (got {type(node[key]).__name__})")
+
+    for ref in ("$ref", "$dynamicRef", "$recursiveRef"):
+        if ref in node:
+            raise CRDSchemaError(_where((*path, ref)), f"{ref} is not allowed in a CRD schema "
+                                                       "(kube-apiserver refuses references)")
+    for key in _NOT_CRD_KEYWORDS:
+        if key in node:
+            raise CRDSchemaError(_where((*path, key)), f"{key!r} is not a keyword of a CRD schema "
+                                                       "(apiextensions.k8s.io/v1 JSONSchemaProps)")
+    if "type" in node:
+        t = node["type"]
+        names = t if isinstance(t, list) else [t]
+        if not names or not all(isinstance(n, str) and n in _TYPES for n in names):
+            raise bad("type", "one of " + ", ".join(sorted(_TYPES)) + " (or a list of them)")
+    if "enum" in node and not isinstance(node["enum"], list):
+        raise bad("enum", "a list")
+    if "required" in node and not (isinstance(node["required"], list)
+                                   and all(isinstance(r, str) for r in node["required"])):
+        raise bad("required", "a list of property names")
+    for key in _SCHEMA_MAPS:
+        if key in node and not (isinstance(node[key], dict)
+                                and all(isinstance(v, (dict, bool)) for v in node[key].values())):
+            raise bad(key, "a mapping of schemas")
+    for key in _SCHEMA_LISTS:
+        if key in node and not (isinstance(node[key], list) and node[key]
+                                and all(isinstance(v, (dict, bool)) for v in node[key])):
+            raise bad(key, "a non-empty list of schemas")
+    for key in _SCHEMA_ONE:
+        if key in node and not isinstance(node[key], (dict, bool)):
+            raise bad(key, "a schema (a mapping) or a boolean")
+    if "items" in node and not isinstance(node["items"], (dict, bool, list)):
+        raise bad("items", "a schema (a mapping)")
+    for key in _NUMBERS:
+        if key in node:
+            v = node[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise bad(key, "a number")
+            if key == "multipleOf" and not v > 0:
+                raise CRDSchemaError(_where((*path, key)), "'multipleOf' must be greater than 0")
+    for key in ("exclusiveMinimum", "exclusiveMaximum"):
+        if key in node and not isinstance(node[key], (bool, int, float)):
+            raise bad(key, "a boolean or a number")
+    for key in _COUNTS:
+        if key in node:
+            v = node[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(key, "a non-negative integer")
+    for key in ("pattern", "format"):
+        if key in node and not isinstance(node[key], str):
+            raise bad(key, "a string")
+    if "uniqueItems" in node and not isinstance(node["uniqueItems"], bool):
+        raise bad("uniqueItems", "a boolean")
+    rules = node.get("x-kubernetes-validations")
+    if rules is not None and not (isinstance(rules, list) and all(isinstance(r, dict) for r in rules)):
+        raise bad("x-kubernetes-validations", "a list of rules")
+    keys = node.get("x-kubernetes-list-map-keys")
+    if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+        raise bad("x-kubernetes-list-map-keys", "a list of property names")
+
+
+def _may_match(sub: Any, code: int) -> bool:
+    """Whether the repeated part ``sub`` can match the character ``code`` (True when unsure)."""
+    try:
+        import re._parser as sre_parse  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse  # type: ignore[import-not-found, no-redef]
+    c = sre_parse
+    items = list(sub)
+    if len(items) != 1:
+        return True
+    op, av = items[0]
+    if op is c.LITERAL:
+        return bool(av == code)
+    if op is c.NOT_LITERAL:
+        return bool(av != code)
+    if op is not c.IN:
+        return True
+    categories = {c.CATEGORY_DIGIT: r"\d", c.CATEGORY_NOT_DIGIT: r"\D", c.CATEGORY_SPACE: r"\s",
+                  c.CATEGORY_NOT_SPACE: r"\S", c.CATEGORY_WORD: r"\w", c.CATEGORY_NOT_WORD: r"\W"}
+    negate, hit = False, False
+    for kind, value in av:
+        if kind is c.NEGATE:
+            negate = True
+        elif kind is c.LITERAL:
+            hit = hit or value == code
+        elif kind is c.RANGE:
+            hit = hit or value[0] <= code <= value[1]
+        elif kind is c.CATEGORY and value in categories:
+            hit = hit or re.match(categories[value], chr(code)) is not None
+        else:
+            return True
+    return hit != negate
+
+
+#: The keyword a converted CRD schema carries its RE2 patterns under (see :func:`_kw_re2_pattern`).
+RE2_PATTERN = "x-llmdeploy-re2-pattern"
+_COMPILED: dict[str, Any] = {}
+
+
+def compile_crd_pattern(pattern: str) -> Any:
+    """A compiled pattern with a ``search`` method, or None when it is not checked.
+
+    With ``google-re2`` (a dependency; wheels for Linux, macOS and Windows): the pattern as
+    the API server runs it (Go's regexp is RE2), in time linear in the input. Without it
+    (a platform with no wheel): the pattern translated to Python's ``re``
+    (:func:`_rewrite_pattern`) when :func:`pattern_is_safe` finds no way for it to backtrack
+    without bound; otherwise None (the value is left unchecked rather than hanging).
+    """
+    if pattern in _COMPILED:
+        return _COMPILED[pattern]
+    compiled: Any = None
+    if len(pattern) <= MAX_PATTERN_LENGTH:
+        try:
+            import re2  # type: ignore[import-not-found, import-untyped]
+        except ImportError:
+            rewritten = _rewrite_pattern(pattern)
+            if rewritten is not None and pattern_is_safe(rewritten):
+                compiled = re.compile(rewritten)
+        else:
+            options = re2.Options()
+            options.log_errors = False  # a bad pattern is reported by us, not logged by absl
+            try:
+                compiled = re2.compile(pattern, options)
+            except Exception:  # noqa: BLE001 - re2.error: not an RE2 pattern, the API server refuses it too
+                compiled = None
+    _COMPILED[pattern] = compiled
+    return compiled
+
+
+def _kw_re2_pattern(validator: Any, pattern: Any, instance: Any, schema: Mapping[str, Any]) -> Iterator[Any]:
+    """``pattern`` of a CRD, run with RE2 semantics (see :func:`compile_crd_pattern`)."""
+    if not isinstance(instance, str) or not isinstance(pattern, str):
+        return
+    compiled = compile_crd_pattern(pattern)
+    if compiled is not None and compiled.search(instance) is None:
+        from jsonschema.exceptions import ValidationError
+
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# A regular expression runs in linear time on RE2 (the API server's engine) but may backtrack
+# exponentially on Python's re. Patterns whose structure allows that are not run (the value is
+# left unchecked, as with any pattern re cannot express). See pattern_is_safe.
+MAX_PATTERN_LENGTH = 4096
+
+
+def pattern_is_safe(pattern: str) -> bool:
+    """True when Python's backtracking ``re`` runs ``pattern`` without catastrophic backtracking.
+
+    Refused (False): longer than :data:`MAX_PATTERN_LENGTH`; a repeat (``*``, ``+``,
+    ``{n,}``, ``{n,m}`` with m > 1) around a part that itself repeats or branches
+    (``(a+)+``, ``(.+)+X``, ``(a|ab)*``, star height above one), and back references
+    (RE2 has none). Single repeats, classes, anchors and bounded counts pass; they run in
+    polynomial time, and the strings llmdeploy checks are its own short manifest values.
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return False
+    try:
+        import re._parser as sre_parse  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse  # type: ignore[import-not-found, no-redef]
+    try:
+        parsed = sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return False
+    constants = sre_parse  # MAX_REPEAT, BRANCH, ... live in the parser's namespace
+
+    ignore_case = bool(parsed.state.flags & re.IGNORECASE)
+    repeat_ops = (constants.MAX_REPEAT, constants.MIN_REPEAT, getattr(constants, "POSSESSIVE_REPEAT", None))
+
+    def first_of(items: Any, end: int = 0) -> Any:
+        """The first (``end=-1``: last) single-character item of ``items`` through groups, else None."""
+        items = list(items)
+        while items and items[end][0] is constants.SUBPATTERN:
+            items = list(items[end][1][-1])
+        return items[end] if items and items[end][0] in (constants.LITERAL, constants.IN) else None
+
+    def codes(item: Any) -> set[int]:
+        """The ASCII characters a single-character item matches."""
+        return {c for c in range(128) if _may_match([item], c)
+                or (ignore_case and (_may_match([item], ord(chr(c).lower())) or _may_match([item], ord(chr(c).upper()))))}
+
+    def repeated_parts(items: Any, out: list[Any]) -> list[Any]:
+        for op, av in items:
+            if op in repeat_ops:
+                if av[0] != av[1]:  # a variable part, optional ones (`?`) included
+                    out.append(av[2])
+                repeated_parts(av[2], out)
+            elif op is constants.SUBPATTERN:
+                repeated_parts(av[-1], out)
+            elif op is constants.BRANCH:
+                for alt in av[1]:
+                    repeated_parts(alt, out)
+        return out
+
+    def delimited(sub: Any) -> bool:
+        """Each iteration of the repeated ``sub`` starts (or ends) with a character no repeat
+        inside it can match (``(\\.[a-z0-9]+)*``, ``([a-z]+\\.)*``): an iteration cannot
+        backtrack into the next one."""
+        inner: set[int] = set()
+        for part in repeated_parts(sub, []):
+            inner |= chars_of(part)
+        for end in (0, -1):
+            edge = first_of(sub, end)
+            if edge is not None and codes(edge) and not codes(edge) & inner:
+                return True
+        return False
+
+    def disjoint(alternatives: Any) -> bool:
+        """Alternatives that start with pairwise different characters (``[a-z]|%[0-9a-f]{2}``)."""
+        seen: set[int] = set()
+        for alt in alternatives:
+            first = first_of(alt)
+            if first is None:
+                return False
+            chars = codes(first)
+            if chars & seen:
+                return False
+            seen |= chars
+        return True
+
+    every = set(range(128))
+
+    def chars_of(items: Any) -> set[int]:
+        """Every ASCII character some single-character item in ``items`` can match."""
+        out: set[int] = set()
+        for op, av in items:
+            if op in (constants.LITERAL, constants.IN, constants.NOT_LITERAL):
+                out |= codes((op, av)) if op is not constants.NOT_LITERAL else every - {av}
+            elif op is constants.ANY:
+                out |= every
+            elif op in repeat_ops:
+                out |= chars_of(av[2])
+            elif op is constants.SUBPATTERN:
+                out |= chars_of(av[-1])
+            elif op is constants.BRANCH:
+                for alt in av[1]:
+                    out |= chars_of(alt)
+        return out
+
+    def flat(items: Any) -> list[Any]:
+        out: list[Any] = []
+        for op, av in items:
+            if op is constants.SUBPATTERN:
+                out.extend(flat(av[-1]))
+            else:
+                out.append((op, av))
+        return out
+
+    def ambiguous(items: Any) -> bool:
+        """More than one way to match one span: two variable parts in a row that can take the
+        same character (``a*a*``, ``a*(a)?``), alternatives that can start alike (``a|a``)."""
+        open_: set[int] = set()
+        for op, av in flat(items):
+            if op is constants.AT:
+                continue
+            if op is constants.BRANCH:
+                if not disjoint(av[1]) or any(ambiguous(alt) for alt in av[1]):
+                    return True
+                first = set().union(*(codes(f) for f in (first_of(alt) for alt in av[1]) if f is not None))
+                if first & open_:
+                    return True
+                open_ |= chars_of([(op, av)])
+            elif op in repeat_ops:
+                lo, hi, sub = av
+                if ambiguous(sub):
+                    return True
+                first_item = first_of(sub)
+                first = codes(first_item) if first_item is not None else chars_of(sub)
+                if lo == hi:  # a fixed count is a fixed part
+                    if not first & open_:
+                        open_ = set()
+                    continue
+                if first & open_:
+                    return True
+                open_ |= chars_of(sub)
+            elif op in (constants.LITERAL, constants.IN, constants.NOT_LITERAL, constants.ANY):
+                if not chars_of([(op, av)]) & open_:
+                    open_ = set()
+            else:
+                return True  # back references, look-arounds inside a repeat: not analysed
+        return False
+
+    def risky(items: Any, inside: bool) -> bool:
+        """``inside``: within an unbounded repeat whose iterations are not delimited."""
+        for op, av in items:
+            if op in repeat_ops:
+                lo, hi, sub = av
+                if lo != hi and inside:  # a choice ({2} is a fixed count, `?` is a choice)
+                    return True
+                unbounded = hi > 16  # MAXREPEAT included; {1,4} around {1,5} stays small
+                if unbounded and ambiguous(sub):  # each iteration's choices multiply
+                    return True
+                if risky(sub, inside or (unbounded and not delimited(sub))):
+                    return True
+            elif op is constants.SUBPATTERN:
+                if risky(av[-1], inside):
+                    return True
+            elif op is constants.BRANCH:
+                if inside and not disjoint(av[1]):
+                    return True
+                if any(risky(b, inside) for b in av[1]):
+                    return True
+            elif op in (constants.GROUPREF, getattr(constants, "GROUPREF_EXISTS", None)):
+                return True
+            elif op in (constants.ASSERT, constants.ASSERT_NOT):
+                if risky(av[1], inside):
+                    return True
+            elif op is getattr(constants, "ATOMIC_GROUP", None) and risky(av, inside):
+                return True
+        return False
+
+    try:
+        return not risky(parsed, False)
+    except RecursionError:
+        return False
+
+
 _INLINE_FLAGS = re.compile(r"\(\?([imsU]+)\)")
 
 
@@ -226,7 +633,7 @@ def _convert_node(node: Any, *, structural: bool, preserve_inherited: bool = Fal
             out[key] = {
                 name: _convert_node(sub, structural=structural) for name, sub in value.items()
             }
-        elif key == "additionalProperties" and isinstance(value, dict):
+        elif key in ("additionalProperties", "additionalItems") and isinstance(value, dict):
             out[key] = _convert_node(value, structural=structural)
         elif key == "items":
             if isinstance(value, list):
@@ -239,7 +646,7 @@ def _convert_node(node: Any, *, structural: bool, preserve_inherited: bool = Fal
                 )
         elif key in ("allOf", "anyOf", "oneOf") and isinstance(value, list):
             out[key] = [_convert_node(sub, structural=False) for sub in value]
-        elif key in ("not", "patternProperties", "dependencies", "definitions"):
+        elif key in ("not", "dependencies", "definitions"):
             if key == "not":
                 out[key] = _convert_node(value, structural=False)
             elif isinstance(value, dict):
@@ -267,15 +674,9 @@ def _convert_node(node: Any, *, structural: bool, preserve_inherited: bool = Fal
         if isinstance(out.get(excl), bool) and out.pop(excl) and bound in out:
             out[excl] = out.pop(bound)
     if isinstance(out.get("pattern"), str):
-        original = out["pattern"]
-        rewritten = _rewrite_pattern(original)
-        if rewritten is None:
-            # Not expressible with Python's re: do not check it rather than crash.
-            del out["pattern"]
-            out["x-llmdeploy-unchecked-pattern"] = original
-        elif rewritten != original:
-            out["pattern"] = rewritten
-            out["x-llmdeploy-original-pattern"] = original
+        # A CRD's pattern is the user's: it runs on RE2 (linear time, the API server's
+        # semantics) through the x-llmdeploy-re2-pattern keyword, never on jsonschema's re.
+        out[RE2_PATTERN] = out.pop("pattern")
     list_type = out.get("x-kubernetes-list-type")
     if list_type == "set":
         out["uniqueItems"] = True
@@ -310,8 +711,12 @@ def convert_crd_schema(
        labels/annotations are string maps with valid keys and label values, ...),
        ``apiVersion``/``kind`` pinned with ``const`` and required, ``status`` dropped.
     3. ``nullable: true`` adds ``"null"`` to ``type`` (and to ``enum``).
-    4. RE2 patterns made Python compatible (inline global flags moved to the front, ``$`` and
-       ``\\z`` anchored at the very end); an untranslatable pattern is dropped.
+    4. ``pattern`` becomes ``x-llmdeploy-re2-pattern``, run by RE2 as the API server runs it
+       (:func:`compile_crd_pattern`: linear time; without google-re2, a safe translation to
+       Python's ``re`` or no check at all, never a pattern that can backtrack without bound).
+
+    The schema is first checked by :func:`check_crd_schema` (keyword types, ``$ref``,
+    size and depth with aliases expanded); :class:`CRDSchemaError` says where it fails.
     5. ``x-kubernetes-list-type: set`` adds ``uniqueItems``; ``map`` lists keep their
        ``x-kubernetes-list-map-keys``, which the checker's validator enforces.
     6. OpenAPI 3.0 boolean ``exclusiveMinimum``/``exclusiveMaximum`` become numbers;
@@ -328,6 +733,7 @@ def convert_crd_schema(
     Returns:
         A new JSON-serialisable schema; the input is not modified.
     """
+    check_crd_schema(schema)
     root: dict[str, Any] = _convert_node(dict(schema), structural=True)
     root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     root["type"] = "object"

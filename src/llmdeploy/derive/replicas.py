@@ -53,8 +53,10 @@ def replicas_for_load(spec: LLMService, sizing: SizingReport | None) -> tuple[in
         return None
     return int(cap.replicas_needed), (
         f"{fmt(load.requests_per_second)} req/s at {load.avg_prompt_tokens} prompt + {load.avg_output_tokens} "
-        f"output tokens, {cap.requests_per_s_per_replica:.2f} req/s per replica run at "
-        f"{TARGET_UTILIZATION:.0%} → {int(cap.replicas_needed)} replicas (sizing capacity estimate)")
+        f"output tokens, {cap.requests_per_s_per_replica:.2f} req/s per replica at {cap.concurrency} requests at "
+        f"once, run at {TARGET_UTILIZATION:.0%} → {int(cap.replicas_needed)} replicas (capacity estimate"
+        + (f"; the latency SLO is missed even by one request: {cap.slo_missed}" if cap.slo_missed else "")
+        + ")")
 
 
 def replica_bounds(spec: LLMService, sizing: SizingReport | None) -> ReplicaBounds:

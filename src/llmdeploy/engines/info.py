@@ -51,6 +51,8 @@ class MetricInfo:
     labels: tuple[str, ...] = ()
     note: str | None = None
     verified: bool | str | None = None
+    # False for series the HTTP server exports (no model_name/engine labels: scope by pod).
+    engine_labels: bool = True
 
 
 @record
@@ -232,6 +234,12 @@ class EngineVersionInfo:
         nr = self._table.images.get("non_root") or {}
         return bool(nr.get("works")) and nr.get("verified") not in (False, "false")
 
+    @property
+    def image_passwd_uids(self) -> tuple[int, ...]:
+        """Non-root UIDs the upstream image defines in /etc/passwd (empty: only root)."""
+        nr = self._table.images.get("non_root") or {}
+        return tuple(int(u) for u in nr.get("passwd_uids") or ())
+
     # -- metrics -----------------------------------------------------------------------
 
     def metric_info(self, logical: str) -> MetricInfo:
@@ -252,7 +260,7 @@ class EngineVersionInfo:
             if r.covers(v):
                 name = r.values.get("name")
                 break
-        return MetricInfo(logical, name, spec.type, spec.labels, spec.note, spec.verified)
+        return MetricInfo(logical, name, spec.type, spec.labels, spec.note, spec.verified, spec.engine_labels)
 
     def metric(self, logical: str) -> str:
         """The metric name ``logical`` is exported under in this version.

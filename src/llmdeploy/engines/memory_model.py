@@ -56,6 +56,10 @@ class ActivationModel:
             profile run holds on top of the forward (TGI's warm-up asks for prompt
             logprobs: the logits of every prompt token and, before 3.0, their
             out-of-place log-softmax); 0 where only sampled rows get logits.
+        sampler_warmup_copies: fp32 ``max_num_seqs × vocabulary`` logits tensors the
+            sampler warm-up needs free *after* the KV cache and CUDA graphs are allocated
+            (V1 ``compile_or_warm_up_model`` → ``_dummy_sampler_run``); 0 where there is
+            no such warm-up.
     """
 
     intermediate_factor: float
@@ -67,6 +71,7 @@ class ActivationModel:
     chunked_prefill_threshold: int | None
     chunked_prefill_batched_tokens: int | None
     prefill_logits_copies: float
+    sampler_warmup_copies: float = 0.0
 
 
 @record
@@ -323,6 +328,7 @@ def memory_model_from_table(
             chunked_prefill_threshold=act.opt_int("chunked_prefill_threshold"),
             chunked_prefill_batched_tokens=act.opt_int("chunked_prefill_batched_tokens"),
             prefill_logits_copies=act.number("prefill_logits_copies"),
+            sampler_warmup_copies=act.number("sampler_warmup_copies") if "sampler_warmup_copies" in act.data else 0.0,
         ),
         non_torch=NonTorchModel(
             tp1_gib=nt.number("tp1_gib"),

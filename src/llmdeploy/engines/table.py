@@ -114,6 +114,7 @@ class _MetricSpec:
     names: tuple[_Range, ...]  # values: {"name": str | None}
     note: str | None
     verified: bool | str | None
+    engine_labels: bool = True
 
 
 @record
@@ -283,6 +284,7 @@ def _build_table(raw: Mapping[str, Any]) -> _Table:
             names=names,
             note=spec.get("note") or spec.get("history"),
             verified=spec.get("verified"),
+            engine_labels=bool(spec.get("engine_labels", True)),
         )
     labels = _ranges(metrics_raw.get("labels", []), key="")
 

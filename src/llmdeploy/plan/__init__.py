@@ -39,6 +39,14 @@ def build_plan(analysis: Analysis) -> Plan:
     from . import kserve, monitoring, policy, rollout, scaling
 
     ctx = plan_context(analysis)
+    if ctx.spec.deployment.target == "llmInferenceService":
+        from . import llmisvc
+
+        return llmisvc.build_plan(ctx)
+    if ctx.spec.deployment.target == "leaderWorkerSet":
+        from . import lws
+
+        return lws.build_plan(ctx)
     engine = kserve.plan_engine(ctx)
     sections = [scaling.plan_scaling(ctx, engine)]
     sections.append(rollout.plan_rollout(ctx, engine, sections[0]))

@@ -151,7 +151,12 @@ def build_dashboard(ctx: PlanContext, plan: MonitoringPlan) -> dict[str, Any]:
     """The dashboard JSON model of one service."""
     mq = plan.queries
     # Same queries, scoped by the dashboard's variables instead of the literal service.
-    q = replace(mq, namespace="$namespace", model_name="$model", rate_window="$__rate_interval", group_by=())
+    # Series without the model label (the HTTP server's) are scoped by the pods of every
+    # InferenceService of the service: the dashboard covers the stable and the candidate.
+    pods = sorted({s.queries.service_pod_regex for s in plan.scopes if s.queries.service_pod_regex})
+    service_pods = (pods[0] if len(pods) == 1 else "(" + "|".join(pods) + ")") if pods else None
+    q = replace(mq, namespace="$namespace", model_name="$model", rate_window="$__rate_interval", group_by=(),
+                service_pod_regex=service_pods)
     th = plan.thresholds
     engine = ctx.engine
     anchor_metric = q.m("num_requests_running")
@@ -168,7 +173,7 @@ def build_dashboard(ctx: PlanContext, plan: MonitoringPlan) -> dict[str, Any]:
     if "requests" in have:
         lay.add(_stat("Requests/s", "Finished requests per second.", "reqps", q.requests_per_s()), 4, 4)
     if "errors" in have:
-        lay.add(_stat("Error ratio", "Aborted or failed share of finished requests.", "percentunit",
+        lay.add(_stat("Error ratio", f"Share of {q.error_source()}.", "percentunit",
                       q.error_ratio(), th.get("errors")), 4, 4)
     if "ttft" in have:
         lay.add(_stat("p95 TTFT", "95th percentile time to first token.", "s", q.ttft(0.95), th.get("ttft")), 4, 4)
@@ -187,8 +192,8 @@ def build_dashboard(ctx: PlanContext, plan: MonitoringPlan) -> dict[str, Any]:
             exprs = [(q.requests_per_s(), "finished")]
         lay.add(_timeseries("Request rate", "Finished requests per second by finish reason.", "reqps", exprs), 12, 8)
     if "errors" in have:
-        lay.add(_timeseries("Error ratio", "Share of finished requests that were aborted or failed; the red line "
-                            "is the error budget.", "percentunit", [(q.error_ratio(), "error ratio")],
+        lay.add(_timeseries("Error ratio", f"Share of {q.error_source()}; the red line is the error budget.",
+                            "percentunit", [(q.error_ratio(), "error ratio")],
                             th.get("errors")), 12, 8)
     tokens = []
     if "prompt_tokens" in have:

@@ -126,10 +126,32 @@ def vllm_args(ctx: PlanContext, max_num_seqs: int) -> list[str]:
     args += _bool_flag(ctx.engine, "--enable-chunked-prefill", "--no-enable-chunked-prefill", rt.chunked_prefill)
     if s.model.trust_remote_code:
         args.append("--trust-remote-code")
+    if s.deployment.target != "llmInferenceService":
+        # On the llmInferenceService target KServe adds them from spec.model.lora (plan/llmisvc.py).
+        args.extend(lora_args(ctx))
     if ctx.engine.flag("--shutdown-timeout") is not None and ctx.engine.flag_available("--shutdown-timeout"):
         # vLLM >= 0.18 drains in-flight requests on SIGTERM for this long.
         args.append(f"--shutdown-timeout={max(1, termination_grace(ctx) - PRESTOP_SETTLE_SECONDS - 10)}")
     args.extend(rt.extra_args)
+    return args
+
+
+def lora_args(ctx: PlanContext) -> list[str]:
+    """vLLM's LoRA flags for ``model.loras``: the limits (derive/lora.py) and the adapters.
+
+    On this target KServe downloads only the base model, so an adapter is given to vLLM as
+    its Hugging Face repository id (``--lora-modules name=org/adapter``), which vLLM
+    resolves and downloads itself (vllm/lora/utils.py ``get_adapter_absolute_path``); other
+    storage schemes need the llmInferenceService target (LD705).
+    """
+    from ..derive.lora import lora_limits
+
+    limits = lora_limits(ctx.spec)
+    if limits is None:
+        return []
+    args = ["--enable-lora", f"--max-loras={limits.max_loras}", f"--max-lora-rank={limits.max_rank}",
+            f"--max-cpu-loras={limits.max_cpu_loras}", "--lora-modules"]
+    args += [f"{a.name}={a.storage_uri.removeprefix('hf://')}" for a in ctx.spec.model.loras]
     return args
 
 
@@ -242,7 +264,8 @@ def _drain_script(ctx: PlanContext, port: int, deadline: int) -> str:
 
 def _resources(ctx: PlanContext, gpus: int, shm_gib: float) -> dict[str, Any]:
     r = ctx.spec.resources
-    weights_gib = ctx.sizing.weights_bytes_total / 2**30
+    # Each pod of a multi-node replica loads only its pipeline stages' share of the weights.
+    weights_gib = ctx.sizing.weights_bytes_total / 2**30 / r.nodes
     if r.cpu == "auto":
         cpu = str(max(4, 4 * gpus))
     else:
@@ -300,7 +323,8 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
     s = ctx.spec
     info = ctx.engine
     par = s.resources.parallelism
-    gpus = par.tensor * par.pipeline * par.data
+    # One pod per node: a multi-node replica (resources.nodes, LD802) splits its GPUs evenly.
+    gpus = par.tensor * par.pipeline * par.data // s.resources.nodes
     max_num_seqs = ctx.sizing.max_num_seqs
     port = s.runtime.port
     image = s.runtime.image or info.default_image

@@ -30,7 +30,8 @@ SPEC_HASH_LABEL = "llmdeploy.dev/spec-hash"
 # event, but the order reads better and matches `helm template`).
 KIND_ORDER = (
     "Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterServingRuntime", "ServingRuntime",
-    "InferenceService", "TriggerAuthentication", "ScaledObject", "HTTPRoute", "Canary",
+    "InferenceService", "LLMInferenceService", "InferencePool", "InferenceObjective", "LeaderWorkerSet",
+    "TriggerAuthentication", "ScaledObject", "HTTPRoute", "Canary",
     "PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "ServiceMonitor", "PrometheusRule",
 )
 
@@ -115,9 +116,34 @@ class PlanContext:
 
         KServe sets ``serving.kserve.io/inferenceservice: <name>`` and
         ``component: predictor`` on every predictor pod (pkg/constants/constants.go:
-        InferenceServicePodLabelKey, KServiceComponentLabel).
+        InferenceServicePodLabelKey, KServiceComponentLabel). On the
+        ``llmInferenceService`` target, the labels KServe puts on the workload pods of an
+        LLMInferenceService instead (``effective.llmisvc.workload_selector``).
         """
+        if self.spec.deployment.target == "leaderWorkerSet":
+            # The leader pods of a LeaderWorkerSet, the only ones that serve and export metrics
+            # (leaderworkerset_types.go SetNameLabelKey, WorkerIndexLabelKey at LWS v0.10.0).
+            return {"leaderworkerset.sigs.k8s.io/name": isvc_name or self.name,
+                    "leaderworkerset.sigs.k8s.io/worker-index": "0"}
+        if self.spec.deployment.target == "llmInferenceService":
+            from ..effective.llmisvc import workload_selector
+
+            return workload_selector(isvc_name or self.name)
         return {"component": "predictor", "serving.kserve.io/inferenceservice": isvc_name or self.name}
+
+    def workload_pod_regex(self, names: tuple[str, ...]) -> str:
+        """A regex for the pod names of these InferenceServices (or LLMInferenceServices on that target)."""
+        if self.spec.deployment.target == "leaderWorkerSet":
+            from ..effective.lws import pod_regex
+
+            return pod_regex(names)
+        if self.spec.deployment.target == "llmInferenceService":
+            from ..effective.llmisvc import workload_pod_regex
+
+            return workload_pod_regex(names)
+        from ..promql import predictor_pod_regex
+
+        return predictor_pod_regex(names)
 
     def metadata(self, name: str, *, namespace: str | None = "", component: str | None = None,
                  annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,

@@ -33,7 +33,6 @@ from ..promql import (
     format_duration,
     matchers,
     parse_duration,
-    predictor_pod_regex,
 )
 from ..records import record
 from . import rollout
@@ -272,7 +271,7 @@ def gpu_memory_threshold(ctx: PlanContext) -> float:
 
 def scrape_target(ctx: PlanContext) -> ScrapeTarget:
     mon = ctx.spec.monitoring
-    regex = predictor_pod_regex(isvc_names(ctx))
+    regex = ctx.workload_pod_regex(isvc_names(ctx))
     if mon.scrape == "podMonitor":
         job: str | None = f"{ctx.namespace}/{ctx.name}"
     elif mon.scrape == "serviceMonitor":
@@ -316,7 +315,7 @@ def _scope(ctx: PlanContext, isvc: str, role: str, model_name: str, skipped: lis
     mon = ctx.spec.monitoring
     gpu = None
     if mon.dcgm:
-        gpu = GpuQueries(ctx.namespace, predictor_pod_regex((isvc,)), mon.dcgm_honor_labels)
+        gpu = GpuQueries(ctx.namespace, ctx.workload_pod_regex((isvc,)), mon.dcgm_honor_labels)
         have |= {"gpu_memory", "gpu_util"}
     return Scope(isvc, role, q, gpu, frozenset(have))
 
@@ -447,8 +446,8 @@ def _signal_alerts(ctx: PlanContext, scope: Scope, th: dict[str, float]) -> list
         out.append(AlertRule(
             "LLMServiceErrorRatioHigh", f"{REC_ERROR_RATIO}{rs} > {num(a.error_rate)}", fd, "critical",
             f"Requests failing in {service}",
-            f"{percent} of the requests {service} finished were aborted or failed (budget {pct(a.error_rate)}) "
-            f"for {fd}.", "errors", isvc, a.error_rate))
+            f"{percent} of the requests to {service} failed on the server side ({scope.queries.error_source()}; budget "
+            f"{pct(a.error_rate)}) for {fd}.", "errors", isvc, a.error_rate))
     if "preemptions" in have:
         th["preemptions"] = a.preemptions_per_second
         out.append(AlertRule(

@@ -130,6 +130,17 @@ def suggested_queue_depth(spec: LLMService, sizing: SizingReport | None) -> tupl
                f"= {fmt(q)} waiting requests per replica")
 
 
+def full_batch(sizing: SizingReport | None, max_num_seqs: int) -> tuple[int, str]:
+    """Requests a replica runs at once when busy, and why: ``max_num_seqs``, or fewer when
+    the KV cache holds fewer typical requests (or the latency SLO caps the batch) — the
+    capacity estimate's operating point."""
+    cap = capacity_of(sizing)
+    if cap is not None and 0 < cap.concurrency < max_num_seqs:
+        return cap.concurrency, (f"{cap.concurrency} requests of {cap.prompt_tokens}+{cap.output_tokens} tokens "
+                                 f"run at once (capacity estimate; max-num-seqs {max_num_seqs})")
+    return max_num_seqs, f"max-num-seqs {max_num_seqs}"
+
+
 def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: int) -> TargetChoice:
     """Resolve ``scaling.target`` (``auto`` included) for ``scaling.metric``."""
     s = spec.scaling
@@ -137,6 +148,7 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
     if s.target != "auto":
         return TargetChoice(float(s.target), "set in the spec or its profile")
     cap = capacity_of(sizing)
+    batch, batch_reason = full_batch(sizing, max_num_seqs)
     alerts = spec.monitoring.alerts
     if metric == "queueDepth":
         suggestion = suggested_queue_depth(spec, sizing)
@@ -144,8 +156,8 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
             return TargetChoice(*suggestion)
         return TargetChoice(DEFAULT_QUEUE_DEPTH, "5 waiting requests per replica (practices.md)")
     if metric == "runningRequests":
-        v = max(1.0, math.floor(max_num_seqs * SATURATION_HEADROOM))
-        return TargetChoice(v, f"{SATURATION_HEADROOM} × max-num-seqs {max_num_seqs}")
+        v = max(1.0, math.floor(batch * SATURATION_HEADROOM))
+        return TargetChoice(v, f"{SATURATION_HEADROOM} × a full batch: {batch_reason}")
     if metric == "kvCacheUsage":
         return TargetChoice(DEFAULT_KV_CACHE_TARGET, "80 % KV-cache usage (vLLM preempts as it fills)")
     if metric == "ttftP95":
@@ -157,10 +169,10 @@ def choose_target(spec: LLMService, sizing: SizingReport | None, max_num_seqs: i
     if metric == "generationTokens":
         tps = cap.decode_tokens_per_s if cap is not None else 0.0
         v = max(1.0, math.floor(tps * SATURATION_HEADROOM))
-        return TargetChoice(v, f"{SATURATION_HEADROOM} × {tps:.0f} decode tokens/s per replica (capacity estimate)")
+        return TargetChoice(v, f"{SATURATION_HEADROOM} × {tps:.0f} output tokens/s per replica (capacity estimate)")
     if metric == "concurrency":
-        return TargetChoice(float(max_num_seqs),
-                            f"max-num-seqs {max_num_seqs}; Knative aims at {KNATIVE_TARGET_UTILIZATION:.0%} of it")
+        return TargetChoice(float(batch),
+                            f"a full batch: {batch_reason}; Knative aims at {KNATIVE_TARGET_UTILIZATION:.0%} of it")
     if metric == "rps":
         rate = cap.requests_per_s_per_replica if cap is not None else 0.0
         v = max(1.0, round(rate))
@@ -221,7 +233,7 @@ def keda_triggers(ctx: PlanContext, target: ScaleTarget) -> list[Trigger]:
         # can be empty while a replica is busy generating, so activity is "any request
         # running or waiting"; its threshold (a full batch per replica) only adds replicas
         # once the queue-based trigger would have already.
-        seqs = ctx.sizing.max_num_seqs
+        seqs, _ = full_batch(ctx.sizing, ctx.sizing.max_num_seqs)
         triggers.append(Trigger(
             name="in-flight", query=q.in_flight_total(), metric_type="AverageValue",
             threshold=float(seqs), activation=0.0,
@@ -346,8 +358,12 @@ def primary_target(ctx: PlanContext) -> ScaleTarget:
 
 
 def plan_scaling(ctx: PlanContext, engine: EnginePlan) -> Section:
-    """Autoscaling of the service's own predictor."""
-    return plan_for(ctx, engine, primary_target(ctx), with_auth=True)
+    """Autoscaling of the service's own predictor (its notes start with the batch size the targets rest on)."""
+    out = plan_for(ctx, engine, primary_target(ctx), with_auth=True)
+    reason = ctx.sizing.max_num_seqs_reason
+    if reason:
+        out.notes.insert(0, f"engine: max-num-seqs {engine.max_num_seqs}: {reason}")
+    return out
 
 
 def plan_for(ctx: PlanContext, engine: EnginePlan, target: ScaleTarget, *, with_auth: bool) -> Section:

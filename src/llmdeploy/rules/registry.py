@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnostic, Severity
 from ..records import record
 from ..spec.models import camel_path
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..effective import Workload
     from ..resolve import Resolved
     from ..spec.models import LLMService
     from ..spec.validate import Validated
@@ -48,7 +49,29 @@ class RuleContext:
         return self.validated.user_set(path)
 
 
-CheckFn = Callable[[RuleContext], Iterable[Finding]]
+@dataclass
+class EffectiveContext(RuleContext):
+    """What a runtime-truth rule (stage ``effective``) looks at, besides the spec.
+
+    ``workload`` is the service's InferenceService as the cluster will run it
+    (``effective.workloads``); ``objects`` are the documents rendered for the service
+    (the shared ClusterServingRuntime included).
+    """
+
+    workload: Workload | None = None
+    objects: Sequence[Mapping[str, Any]] = ()
+    workloads: Sequence[Workload] = ()  # every InferenceService of the service (stable, candidate)
+
+    @property
+    def first(self) -> bool:
+        """True for the service's first workload (rules about the whole service run once)."""
+        return not self.workloads or self.workloads[0] is self.workload
+
+    def of_kind(self, kind: str) -> list[Mapping[str, Any]]:
+        return [o for o in self.objects if o.get("kind") == kind]
+
+
+CheckFn = Callable[[Any], Iterable[Finding]]
 
 
 @record
@@ -60,7 +83,7 @@ class Rule:
     title: str
     doc: str
     check: CheckFn | None = field(default=None, compare=False)
-    stage: str = "semantic"  # "load" / "schema" rules are emitted outside the registry
+    stage: str = "semantic"  # "effective": run on the rendered objects; "load"/"schema": emitted elsewhere
 
 
 RULES: dict[str, Rule] = {}
@@ -76,7 +99,8 @@ def rule(rule_id: str, severity: Severity = Severity.ERROR, *, stage: str = "sem
         if not doc:
             raise RuntimeError(f"rule {rule_id} needs a docstring (it is the rule's documentation)")
         title = doc.splitlines()[0].rstrip(".")
-        RULES[rule_id] = Rule(rule_id, severity, title, doc, fn if stage == "semantic" else None, stage)
+        checks = fn if stage in ("semantic", "effective") else None
+        RULES[rule_id] = Rule(rule_id, severity, title, doc, checks, stage)
         return fn
 
     return deco
@@ -88,11 +112,12 @@ def documented(rule_id: str, severity: Severity, doc: str, stage: str) -> None:
     RULES[rule_id] = Rule(rule_id, severity, doc.splitlines()[0].rstrip("."), doc, None, stage)
 
 
-def run_rules(ctx: RuleContext, rules: Iterable[Rule] | None = None) -> list[Diagnostic]:
-    """Run every semantic rule and locate its findings."""
+def run_rules(ctx: RuleContext, rules: Iterable[Rule] | None = None, *, stage: str = "semantic") -> list[Diagnostic]:
+    """Run every rule of ``stage`` (``semantic`` on the spec, ``effective`` on the rendered
+    objects, with an :class:`EffectiveContext`) and locate its findings in the spec."""
     out: list[Diagnostic] = []
     for r in rules if rules is not None else sorted(RULES.values(), key=lambda r: r.id):
-        if r.check is None:
+        if r.check is None or r.stage != stage:
             continue
         for f in r.check(ctx):
             file, line, col = ctx.validated.locate(f.path, key=f.key)

@@ -52,7 +52,7 @@ def standard_rollout_needs_candidate_and_gateway(ctx: RuleContext) -> Iterator[F
                              f"second InferenceService{why}",
                       "add rollout.candidate with what changes (image, storageUri, revision, extraArgs), or use "
                       "deployment.mode: knative, where KServe splits traffic between revisions")
-    if r.gateway is None:
+    if r.gateway is None and ctx.spec.deployment.target != "llmInferenceService":  # there: KServe's route group
         yield Finding(where, f"{r.strategy} in Standard mode needs rollout.gateway: a Gateway API HTTPRoute splits "
                              f"the traffic between the two InferenceServices{why}",
                       "add rollout.gateway.name (and namespace) of the Gateway your clients call")

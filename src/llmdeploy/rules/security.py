@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from ..diagnostics import Severity
+from ..secrets import describe, find_secrets, secret_name
+from ..spec.models import camel_path
 from .registry import Finding, RuleContext, rule
 
-# Token shapes with a recognisable prefix. Sources: Hugging Face user access tokens
-# start with "hf_"; AWS access key ids with AKIA (long-term) or ASIA (temporary)
-# (docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids);
-# GitHub tokens with ghp_/gho_/ghu_/ghs_/ghr_ (github.blog 2021-04-05 token format).
-TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")),
-    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b")),
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("an OpenAI-style API key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b")),
-)
-# A 40-character AWS secret access key, only where the key name says so (too generic otherwise).
-AWS_SECRET = re.compile(r"^[A-Za-z0-9/+=]{40}\Z")
+# The token shapes, URL userinfo, signed-URL parameters, credential flags and the entropy
+# test live in ``llmdeploy.secrets`` (base layer), shared with the manifest scan and the
+# redaction of diagnostics; docs/security.md lists them.
 
-SECRET_KEY_NAMES = re.compile(
-    r"(token|password|passwd|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential)", re.I
-)
 # Keys whose value is a reference to a Secret, not the secret itself.
-REFERENCE_KEYS = {"secretRef", "tokenKey", "authSecretRef", "secretKeyRef", "name", "key", "authModes"}
+REFERENCE_KEYS = {"secretRef", "tokenKey", "authSecretRef", "secretKeyRef", "name", "key", "authModes",
+                  "path", "reason"}
+# Values a credential-named key may hold without being a credential.
+_NOT_A_VALUE = {"", "true", "false", "none", "null"}
+# An env entry named like a credential ({name: DB_PASSWORD, value: …}) is LD402's.
 
-# Engine flags whose value is a credential.
-SECRET_FLAGS = {"--api-key", "--hf-token", "--ssl-keyfile-password"}
+# Engine flags whose value is a credential (compared after `_` → `-`: vLLM's argparse accepts both).
+SECRET_FLAGS = {"--api-key", "--hf-token", "--ssl-keyfile-password", "--token", "--password"}
+
+
+def normalize_flag(flag: str) -> str:
+    """``--api_key`` → ``--api-key``: vLLM (FlexibleArgumentParser) treats them as one flag."""
+    return "--" + flag[2:].replace("_", "-") if flag.startswith("--") else flag
 
 
 def _walk(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], Any]]:
@@ -44,24 +41,49 @@ def _walk(node: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[s
         yield path, node
 
 
+def allowed_paths(data: Any) -> set[str]:
+    """The camel-case JSON paths the spec's ``security.allowSecretLike`` exempts."""
+    security = data.get("security") if isinstance(data, dict) else None
+    entries = security.get("allowSecretLike") if isinstance(security, dict) else None
+    if not isinstance(entries, list):  # absent or mistyped (validation reports the latter)
+        return set()
+    return {e["path"] for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)}
+
+
+def allowed_values(data: Any) -> list[str]:
+    """The string values at the exempt paths (the manifest scan lets them through too)."""
+    paths = allowed_paths(data)
+    return [v for p, v in _walk(data) if isinstance(v, str) and camel_path(p) in paths]
+
+
+_HINT = ("store it in a Secret and reference it (model.credentials.secretRef, runtime.env[].secretKeyRef); "
+         "then revoke it, it is in your history")
+
+
+def _allow_hint(path: tuple[str | int, ...]) -> str:
+    return (f"{_HINT}. If it is not a credential, add {{path: {camel_path(path)}, reason: ...}} to "
+            "security.allowSecretLike")
+
+
 def scan_literal_secrets(data: Any) -> Iterator[Finding]:
-    """Findings for credential-looking literals anywhere in raw spec data."""
+    """Findings for credential-looking literals anywhere in raw spec data (values never quoted)."""
+    allowed = allowed_paths(data)
     for path, value in _walk(data):
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or path[:1] == ("security",):
             continue
-        for what, pattern in TOKEN_PATTERNS:
-            if pattern.search(value):
-                yield Finding(path, f"{what} is written in the spec",
-                              "store it in a Secret and reference it (model.credentials.secretRef, "
-                              "runtime.env[].secretKeyRef); then revoke this one, it is in your history")
-                break
-        else:
-            key = next((p for p in reversed(path) if isinstance(p, str)), "")
-            if key in REFERENCE_KEYS or not SECRET_KEY_NAMES.search(key):
-                continue
-            if AWS_SECRET.match(value) or len(value) >= 8:
-                yield Finding(path, f"{key!r} holds a literal credential",
-                              "reference a Secret instead of writing the value")
+        if camel_path(path) in allowed:
+            continue
+        spans = find_secrets(value)
+        if "extraArgs" in path:  # LD403 reports credential flags in engine args, with their own hint
+            spans = [sp for sp in spans if sp.what != "a credential flag"]
+        if spans:
+            yield Finding(path, f"{describe(spans)} is written in the spec", _allow_hint(path))
+            continue
+        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        if key in REFERENCE_KEYS or not secret_name(key):
+            continue
+        if len(value) >= 8 and value.strip().lower() not in _NOT_A_VALUE:
+            yield Finding(path, f"{key!r} holds a literal credential", _allow_hint(path))
 
 
 #: Emitted by the pipeline's scan of the raw spec, before validation (see pipeline.py).
@@ -72,15 +94,25 @@ LITERAL_SECRET = "LD401"
 def literal_credential(ctx: RuleContext) -> Iterator[Finding]:
     """A credential is written in the spec.
 
-    Tokens (Hugging Face ``hf_…``, AWS ``AKIA…``/``ASIA…`` key ids, GitHub ``ghp_…``,
-    private keys) and values of keys named like ``token``, ``password``, ``secret`` or
-    ``apiKey`` are errors wherever they appear. Specs live in git; credentials belong
-    in a Secret that the spec references.
+    Every string of the spec (and of its profile) goes through the secret scan of
+    ``llmdeploy.secrets`` (patterns listed in docs/security.md): known token formats
+    (Hugging Face ``hf_…``, AWS ``AKIA…`` key ids and 40-character secret keys, GitHub
+    ``ghp_…``/``github_pat_…``, Slack ``xox…``, Google ``AIza…``, JSON Web Tokens, bearer
+    credentials, private keys), ``user:password@`` in URLs and image references,
+    signed-URL parameters (``token=``, ``sig=``, ``X-Amz-Signature=``,
+    ``X-Goog-Signature=``), credential flags (``--api-key=…``) and long high-entropy
+    strings. Values of keys named like ``token``, ``password``, ``secret`` or ``apiKey``
+    are errors too (an env entry whose ``name`` says so is LD402; a credential flag in
+    ``extraArgs`` is LD403). The message
+    never quotes the value. Specs live in git; credentials belong in a Secret that the
+    spec references. A value that only looks like a credential is exempted by its path
+    in ``security.allowSecretLike`` (with a reason), never by a comment.
 
     Fails::
 
         model:
           credentials: {token: hf_abcdefghijklmnopqrstuvwxyz123456}
+          storageUri: s3://weights/llama?X-Amz-Signature=0123abcd
 
     Passes::
 
@@ -107,8 +139,9 @@ def literal_env_secret(ctx: RuleContext) -> Iterator[Finding]:
         runtime:
           env: [{name: VLLM_API_KEY, secretKeyRef: {name: vllm-api, key: key}}]
     """
+    allowed = allowed_paths(ctx.validated.merged or ctx.validated.doc.data)
     for i, env in enumerate(ctx.spec.runtime.env):
-        if env.value and SECRET_KEY_NAMES.search(env.name):
+        if env.value and secret_name(env.name) and f"runtime.env[{i}].value" not in allowed:
             yield Finding(("runtime", "env", i, "value"), f"environment variable {env.name} has a literal value",
                           "use `secretKeyRef: {name: <secret>, key: <key>}` instead of `value`")
         if env.value is not None and env.secret_key_ref is not None:
@@ -125,20 +158,27 @@ def secret_in_flag(ctx: RuleContext) -> Iterator[Finding]:
 
     ``--api-key`` and similar flags end up in the pod spec, visible to anyone who can
     read it. Pass the value through an environment variable from a Secret (vLLM reads
-    ``VLLM_API_KEY``).
+    ``VLLM_API_KEY``). The underscore spelling (``--api_key``) is the same flag: vLLM's
+    ``FlexibleArgumentParser`` turns ``_`` into ``-`` in option names
+    (vllm ``vllm/utils/__init__.py``, v0.11.0). A rollout candidate's ``extraArgs`` are
+    checked too.
 
     Fails::
 
         runtime:
-          extraArgs: ["--api-key=abc123"]
+          extraArgs: ["--api_key=abc123"]
     """
-    args = ctx.spec.runtime.extra_args
-    for i, arg in enumerate(args):
-        flag = arg.split("=", 1)[0]
-        if flag in SECRET_FLAGS:
-            yield Finding(("runtime", "extraArgs", i), f"{flag} puts a credential in the pod spec",
-                          "drop the flag and set the engine's env var from a Secret "
-                          "(vLLM: runtime.env [{name: VLLM_API_KEY, secretKeyRef: …}])")
+    lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
+    cand = ctx.spec.rollout.candidate
+    if cand is not None and cand.extra_args:
+        lists.append((("rollout", "candidate", "extraArgs"), cand.extra_args))
+    for where, args in lists:
+        for i, arg in enumerate(args):
+            flag = normalize_flag(arg.split("=", 1)[0])
+            if flag in SECRET_FLAGS:
+                yield Finding((*where, i), f"{flag} puts a credential in the pod spec",
+                              "drop the flag and set the engine's env var from a Secret "
+                              "(vLLM: runtime.env [{name: VLLM_API_KEY, secretKeyRef: …}])")
 
 
 @rule("LD404", Severity.WARNING)

@@ -273,3 +273,34 @@ def cuda_graphs_fit_headroom(ctx: RuleContext) -> Iterator[Finding]:
           gpuMemoryUtilization: 0.92
     """
     yield from _findings(ctx, SizingProblem.CUDA_GRAPHS_OUTSIDE_BUDGET)
+
+
+@_sizing_rule("LD210", SizingProblem.SAMPLER_WARMUP_OOM)
+def sampler_warmup_fits(ctx: RuleContext) -> Iterator[Finding]:
+    """The sampler warm-up after the KV cache is allocated would run out of memory.
+
+    vLLM V1 allocates the KV cache from the profile run's budget, captures the CUDA graphs
+    (outside ``gpuMemoryUtilization`` before 0.21), then warms the sampler up with
+    ``maxNumSeqs`` dummy requests (vllm/v1/worker/gpu_worker.py ``compile_or_warm_up_model``
+    → gpu_model_runner.py ``_dummy_sampler_run``, v0.19.0). That pass needs about six fp32
+    copies of ``maxNumSeqs × vocabulary`` logits in what is left; with a large vocabulary,
+    1024 sequences and a high utilization it fails: gpt-oss-20b (201,088 tokens) at 0.95 on
+    an H100 stops with "CUDA out of memory occurred when warming up sampler with 1024 dummy
+    requests" at TP1 and TP2 and starts at 0.90 (tests/data/vllm_logs/sweeps). The hint
+    gives the largest ``maxNumSeqs`` and the utilization that leave room.
+
+    Fails::
+
+        model: {id: openai/gpt-oss-20b}
+        runtime:
+          gpuMemoryUtilization: 0.95
+          maxNumSeqs: 1024
+        resources:
+          gpu: {type: h100-sxm}
+
+    Passes::
+
+        runtime:
+          gpuMemoryUtilization: 0.90
+    """
+    yield from _findings(ctx, SizingProblem.SAMPLER_WARMUP_OOM)

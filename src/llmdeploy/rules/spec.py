@@ -77,9 +77,22 @@ documented(DUPLICATE_SERVICE, Severity.ERROR, """Two specs define the same servi
     """, "analyze")
 @rule("LD114")
 def gpu_in_catalog(ctx: RuleContext) -> Iterator[Finding]:
-    """The GPU type is not in the catalog.
+    """The GPU type is not in the catalog, or names several variants.
 
-    ``resources.gpu.type`` is a catalog key; ``llmdeploy catalog gpus`` lists them.
+    ``resources.gpu.type`` is a catalog key; ``llmdeploy catalog gpus`` lists them. A
+    family name that covers several entries (``a100``: 40 and 80 GB; ``h100``: SXM, PCIe,
+    NVL) is refused with the choices rather than sized as one of them: an A100 40GB sized
+    as the 80GB card is called a fit that runs out of memory.
+
+    Fails::
+
+        resources:
+          gpu: {type: a100}      # a100-40gb or a100-80gb?
+
+    Passes::
+
+        resources:
+          gpu: {type: a100-80gb}
     """
     err = ctx.resolved.gpu_error
     if err is not None:
@@ -96,6 +109,33 @@ def model_resolved(ctx: RuleContext) -> Iterator[Finding]:
     err = ctx.resolved.model_error
     if err is not None:
         yield Finding(("model", "config") if ctx.spec.model.config else ("model", "id"), err.message, err.hint)
+
+
+@rule("LD117", Severity.WARNING)
+def model_read_generically(ctx: RuleContext) -> Iterator[Finding]:
+    """The model's ``config.json`` was read by its standard keys only: parts are approximated.
+
+    llmdeploy never refuses a decoder ``config.json`` for its ``model_type``: any config
+    with the standard keys (``num_hidden_layers``, ``hidden_size``,
+    ``num_attention_heads``, ``num_key_value_heads``, ``head_dim``,
+    ``intermediate_size``, ``vocab_size``, the usual MoE and layer-type keys) is sized.
+    An architecture without explicit rules gets this warning, listing what was
+    approximated (for example the vision tower, a layer pattern, or weights counted
+    from the architecture because no ``model.safetensors.index.json`` was given). Give
+    ``model.safetensorsIndex`` to size the weights from the checkpoint's exact size.
+
+    Warns::
+
+        model:
+          config: ./some-new-arch/config.json   # model_type without explicit rules
+    """
+    model = ctx.resolved.model
+    if model is None or not model.approximations:
+        return
+    where = ("model", "config") if ctx.spec.model.config else ("model", "id")
+    yield Finding(where, f"{model.hf_id} ({model.family}) is read generically: " + "; ".join(model.approximations),
+                  "sizes are estimates for these parts; pass the checkpoint's model.safetensors.index.json "
+                  "(model.safetensorsIndex) for exact weights")
 
 
 @rule("LD110")

@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 from ..engines import Version
 from ..engines.memory_model import MemoryModel
 from ..records import record
-from .capacity import Capacity, estimate_capacity, estimate_load_seconds
+from .capacity import (
+    DEFAULT_AVG_OUTPUT_TOKENS,
+    DEFAULT_AVG_PROMPT_TOKENS,
+    Capacity,
+    Slo,
+    deployment,
+    estimate_capacity,
+    estimate_load_seconds,
+    slo_concurrency,
+)
 from .memory import (
     GIB,
     Quantization,
@@ -33,7 +42,9 @@ from .memory import (
     cuda_graph_sizes,
     cuda_total_bytes,
     kv_bytes_per_token,
+    kv_layers_on_stage,
     kv_tokens,
+    max_concurrency,
     non_torch_bytes,
     pipeline_stages,
     request_kv_bytes,
@@ -55,6 +66,7 @@ __all__ = [
     "Reason",
     "SizingInput",
     "SizingReport",
+    "Slo",
     "TargetLoad",
     "engine_batch_defaults",
     "largest_max_model_len",
@@ -76,11 +88,16 @@ TP_CHOICES = (1, 2, 4, 8)
 
 @record
 class TargetLoad:
-    """The load a service must carry (``scaling.targetLoad``)."""
+    """The load a service must carry (``scaling.targetLoad``, or ``size``/``plan`` flags).
 
-    requests_per_second: float
-    avg_prompt_tokens: int = 512
-    avg_output_tokens: int = 256
+    ``requests_per_second`` sizes the replicas; ``concurrency`` is the offered load in
+    requests in flight per replica (separate from the engine's ``max_num_seqs``).
+    """
+
+    requests_per_second: float | None = None
+    avg_prompt_tokens: int = DEFAULT_AVG_PROMPT_TOKENS
+    avg_output_tokens: int = DEFAULT_AVG_OUTPUT_TOKENS
+    concurrency: int | None = None
 
 
 @record
@@ -108,6 +125,9 @@ class SizingInput:
         engine_generation: ``V0``/``V1`` to force one vLLM engine (0.8-0.10).
         enforce_eager: no CUDA graphs (``--enforce-eager``).
         chunked_prefill: force chunked prefill on/off; None = the engine's default.
+        slo: latency targets (p95 TTFT, TPOT); they bound ``max_num_seqs`` auto and the
+            operating point replicas are sized at.
+        concurrencies: offered concurrencies of the capacity curve (None: the default set).
     """
 
     model: ModelConfig
@@ -129,6 +149,8 @@ class SizingInput:
     engine_generation: str | None = None
     enforce_eager: bool = False
     chunked_prefill: bool | None = None
+    slo: Slo | None = None
+    concurrencies: tuple[int, ...] | None = None
 
 
 @record
@@ -188,6 +210,7 @@ class SizingReport:
     stage_kv_cache_tokens: tuple[int, ...] = ()
     cuda_graphs_counted: bool = False
     assumptions: tuple[str, ...] = field(default=())
+    max_num_seqs_reason: str = ""
 
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
         """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
@@ -221,6 +244,7 @@ class SizingReport:
             "max_concurrency": round(self.max_concurrency, 3),
             "max_model_len": self.max_model_len,
             "max_num_seqs": self.max_num_seqs,
+            "max_num_seqs_reason": self.max_num_seqs_reason,
             "max_num_batched_tokens": self.max_num_batched_tokens,
             "weights_bytes_total": self.weights_bytes_total,
             "load_time_seconds": self.load_time_seconds,
@@ -242,14 +266,29 @@ class Option:
     cost_per_hour: float | None
     weights_gib_per_gpu: float
     report: SizingReport = field(repr=False, compare=False)
+    quantization: str = "none"
+    replicas: int | None = None
+    cost_per_1m_output_tokens: float | None = None
+    slo_missed: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
+        cap = self.report.capacity
+        per_1m = self.cost_per_1m_output_tokens
         return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
+                "quantization": self.quantization,
                 "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": round(self.max_concurrency, 3),
                 "weights_gib_per_gpu": round(self.weights_gib_per_gpu, 3),
-                "cost_per_hour": None if self.cost_per_hour is None else round(self.cost_per_hour, 4)}
+                "cost_per_hour": None if self.cost_per_hour is None else round(self.cost_per_hour, 4),
+                "max_num_seqs": self.report.max_num_seqs,
+                "operating_concurrency": cap.concurrency if cap else None,
+                "output_tokens_per_s": round(cap.decode_tokens_per_s, 2) if cap else None,
+                "requests_per_s_per_replica": round(cap.requests_per_s_per_replica, 4) if cap else None,
+                "replicas": self.replicas,
+                "cost_per_1m_output_tokens": None if per_1m is None else round(per_1m, 4),
+                "meets_slo": None if cap is None else cap.slo_missed is None,
+                "slo_missed": self.slo_missed}
 
 
 # --------------------------------------------------------------------------- the core
@@ -356,7 +395,7 @@ def _prep(inp: SizingInput) -> _Prep:
     tokens, default_seqs = _batch(inp, mm, total / GIB)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
-    kvpt = tuple(kv_bytes_per_token(model, tp, st.num_layers, inp.kv_cache_dtype, act_dtype,
+    kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
                  for st in stages)
@@ -406,44 +445,109 @@ def _fits_memory(c: _Core) -> bool:
     return all(kv >= req for kv, req in zip(c.stage_kv_bytes, c.stage_request_bytes, strict=True))
 
 
-def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core]:
-    """Run the core; with ``max_num_seqs`` auto, derive it and size with that value.
+def typical_request(inp: SizingInput) -> tuple[int, int]:
+    """(prompt, output) tokens of the typical request: ``targetLoad``'s, else the default chat request."""
+    tl = inp.target_load
+    prompt = tl.avg_prompt_tokens if tl is not None else DEFAULT_AVG_PROMPT_TOKENS
+    output = tl.avg_output_tokens if tl is not None else DEFAULT_AVG_OUTPUT_TOKENS
+    return prompt, output
 
-    ``max_num_seqs`` auto becomes the number of requests of the expected length the KV
-    cache holds, capped at the engine's default. The expected length is
-    ``targetLoad.avgPromptTokens + avgOutputTokens`` when the spec gives a target load
-    (vLLM pages the cache, so typical requests — not the longest — decide how many fit
-    at once), else ``maxModelLen``: then even a batch of full-length requests never
-    needs preemption, the safe choice without traffic data. The planner passes it as
-    ``--max-num-seqs`` and vLLM profiles its sampler over that many sequences, so the
-    value and the KV cache depend on each other: the result is the fixed point, sized
-    as the engine will see it.
+
+def _perf_deployment(inp: SizingInput, c: _Core, seqs: int) -> Any:
+    return deployment(
+        model=inp.model, gpu=inp.gpu, q=c.quant, tp=inp.tensor_parallel, pp=inp.pipeline_parallel,
+        dp=inp.data_parallel, weights_per_stage=c.stage_weights, kv_bytes_per_token_per_stage=c.stage_kv_per_token,
+        kv_cache_tokens=c.kv_cache_tokens, max_num_seqs=seqs, max_num_batched_tokens=c.tokens,
+        engine_version=inp.engine.version,
+    )
+
+
+def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core, str]:
+    """Run the core; with ``max_num_seqs`` auto, choose it and size with that value.
+
+    ``max_num_seqs`` auto keeps the engine's own default (vLLM: 256, or 1024 on GPUs with
+    ≥ 70 GiB other than A100s): vLLM admits requests while their KV blocks last and
+    preempts (recomputes) the newest when the cache fills, so a cap at what the cache
+    holds of *full-length* requests only throttles real traffic. With a TPOT SLO the cap
+    is the largest batch that still meets it, but never below what the expected requests
+    need: ``targetLoad.concurrency`` when given, else as many typical requests
+    (``targetLoad`` lengths or 512 + 256 tokens) as the KV cache holds. An SLO the GPU
+    misses even for one sequence does not cap anything (the capacity report says so).
+    vLLM profiles its sampler over ``max_num_seqs`` sequences, so the KV cache is sized
+    with the value chosen; when that many would leave no room for one request of
+    ``max_model_len`` (the engine would not start) it becomes the most that starts. Returns the input with the value, the core and the reason.
     """
     c = _core(inp)
-    if inp.max_num_seqs is not None or inp.engine.engine != "vllm":
-        return inp, c
+    if inp.max_num_seqs is not None:
+        return inp, c, "set in the spec (runtime.maxNumSeqs) or on the command line"
+    if inp.engine.engine != "vllm":
+        return inp, c, f"{inp.engine.engine}'s default"
     p = _prep(inp)
-    # The largest s ≤ the engine default with s ≤ concurrency(s): concurrency only
-    # grows as s shrinks (a smaller sampler profile), so s - concurrency(s) is
-    # increasing and a binary search finds the edge.
-    request_tokens = inp.max_model_len
-    if inp.target_load is not None:
-        expected = inp.target_load.avg_prompt_tokens + inp.target_load.avg_output_tokens
-        request_tokens = max(1, min(inp.max_model_len, expected))
+    default = c.default_seqs
+    prompt, output = typical_request(inp)
+    typical = max(1, min(inp.max_model_len, prompt + output))
+    kv_typical = c.kv_cache_tokens // typical
+    tl = inp.target_load
+    if tl is not None and tl.concurrency:
+        needed = tl.concurrency
+    else:
+        # As many typical requests as the KV cache holds when the engine profiles that many
+        # sequences (a smaller profile leaves more cache): the smallest s ≥ fit(s).
+        def enough(n: int) -> bool:
+            return n >= _evaluate(inp, p, n).kv_cache_tokens // typical
 
-    def ok(s: int) -> bool:
-        return s <= _evaluate(inp, p, s).kv_cache_tokens // max(request_tokens, 1)
-
-    lo, hi = 1, max(1, c.default_seqs)
-    if ok(hi):
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return replace(inp, max_num_seqs=lo), _evaluate(inp, p, lo)
+        lo, hi = 1, max(1, default)
+        if not enough(hi):
+            lo = hi
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if enough(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        needed = lo
+    seqs = default
+    reason = f"the engine's default ({default} on {inp.gpu.name})"
+    slo = inp.slo
+    if slo is not None and slo.tpot_ms is not None and kv_typical >= 1:
+        d = _perf_deployment(inp, c, default)
+        s_slo = slo_concurrency(d, prompt, output, Slo(tpot_ms=slo.tpot_ms), default)
+        if 0 < s_slo < default:
+            seqs = min(default, max(needed, s_slo))
+            reason = (f"{seqs}: the largest batch meeting the TPOT SLO of {slo.tpot_ms:g} ms is {s_slo}, never "
+                      f"below the {needed} requests expected at once "
+                      + ("(targetLoad.concurrency)" if tl is not None and tl.concurrency else
+                         f"(the KV cache holds {kv_typical} requests of {typical} tokens)"))
+        elif s_slo == 0:
+            reason += f"; the TPOT SLO of {slo.tpot_ms:g} ms is missed even by one sequence, so it caps nothing"
+    if tl is not None and tl.concurrency and tl.concurrency > seqs:
+        seqs = tl.concurrency
+        reason = f"{seqs}: targetLoad.concurrency (above the engine's default {default})"
+    e = _evaluate(inp, p, seqs)
+    if not _fits_memory(e) and seqs > 1 and _fits_memory(_evaluate(inp, p, 1)):
+        # vLLM profiles its sampler over max_num_seqs sequences: with that many the KV cache
+        # cannot hold one request of maxModelLen and the engine would not start. The largest
+        # count that still starts (memory only grows with the count).
+        lo, hi = 1, seqs
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _fits_memory(_evaluate(inp, p, mid)):
+                lo = mid
+            else:
+                hi = mid - 1
+        reason = (f"{lo}: the engine's default of {seqs} would leave too little KV cache for one request of "
+                  f"maxModelLen {inp.max_model_len:,} (vLLM profiles its sampler over max_num_seqs sequences), "
+                  f"{lo} is the most that starts")
+        seqs = lo
+        e = _evaluate(inp, p, seqs)
+    full = e.kv_cache_tokens // max(inp.max_model_len, 1)
+    typical_fit = e.kv_cache_tokens // typical
+    reason += (f"; the KV cache holds {typical_fit} typical requests ({typical} tokens) and {full} of maxModelLen "
+               f"{inp.max_model_len:,}")
+    if full < seqs:
+        reason += (": beyond that vLLM queues new requests, and long requests can make it preempt (recompute) "
+                   "running ones")
+    return replace(inp, max_num_seqs=seqs), e, reason
 
 
 def size(inp: SizingInput) -> SizingReport:
@@ -461,26 +565,31 @@ def size(inp: SizingInput) -> SizingReport:
 def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
     from . import advise as adv
 
-    eff, c = _analyse(inp)
+    eff, c, seqs_reason = _analyse(inp)
     reasons, warnings = adv.reasons(inp, c)
     fits = not reasons
     b = c.stages[c.binding]
     seqs = eff.max_num_seqs or c.default_seqs
     tokens = c.kv_cache_tokens
-    conc = tokens / inp.max_model_len if inp.max_model_len else 0.0
+    # vLLM's "Maximum concurrency": blocks over the blocks one request takes (hybrid models:
+    # windowed and recurrent groups take fewer than the token count suggests).
+    conc = max_concurrency(int(c.stage_kv_bytes[c.binding]), inp.model, c.mm, inp.tensor_parallel,
+                           c.prep.stages[c.binding], inp.max_model_len, c.tokens, inp.kv_cache_dtype,
+                           c.act_dtype)
     gpu_count = inp.tensor_parallel * inp.pipeline_parallel * inp.data_parallel
     price = inp.price_per_gpu_hour if inp.price_per_gpu_hour is not None else inp.gpu.price_per_gpu_hour_usd
     capacity = None
     if fits:
         tl = inp.target_load
+        concurrencies = inp.concurrencies
+        if concurrencies is None and tl is not None and tl.concurrency:
+            concurrencies = tuple(sorted({1, tl.concurrency}))
         capacity = estimate_capacity(
-            model=inp.model, gpu=inp.gpu, q=c.quant, act_dtype=c.act_dtype, tp=inp.tensor_parallel,
-            pp=inp.pipeline_parallel, dp=inp.data_parallel, weights_per_stage=c.stage_weights,
-            kv_bytes_per_token_per_stage=c.stage_kv_per_token, kv_cache_tokens=tokens, max_num_seqs=seqs,
-            max_model_len=inp.max_model_len,
+            _perf_deployment(inp, c, seqs), gpu=inp.gpu,
             requests_per_second=tl.requests_per_second if tl else None,
             avg_prompt_tokens=tl.avg_prompt_tokens if tl else None,
             avg_output_tokens=tl.avg_output_tokens if tl else None, price_per_gpu_hour=price,
+            concurrencies=concurrencies, slo=inp.slo,
         )
     load = estimate_load_seconds(
         weights_bytes_total=c.weights_total, generation=c.mm.generation, graphs=c.graphs,
@@ -499,6 +608,7 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
         kv_cache_dtype=inp.kv_cache_dtype, gpu_memory_utilization=c.util, engine=inp.engine.engine,
         engine_era=c.mm.era, engine_budget=c.mm.budget, per_stage=c.stages, stage_kv_cache_tokens=c.stage_tokens,
         cuda_graphs_counted=c.mm.cudagraph_in_budget, assumptions=adv.memory_assumptions(inp, c),
+        max_num_seqs_reason=seqs_reason,
     )
     if advise:
         report = replace(report, suggestions=tuple(adv.suggestions(inp, report)))
@@ -513,6 +623,7 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
     rt = spec.runtime
     par = spec.resources.parallelism
     tl = spec.scaling.target_load
+    alerts = spec.monitoring.alerts
     seqs = rt.max_num_seqs if isinstance(rt.max_num_seqs, int) else None
     eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
     return SizingInput(
@@ -521,8 +632,10 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
         kv_cache_dtype=rt.kv_cache_dtype, max_model_len=rt.max_model_len,
         gpu_memory_utilization=rt.gpu_memory_utilization, max_num_batched_tokens=rt.max_num_batched_tokens,
         max_num_seqs=seqs,
-        target_load=TargetLoad(tl.requests_per_second, tl.avg_prompt_tokens, tl.avg_output_tokens) if tl else None,
+        target_load=TargetLoad(tl.requests_per_second, tl.avg_prompt_tokens, tl.avg_output_tokens,
+                               tl.concurrency) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
+        slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
     )
 
 
@@ -543,25 +656,40 @@ def plan_options(
     gpus: list[GPU] | tuple[GPU, ...] | None = None,
     tp_choices: tuple[int, ...] = TP_CHOICES,
     target_load: TargetLoad | None = None,
+    slo: Slo | None = None,
+    quantizations: tuple[str, ...] | None = None,
 ) -> list[Option]:
-    """Every GPU × TP that fits, cheapest per hour first (GPUs without a price last).
+    """Every GPU × TP (× quantization) that fits, cheapest first.
 
-    For each GPU only TP sizes up to its ``gpus_per_node`` are tried; a configuration
-    needing more than one node is left out.
+    Without a request rate "cheapest" is per hour (GPUs without a price last). With
+    ``target_load.requests_per_second`` each option gets the replicas the rate needs at
+    the operating point the SLO allows, and the options are ordered by dollars per
+    million output tokens at that load; options that miss the SLO even with one
+    sequence per replica come last, with the reason. For each GPU only TP sizes up to
+    its ``gpus_per_node`` are tried; a configuration needing more than one node is left out.
     """
     if gpus is None:
         from ..catalog import gpus as catalog_gpus
 
         gpus = list(catalog_gpus().values())
-    return list(_plan_options(model, max_model_len, engine, dtype, quantization, kv_cache_dtype,
-                              gpu_memory_utilization, tuple(gpus), tuple(tp_choices), target_load))
+    out: list[Option] = []
+    for q in quantizations or (quantization,):
+        out.extend(_plan_options(model, max_model_len, engine, dtype, q, kv_cache_dtype,
+                                 gpu_memory_utilization, tuple(gpus), tuple(tp_choices), target_load, slo))
+    rated = target_load is not None and target_load.requests_per_second is not None
+    if rated:
+        out.sort(key=lambda o: (o.slo_missed is not None, o.cost_per_1m_output_tokens is None,
+                                o.cost_per_1m_output_tokens or 0.0, o.gpu_count, -o.kv_cache_tokens))
+    else:
+        out.sort(key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count, -o.kv_cache_tokens))
+    return out
 
 
 @lru_cache(maxsize=512)
 def _plan_options(
     model: ModelConfig, max_model_len: int, engine: EngineVersionInfo, dtype: str, quantization: str,
     kv_cache_dtype: str, gpu_memory_utilization: float | None, gpus: tuple[GPU, ...],
-    tp_choices: tuple[int, ...], target_load: TargetLoad | None,
+    tp_choices: tuple[int, ...], target_load: TargetLoad | None, slo: Slo | None,
 ) -> tuple[Option, ...]:
     out: list[Option] = []
     for gpu in gpus:
@@ -571,13 +699,20 @@ def _plan_options(
             r = _size(SizingInput(model=model, gpu=gpu, engine=engine, tensor_parallel=tp, dtype=dtype,
                                   quantization=quantization, kv_cache_dtype=kv_cache_dtype,
                                   max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                                  target_load=target_load), advise=False)
+                                  target_load=target_load, slo=slo), advise=False)
             if not r.fits:
                 continue
-            cost = r.capacity.cost_per_hour if r.capacity is not None else None
+            cap = r.capacity
+            cost = cap.cost_per_hour if cap is not None else None
+            per_1m = cap.cost_per_1m_output_tokens if cap is not None else None
+            replicas = cap.replicas_needed if cap is not None else None
+            rate = target_load.requests_per_second if target_load is not None else None
+            if cap is not None and cost is not None and replicas and rate:
+                # The fleet's cost over the tokens the target load asks for.
+                per_1m = cost * replicas / (rate * cap.output_tokens * 3600) * 1e6
             out.append(Option(gpu.key, gpu.name, tp, r.gpu_count, r.kv_cache_tokens, r.max_concurrency,
-                              cost, r.per_gpu.weights_gib, r))
-    out.sort(key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count, -o.kv_cache_tokens))
+                              cost, r.per_gpu.weights_gib, r, r.quantization, replicas, per_1m,
+                              cap.slo_missed if cap is not None else None))
     return tuple(out)
 
 
@@ -590,7 +725,7 @@ def largest_max_model_len(inp: SizingInput) -> int:
     lo_b, hi_b = 0, hi // block
     while lo_b < hi_b:
         mid = (lo_b + hi_b + 1) // 2
-        if _fits_memory(_core(replace(inp, max_model_len=mid * block, max_num_seqs=inp.max_num_seqs or 1))):
+        if _fits_memory(_core(replace(inp, max_model_len=mid * block, max_num_seqs=inp.max_num_seqs))):
             lo_b = mid
         else:
             hi_b = mid - 1

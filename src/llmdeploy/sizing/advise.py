@@ -6,10 +6,11 @@ so that rules LD2xx (llmdeploy.rules.sizing) can point at the line to change.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .memory import GIB, Quantization
+from .memory import GIB, Quantization, quant_format
 from .reasons import Reason, SizingProblem
 from .reasons import SizingProblem as P
 
@@ -109,6 +110,9 @@ def quantization_problems(inp: SizingInput, q: Quantization) -> tuple[list[Reaso
             warns.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} has no FP8 tensor cores: vLLM runs the FP8 weights weight-only "
                             "through FP8 Marlin (memory savings kept, compute stays 16-bit)",
                             "fine for memory; for FP8 compute use an Ada/Hopper/Blackwell GPU", F_QUANT))
+    errors_f, warns_f = _format_problems(gpu, q, cap)
+    errors += errors_f
+    warns += warns_f
     if req in ("awq_marlin", "gptq_marlin") and (cap is None or cap < 8.0):
         errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{req} needs the Marlin kernels (NVIDIA compute capability ≥ 8.0); "
                          f"{gpu.name} has {gpu.compute_capability}",
@@ -129,6 +133,32 @@ def quantization_problems(inp: SizingInput, q: Quantization) -> tuple[list[Reaso
                          f"set model.quantization to none (vLLM detects {ckpt.method}) or to {ckpt.method}",
                          F_QUANT))
     return errors, warns
+
+
+def _format_problems(gpu: GPU, q: Quantization, cap: float | None) -> tuple[list[Reason], list[Reason]]:
+    """LD207 for the weight formats of :data:`~.memory.QUANT_FORMATS` other than FP8
+    (whose checks above predate the table): MXFP4, NVFP4, W4A16/W8A16, W8A8-INT8, GGUF."""
+    f = quant_format(q)
+    if f is None or f.name.startswith(("fp8", "w8a8-fp8")) or not q.quantized:
+        return [], []
+    label = f.name.upper() if not f.name.startswith("gguf") else f"GGUF {q.scheme or ''}".strip()
+    if gpu.vendor == "amd":
+        if f.amd:
+            return [], []
+        return [_r(P.GPU_CANNOT_RUN_DTYPE, f"vLLM has no {label} kernels for {gpu.name} (ROCm); the checkpoint "
+                   f"cannot be served there ({f.source})",
+                   "use an NVIDIA GPU, or a checkpoint in a format ROCm runs (FP8, 16-bit, MXFP4)", F_QUANT)], []
+    if cap is not None and cap < f.min_capability:
+        return [_r(P.GPU_CANNOT_RUN_DTYPE, f"{label} weights need compute capability ≥ {f.min_capability:g} in vLLM; "
+                   f"{gpu.name} has {gpu.compute_capability} ({f.source})",
+                   f"use a GPU with compute capability ≥ {f.min_capability:g} ({f.kernels}), or a 16-bit / "
+                   "GGUF checkpoint", F_QUANT)], []
+    if cap is not None and f.native_capability is not None and cap < f.native_capability:
+        return [], [_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} (compute capability {gpu.compute_capability}) runs {label} "
+                       f"weight-only: the memory saving holds, compute stays 16-bit ({f.kernels})",
+                       f"for native {label} compute use a GPU with compute capability ≥ {f.native_capability:g} "
+                       "(Blackwell)", F_QUANT)]
+    return [], []
 
 
 def _compatible(requested: str, method: str) -> bool:
@@ -189,7 +219,11 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
         elif inp.max_num_seqs and conc < inp.max_num_seqs:
             warns.append(_r(P.LOW_CONCURRENCY, f"maxNumSeqs is {inp.max_num_seqs} but the KV cache holds {conc:.1f} requests of "
                             f"maxModelLen {inp.max_model_len:,}; long requests will be preempted",
-                            f"set maxNumSeqs to auto ({max(1, int(conc))}) or make room for more KV cache", F_SEQS))
+                            f"lower maxNumSeqs to {max(1, int(conc))} to rule preemption out, or make room for more "
+                            "KV cache", F_SEQS))
+        warmup = sampler_warmup_problem(inp, c)
+        if warmup is not None:
+            (errors if warmup[1] else warns).append(warmup[0])
         if not c.mm.cudagraph_in_budget and b.cuda_graph_gib > 0:
             headroom = c.total / GIB - b.usable_gib - _context_gib()
             # An engine that turns only part of the rest into KV blocks (TGI: 95 %) captures its
@@ -210,6 +244,69 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
     return errors, warns
 
 
+def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
+    """(bytes free when the sampler warms up, bytes it needs) on the last pipeline stage.
+
+    After the profile run vLLM allocates the KV cache (the budget minus the profile's
+    peak, so the activation peak is free again) and captures the CUDA graphs (outside
+    the budget before 0.21); then ``compile_or_warm_up_model`` runs
+    ``_dummy_sampler_run`` with ``max_num_seqs`` dummy requests. What it needs is
+    ``sampler_warmup_copies`` fp32 ``max_num_seqs × vocabulary`` logits tensors
+    (engine table, fitted to the v0.19.0 sweep: tests/data/vllm_logs/sweeps).
+    """
+    last = len(c.stages) - 1
+    st = c.stages[last]
+    graphs = 0.0 if c.mm.cudagraph_in_budget else st.cuda_graph_gib * GIB
+    free = c.total - c.usable + st.activation_gib * GIB - _context_gib() * GIB - graphs
+    need = c.profile_seqs * inp.model.vocab_size * 4 * c.mm.activation.sampler_warmup_copies
+    return free, need
+
+
+# Below this share of the fitted need the warm-up is only at risk (a warning): Gemma-3-27B and
+# Gemma-2 at util 0.95 started with 1.00-1.09x of it while gpt-oss-20b failed at 1.04x (its
+# allocator had 1.78 GiB reserved but unusable); below 1.0x it is an error.
+WARMUP_RISK_MARGIN = 1.1
+
+
+def sampler_warmup_problem(inp: SizingInput, c: _Core) -> tuple[Reason, bool] | None:
+    """LD210: the sampler warm-up after the KV cache is allocated runs out of memory.
+
+    vLLM V1 warms the sampler up with ``max_num_seqs`` dummy requests once the KV cache
+    and the CUDA graphs hold their memory (the v0.19.0 traceback: gpu_worker.py
+    ``compile_or_warm_up_model`` → gpu_model_runner.py ``_dummy_sampler_run``: "CUDA out
+    of memory occurred when warming up sampler with 1024 dummy requests"). gpt-oss-20b
+    at utilization 0.95 on an H100 (vocabulary 201,088 × 1024 sequences) is the public case.
+    """
+    if inp.engine.engine != "vllm" or c.mm.generation != "V1" or not c.mm.activation.sampler_warmup_copies:
+        return None
+    free, need = _warmup_margin(inp, c)
+    if free >= need * WARMUP_RISK_MARGIN:
+        return None
+    error = free < need
+    from . import _evaluate
+
+    per_seq = inp.model.vocab_size * 4 * c.mm.activation.sampler_warmup_copies
+    best = 0
+    lo, hi = 1, max(1, c.profile_seqs - 1)
+    while lo <= hi:  # free - need shrinks as seqs grow (the need grows faster than the profile's sampler)
+        mid = (lo + hi) // 2
+        f, n = _warmup_margin(inp, _evaluate(inp, c.prep, mid))
+        if f >= n * WARMUP_RISK_MARGIN:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    util = c.util - (need * WARMUP_RISK_MARGIN - free) / c.total
+    hint = (f"set maxNumSeqs to {best} or less" if best else "use a GPU with more memory") + \
+        f", or lower gpuMemoryUtilization to {math.floor(util * 100) / 100:.2f} or less"
+    outcome = ("vLLM fails at start" if error else "vLLM has failed at start with this little room")
+    return _r(P.SAMPLER_WARMUP_OOM,
+              f"after the KV cache and CUDA graphs are allocated about {max(free, 0) / GIB:.2f} GiB is left, but the "
+              f"sampler warm-up with {c.profile_seqs} dummy requests over {inp.model.vocab_size:,} tokens needs about "
+              f"{need / GIB:.2f} GiB (~{per_seq * c.profile_seqs / GIB / c.mm.activation.sampler_warmup_copies:.2f} GiB "
+              f"per fp32 logits copy): {outcome} with \"CUDA out of memory occurred when warming up sampler\"",
+              hint, F_SEQS), error
+
+
 def _context_gib() -> float:
     from . import CUDA_CONTEXT_GIB
 
@@ -223,7 +320,7 @@ def _tp_that_fits_weights(inp: SizingInput, c: _Core) -> int | None:
     for tp in (2, 4, 8):
         if tp <= inp.tensor_parallel or tp * inp.pipeline_parallel > inp.gpu.gpus_per_node:
             continue
-        trial = replace(inp, tensor_parallel=tp, max_num_seqs=inp.max_num_seqs or 1)
+        trial = replace(inp, tensor_parallel=tp, max_num_seqs=inp.max_num_seqs)
         if parallelism_problems(trial):
             continue
         tc = _core(trial)

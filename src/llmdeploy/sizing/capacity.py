@@ -1,47 +1,56 @@
-"""Throughput, latency, replicas, cost and load time: first-order estimates, stated as such.
+"""Throughput, latency, replicas, cost and load time of one replica (estimates, stated as such).
 
-Decode is memory-bandwidth bound: each step streams the weights a token passes
-through plus the KV cache of every running sequence from HBM. Prefill is compute
-bound: ``2 × active parameters`` FLOPs per prompt token. Every constant below is an
-assumption that :func:`estimate_capacity` repeats in ``Capacity.assumptions``, so a
-report never shows a number without the premise it rests on.
+The numbers come from the calibrated performance model (:mod:`.perf`, constants in
+``perf_vllm.yaml``): each engine step costs the larger of its memory traffic and its
+FLOPs plus a fixed per-step cost and the tensor-parallel communication; a replica at a
+concurrency runs ``min(concurrency, max_num_seqs, KV cache ÷ typical request)``
+sequences. :func:`estimate_capacity` returns the curve (``points``) at the requested
+concurrencies, the saturated operating point, the concurrency that still meets a
+latency SLO, and the replicas and cost of a target load. Every premise is repeated in
+``Capacity.assumptions``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from ..catalog import GPU, ModelConfig, estimate_active_parameters, estimate_num_parameters
+from ..catalog import GPU, ModelConfig
 from ..records import record
+from . import perf
 from .memory import Quantization
 
 __all__ = [
-    "ALLREDUCE_LATENCY_S",
-    "DECODE_BANDWIDTH_EFFICIENCY",
     "DEFAULT_AVG_OUTPUT_TOKENS",
     "DEFAULT_AVG_PROMPT_TOKENS",
+    "DEFAULT_CONCURRENCIES",
+    "ITL_P95_OVER_MEAN",
     "LOAD_DISK_GBPS",
-    "PREFILL_MFU",
     "TARGET_UTILIZATION",
+    "TTFT_P95_OVER_MEAN",
     "Capacity",
+    "Slo",
+    "deployment",
     "estimate_capacity",
     "estimate_load_seconds",
+    "slo_concurrency",
 ]
 
-# Share of the HBM bandwidth a decode step achieves. Memory-bound GEMV kernels reach
-# 60-80 % of peak; 0.6 keeps the estimate on the safe side.
-DECODE_BANDWIDTH_EFFICIENCY = 0.6
-# Model FLOPs utilisation of prefill (large GEMMs reach 40-60 % of dense peak).
-PREFILL_MFU = 0.4
-# Two all-reduces per decoder layer with tensor parallelism (after attention and after
-# the MLP, Megatron-style row-parallel layers); small-message latency per all-reduce.
-ALLREDUCE_LATENCY_S = {"nvlink": 10e-6, "infinity-fabric": 12e-6, "pcie": 30e-6}
-# Replicas are sized to run at 80 % of their estimated capacity (queueing headroom).
+# Replicas are sized to run at 80 % of the request rate they sustain (queueing headroom).
 TARGET_UTILIZATION = 0.8
-# Request shape assumed when the spec gives no targetLoad (the spec's defaults).
+# The typical request when the spec gives no scaling.targetLoad: a chat turn, not
+# maxModelLen (the spec's TargetLoad defaults; GPUStack's ShareGPT runs average 215
+# prompt / 196 output tokens, chat with history runs longer prompts).
 DEFAULT_AVG_PROMPT_TOKENS = 512
 DEFAULT_AVG_OUTPUT_TOKENS = 256
+# Concurrencies of the curve ``size`` prints when none are asked for.
+DEFAULT_CONCURRENCIES = (1, 8, 32, 128)
+# The model predicts means; SLOs are p95. Ratios assumed for a replica below saturation:
+# TTFT p95 ≈ 2 × mean (prefills queue behind each other), ITL p95 ≈ 1.5 × TPOT (steps
+# that carry a prefill chunk). Not calibrated: the public runs give means, medians, p99.
+TTFT_P95_OVER_MEAN = 2.0
+ITL_P95_OVER_MEAN = 1.5
 # Weights read from node-local disk or page cache. The v0.19.0 logs load 14.99 GiB in
 # 9.8 s (1.6 GB/s); 1.5 GB/s is a conservative local NVMe figure.
 LOAD_DISK_GBPS = 1.5
@@ -57,8 +66,31 @@ LOAD_PARALLEL_SECONDS = 15.0
 
 
 @record
+class Slo:
+    """Latency targets: p95 time to first token and p95 inter-token latency, in ms (None: no target)."""
+
+    ttft_p95_ms: float | None = None
+    tpot_ms: float | None = None
+
+    def misses(self, point: perf.Point) -> str | None:
+        """Why ``point`` misses the SLO (the p95 ratios applied to its means), or None."""
+        why = []
+        if self.tpot_ms is not None and point.tpot_ms * ITL_P95_OVER_MEAN > self.tpot_ms:
+            why.append(f"TPOT p95 ≈ {point.tpot_ms * ITL_P95_OVER_MEAN:.0f} ms > {self.tpot_ms:g} ms")
+        if self.ttft_p95_ms is not None and point.ttft_ms * TTFT_P95_OVER_MEAN > self.ttft_p95_ms:
+            why.append(f"TTFT p95 ≈ {point.ttft_ms * TTFT_P95_OVER_MEAN:.0f} ms > {self.ttft_p95_ms:g} ms")
+        return "; ".join(why) or None
+
+
+@record
 class Capacity:
-    """Throughput and cost estimates for one replica (all are estimates; see ``assumptions``)."""
+    """Throughput, latency and cost of one replica (estimates; see ``assumptions``).
+
+    ``concurrency`` and the ``decode_*``/``requests_per_s_per_replica`` figures are the
+    operating point the replica is sized at: saturated (``max_num_seqs`` or the KV cache
+    full of typical requests), or the largest concurrency meeting the SLO when one is
+    given. ``points`` is the curve at the requested concurrencies.
+    """
 
     concurrency: int
     decode_step_seconds: float
@@ -72,111 +104,131 @@ class Capacity:
     cost_per_1m_output_tokens: float | None
     cost_per_1k_requests: float | None
     assumptions: tuple[str, ...]
+    points: tuple[perf.Point, ...] = ()
+    bound: str = "memory_bandwidth"
+    prompt_tokens: int = DEFAULT_AVG_PROMPT_TOKENS
+    output_tokens: int = DEFAULT_AVG_OUTPUT_TOKENS
+    slo_missed: str | None = None
+    calibrated: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form (floats rounded to 4 decimals, tuples as lists)."""
+        """JSON form (floats rounded to 4 decimals, tuples as lists, ``points`` as objects)."""
         out: dict[str, Any] = {}
         for k, v in self.__dict__.items():
-            out[k] = list(v) if isinstance(v, tuple) else (round(v, 4) if isinstance(v, float) else v)
+            if k == "points":
+                out[k] = [p.to_json() for p in v]
+            else:
+                out[k] = list(v) if isinstance(v, tuple) else (round(v, 4) if isinstance(v, float) else v)
         return out
 
 
-def _expert_fraction(model: ModelConfig, batch: int) -> float:
-    """Share of routed experts a decode step touches: ``1 - (1 - k/E)^batch``."""
-    moe = model.moe
-    if moe is None or moe.num_experts == 0:
-        return 1.0
-    p = moe.experts_per_token / moe.num_experts
-    return 1.0 - (1.0 - p) ** max(1, batch)
+def deployment(
+    *, model: ModelConfig, gpu: GPU, q: Quantization, tp: int, pp: int, dp: int,
+    weights_per_stage: Sequence[int], kv_bytes_per_token_per_stage: Sequence[int], kv_cache_tokens: int,
+    max_num_seqs: int, max_num_batched_tokens: int, engine_version: str | None,
+) -> perf.Deployment:
+    """The performance model's view of one sized replica."""
+    return perf.Deployment(
+        arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, engine_version),
+        tensor_parallel=tp, pipeline_parallel=pp, weights_bytes_per_gpu=float(max(weights_per_stage)),
+        kv_bytes_per_token_per_gpu=float(max(kv_bytes_per_token_per_stage)),
+        kv_cache_tokens=max(int(kv_cache_tokens), 1), max_num_seqs=max(int(max_num_seqs), 1),
+        max_num_batched_tokens=max(int(max_num_batched_tokens), 1), data_parallel=dp,
+    )
 
 
-def _weights_read_per_step(model: ModelConfig, weights_gpu_bytes: float, batch: int) -> float:
-    """Weight bytes one decode step reads on one GPU (unused experts stay in HBM)."""
-    if model.moe is None:
-        return weights_gpu_bytes
-    total = estimate_num_parameters(model) - model.vision_parameters
-    active = estimate_active_parameters(model)
-    moe = model.moe
-    experts_total = max(total - active, 0) * moe.num_experts / max(moe.num_experts - moe.experts_per_token, 1)
-    expert_share = min(1.0, experts_total / total) if total else 0.0
-    frac = _expert_fraction(model, batch)
-    return weights_gpu_bytes * ((1 - expert_share) + expert_share * frac)
-
-
-def _compute_tflops(gpu: GPU, q: Quantization, act_dtype: str) -> tuple[float, str]:
-    """Dense tensor TFLOPS the prefill runs at: FP8 for W8A8 on FP8 GPUs, else 16-bit."""
-    if q.quantized and q.bits == 8 and q.method != "bitsandbytes" and gpu.fp8 and gpu.fp8_tflops:
-        return gpu.fp8_tflops, "fp8"
-    if act_dtype == "bfloat16" and gpu.bf16_tflops:
-        return gpu.bf16_tflops, "bf16"
-    return gpu.fp16_tflops, "fp16"
+def slo_concurrency(d: perf.Deployment, prompt: int, output: int, slo: Slo, limit: int) -> int:
+    """The largest concurrency ≤ ``limit`` whose operating point meets ``slo`` (0: not even one)."""
+    if slo.misses(perf.steady_state(d, 1, prompt, output)) is not None:
+        return 0
+    lo, hi = 1, max(1, limit)
+    if slo.misses(perf.steady_state(d, hi, prompt, output)) is None:
+        return hi
+    while lo < hi - 1:
+        mid = (lo + hi) // 2
+        if slo.misses(perf.steady_state(d, mid, prompt, output)) is None:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def estimate_capacity(
-    *, model: ModelConfig, gpu: GPU, q: Quantization, act_dtype: str, tp: int, pp: int, dp: int,
-    weights_per_stage: tuple[int, ...], kv_bytes_per_token_per_stage: tuple[int, ...],
-    kv_cache_tokens: int, max_num_seqs: int, max_model_len: int,
-    requests_per_second: float | None, avg_prompt_tokens: int | None, avg_output_tokens: int | None,
-    price_per_gpu_hour: float | None,
+    d: perf.Deployment, *, gpu: GPU, requests_per_second: float | None, avg_prompt_tokens: int | None,
+    avg_output_tokens: int | None, price_per_gpu_hour: float | None,
+    concurrencies: Sequence[int] | None = None, slo: Slo | None = None,
 ) -> Capacity:
-    """Decode/prefill throughput, TTFT, requests per second, replicas and cost of one replica.
+    """The replica's curve, operating point, replicas for a target load and cost.
 
-    Decode step time = Σ over pipeline stages of (weights read + KV read) /
-    (bandwidth × efficiency) + 2 all-reduces per layer with TP. The replica runs
-    ``n = min(max_num_seqs, KV tokens / (prompt + output))`` sequences at once; its
-    decode rate is ``n / step``. Prefill rate = GPUs × TFLOPS × MFU / (2 × active
-    params). A request costs ``prompt / prefill + output / decode`` GPU-seconds of the
-    replica, which gives requests per second; replicas = target / (that × 80 %).
-    Data parallelism multiplies a replica's rates and cost.
+    The operating point is the saturated replica (``min(max_num_seqs, KV cache ÷ typical
+    request)`` sequences), or with an SLO the largest concurrency that meets it (an SLO
+    that one sequence already misses is reported in ``slo_missed`` and sizes nothing). Requests
+    per second at that point, run at 80 %, give the replicas of a target load. Cost per
+    1M output tokens is at the operating point, per hour for the replica's GPUs.
     """
-    prompt = avg_prompt_tokens or DEFAULT_AVG_PROMPT_TOKENS
-    output = avg_output_tokens or DEFAULT_AVG_OUTPUT_TOKENS
-    seq_len = min(max_model_len, prompt + output)
-    n = max(1, min(max_num_seqs, kv_cache_tokens // max(seq_len, 1)))
-    ctx = prompt + output / 2  # average KV length a decode step reads per sequence
-    eff_bw = gpu.memory_bandwidth_gbs * 1e9 * DECODE_BANDWIDTH_EFFICIENCY
-    step = 0.0
-    for w, kv in zip(weights_per_stage, kv_bytes_per_token_per_stage, strict=True):
-        step += (_weights_read_per_step(model, w, n) + n * ctx * kv) / eff_bw
-    latency = ALLREDUCE_LATENCY_S.get(gpu.interconnect, 30e-6)
-    if tp > 1:
-        step += 2 * model.num_layers * latency
-    decode_tps = n / step * dp
-    per_seq = 1.0 / step
-    tflops, precision = _compute_tflops(gpu, q, act_dtype)
-    active = estimate_active_parameters(model)
-    prefill_tps = tp * pp * tflops * 1e12 * PREFILL_MFU / (2 * active) * dp
-    ttft = prompt / (prefill_tps / dp) + step
-    rps = 1.0 / (prompt / prefill_tps + output / decode_tps)
-    replicas = None
-    if requests_per_second is not None:
-        replicas = max(1, math.ceil(requests_per_second / (rps * TARGET_UTILIZATION)))
-    gpus = tp * pp * dp
+    prompt = int(avg_prompt_tokens or DEFAULT_AVG_PROMPT_TOKENS)
+    output = int(avg_output_tokens or DEFAULT_AVG_OUTPUT_TOKENS)
+    gpus = d.tensor_parallel * d.pipeline_parallel * d.data_parallel
     cost = price_per_gpu_hour * gpus if price_per_gpu_hour is not None else None
-    per_1m = cost / (decode_tps * 3600) * 1e6 if cost is not None else None
-    per_1k = cost / (rps * 3600) * 1000 if cost is not None else None
+    kv_fit = max(1, d.kv_cache_tokens // max(prompt + output, 1))
+    saturated = min(d.max_num_seqs, kv_fit)
+    operating = saturated
+    missed = None
+    if slo is not None and (slo.tpot_ms is not None or slo.ttft_p95_ms is not None):
+        c = slo_concurrency(d, prompt, output, slo, saturated)
+        if c == 0:
+            # Not even one sequence meets it: more replicas would not help, size at saturation.
+            missed = slo.misses(perf.steady_state(d, 1, prompt, output))
+        else:
+            operating = c
+    op = perf.steady_state(d, operating, prompt, output, price_per_hour=cost)
+    wanted = sorted({max(1, int(c)) for c in (concurrencies or DEFAULT_CONCURRENCIES)})
+    # The curve is closed-loop: C clients, each waiting for its answer (requests beyond
+    # max_num_seqs queue in the engine). The service's request rate is spread over its
+    # replicas and only queues at the operating point (a replica's share of the rate).
+    points = perf.curve(d, wanted, prompt, output, price_per_hour=cost)
+    rps = op.requests_per_s
+    replicas = None
+    if requests_per_second is not None and rps > 0:
+        replicas = max(1, math.ceil(requests_per_second / (rps * TARGET_UTILIZATION) - 1e-9))
+        op = perf.steady_state(d, operating, prompt, output, requests_per_second / replicas, cost)
+        rps = op.requests_per_s
+    per_1k = cost / (rps * 3600) * 1000 if cost is not None and rps > 0 else None
+    prefill_tps = prompt / max(perf.prefill_seconds(d, prompt), 1e-9) * d.data_parallel
+    hw = d.hw
+    calibrated = perf.is_calibrated(gpu.key)
     assumptions = (
-        (f"estimates, not measurements: decode is memory-bandwidth bound at "
-         f"{DECODE_BANDWIDTH_EFFICIENCY:.0%} of {gpu.memory_bandwidth_gbs:g} GB/s"),
-        (f"{n} sequences decode at once (max_num_seqs {max_num_seqs}, KV cache holds "
-         f"{kv_cache_tokens // max(seq_len, 1)} requests of {seq_len} tokens)"),
+        (f"estimates from the calibrated performance model (docs/sizing.md §9): {gpu.key} reaches "
+         f"{hw.bandwidth_efficiency:.0%} of {gpu.memory_bandwidth_gbs:g} GB/s and {hw.compute_efficiency:.0%} of "
+         f"{hw.peak_tflops:g} TFLOPS" + ("" if calibrated else " (no public run on this GPU: the measured GPUs' "
+                                          "middle values)")),
+        (f"engine era {hw.era}: {hw.step_overhead_s * 1e3:.2f} ms + {hw.step_overhead_per_layer_s * 1e6:.0f} µs/layer "
+         f"+ {hw.step_overhead_per_seq_s * 1e6:.0f} µs/sequence per step, {hw.ttft_overhead_s * 1e3:.0f} ms fixed TTFT"),
         (f"requests average {prompt} prompt and {output} output tokens"
-         + ("" if avg_prompt_tokens else " (no scaling.targetLoad: spec defaults)")),
-        f"prefill is compute bound at {PREFILL_MFU:.0%} MFU of {tflops:g} dense {precision} TFLOPS per GPU",
-        *([f"tensor parallel adds 2 all-reduces per layer at {latency * 1e6:.0f} µs each"] if tp > 1 else []),
-        *(["MoE decode reads only the experts its batch routes to"] if model.moe is not None else []),
-        *(["pipeline stages run one after another (no micro-batch overlap)"] if pp > 1 else []),
-        f"replicas run at {TARGET_UTILIZATION:.0%} of the estimated requests/s",
+         + ("" if avg_prompt_tokens else " (no scaling.targetLoad: the default chat request)")),
+        (f"operating point: {operating} sequences at once (max_num_seqs {d.max_num_seqs}, the KV cache holds "
+         f"{kv_fit} requests of {prompt + output} tokens)"
+         + (" — the largest concurrency meeting the latency SLO" if operating < saturated and not missed else "")),
+        *([(f"tensor parallel {d.tensor_parallel}: {hw.allreduce_latency(d.tensor_parallel) * 1e6:.0f} µs of "
+           f"all-reduce per layer over {gpu.interconnect}")] if d.tensor_parallel > 1 else []),
+        *(["MoE steps read only the experts their tokens route to"] if d.arch.num_experts else []),
+        *(["weight-only quantized kernels: fewer bytes read, 16-bit math (no speed-up at large batches)"]
+          if d.arch.kernel == "weight_only" else []),
+        *(["pipeline stages run one after another (no micro-batch overlap)"] if d.pipeline_parallel > 1 else []),
+        *([f"SLO: p95 taken as {TTFT_P95_OVER_MEAN:g} × mean TTFT and {ITL_P95_OVER_MEAN:g} × mean TPOT"]
+          if slo is not None else []),
+        f"replicas run at {TARGET_UTILIZATION:.0%} of the requests/s of the operating point",
         (f"${price_per_gpu_hour:g} per GPU-hour (catalog list price unless overridden), cost at full utilisation")
         if price_per_gpu_hour is not None
         else "no price for this GPU in the catalog: pass a price to get costs",
     )
     return Capacity(
-        concurrency=n, decode_step_seconds=step, decode_tokens_per_s=decode_tps,
-        decode_tokens_per_s_per_sequence=per_seq, prefill_tokens_per_s=prefill_tps,
-        ttft_seconds_estimate=ttft, requests_per_s_per_replica=rps, replicas_needed=replicas,
-        cost_per_hour=cost, cost_per_1m_output_tokens=per_1m, cost_per_1k_requests=per_1k,
-        assumptions=tuple(assumptions),
+        concurrency=operating, decode_step_seconds=op.step_ms / 1e3, decode_tokens_per_s=op.output_tokens_per_s,
+        decode_tokens_per_s_per_sequence=op.per_sequence_tokens_per_s, prefill_tokens_per_s=prefill_tps,
+        ttft_seconds_estimate=op.ttft_ms / 1e3, requests_per_s_per_replica=rps, replicas_needed=replicas,
+        cost_per_hour=cost, cost_per_1m_output_tokens=op.cost_per_1m_output_tokens, cost_per_1k_requests=per_1k,
+        assumptions=tuple(assumptions), points=points, bound=op.bound, prompt_tokens=prompt, output_tokens=output,
+        slo_missed=missed, calibrated=calibrated,
     )
 
 

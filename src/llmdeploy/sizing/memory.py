@@ -40,9 +40,15 @@ __all__ = [
     "dtype_bytes",
     "guides_kv_bytes_per_token",
     "kv_bytes_per_token",
+    "kv_layers_on_stage",
+    "kv_layout",
     "kv_tokens",
+    "max_capture_size",
+    "max_concurrency",
     "non_torch_bytes",
     "pipeline_stages",
+    "quant_format",
+    "recurrent_state_bytes",
     "request_kv_bytes",
     "resolve_dtype",
     "resolve_quantization",
@@ -113,6 +119,10 @@ class Quantization:
         from_checkpoint: the checkpoint is already quantized (else: at load time).
         mlp_only: only MLP weights are quantized and the first/last layer stay 16-bit
             (Meta's FBGEMM FP8 405B checkpoint).
+        scheme: the weight format when the method does not say it (``mxfp4``,
+            ``nvfp4``, ``w4a16``, ``w8a8-int8``, ``gguf:Q4_K_M`` ...; see
+            :data:`QUANT_FORMATS`).
+        experts_only: only the routed MoE experts are quantized (gpt-oss MXFP4).
     """
 
     method: str = "none"
@@ -121,6 +131,8 @@ class Quantization:
     block_fp8: bool = False
     from_checkpoint: bool = False
     mlp_only: bool = False
+    scheme: str | None = None
+    experts_only: bool = False
 
     @property
     def quantized(self) -> bool:
@@ -135,8 +147,84 @@ class Quantization:
         extra = f" g{self.group_size}" if self.group_size else ""
         if self.block_fp8:
             extra = " block-128"
+        if self.scheme in ("mxfp4", "nvfp4") or (self.scheme or "").startswith("gguf:"):
+            extra = f" {self.scheme}" + (" experts" if self.experts_only else "")
         where = "checkpoint" if self.from_checkpoint else "at load"
         return f"{self.method} {self.bits}-bit{extra} ({where})"
+
+
+@record
+class QuantFormat:
+    """A weight format vLLM serves: its size and what it needs from the GPU.
+
+    Attributes:
+        name: the scheme key (``mxfp4``, ``nvfp4`` ...).
+        bytes_per_weight: bytes per quantized weight with its scales (0 = by method).
+        min_capability: lowest NVIDIA compute capability vLLM runs it on.
+        native_capability: compute capability from which it runs natively (below: a
+            weight-only fallback kernel, which keeps the memory saving only); None when
+            every supported GPU runs it natively.
+        amd: whether vLLM's ROCm build runs it.
+        kernels: the kernels, for messages.
+        source: where the requirement is read.
+    """
+
+    name: str
+    bytes_per_weight: float
+    min_capability: float
+    native_capability: float | None
+    amd: bool
+    kernels: str
+    source: str
+
+
+QUANT_FORMATS: dict[str, QuantFormat] = {
+    # FP4 E2M1 values (0.5 B) with one E8M0 scale byte per 32 weights.
+    "mxfp4": QuantFormat("mxfp4", 0.5 + 1 / 32, 8.0, 10.0, True,
+                         "FlashInfer/TRT-LLM MXFP4 MoE on Blackwell, triton_kernels on Hopper, Marlin MXFP4 on Ampere",
+                         "vllm/model_executor/layers/quantization/mxfp4.py (Mxfp4Config.get_min_capability 80)"),
+    # FP4 E2M1 values with one FP8 E4M3 scale per 16 weights (plus a per-tensor fp32 scale).
+    "nvfp4": QuantFormat("nvfp4", 0.5 + 1 / 16, 8.0, 10.0, False,
+                         "CUTLASS/FlashInfer FP4 GEMM on Blackwell; FP4 Marlin (weight-only) on Ampere/Ada/Hopper",
+                         "vllm/model_executor/layers/quantization/modelopt.py (ModelOptNvFp4Config.get_min_capability 80)"),
+    "fp8-block": QuantFormat("fp8-block", 0.0, 8.0, 8.9, True, "block-scaled FP8 GEMM; FP8 Marlin below 8.9",
+                             "vllm/model_executor/layers/quantization/fp8.py (Fp8Config.get_min_capability 80)"),
+    "fp8-channel": QuantFormat("fp8-channel", 0.0, 8.0, 8.9, True, "CUTLASS FP8 GEMM; FP8 Marlin below 8.9",
+                               "vllm/model_executor/layers/quantization/fp8.py (Fp8Config.get_min_capability 80)"),
+    "w8a8-fp8": QuantFormat("w8a8-fp8", 0.0, 8.0, 8.9, True, "CUTLASS FP8 GEMM; FP8 Marlin below 8.9",
+                            "compressed_tensors W8A8Fp8 (min capability 80 with the Marlin fallback)"),
+    "w8a8-int8": QuantFormat("w8a8-int8", 0.0, 7.5, None, True, "CUTLASS INT8 GEMM",
+                             "compressed_tensors_w8a8_int8.py (CompressedTensorsW8A8Int8.get_min_capability 75)"),
+    "w4a16": QuantFormat("w4a16", 0.0, 8.0, None, True, "Marlin / Machete (Hopper) WNA16",
+                         "compressed_tensors_wNa16.py (CompressedTensorsWNA16.get_min_capability 80)"),
+    "w8a16": QuantFormat("w8a16", 0.0, 8.0, None, True, "Marlin WNA16",
+                         "compressed_tensors_wNa16.py (CompressedTensorsWNA16.get_min_capability 80)"),
+    "gguf": QuantFormat("gguf", 0.0, 6.0, None, True, "GGUF dequantize + GEMM kernels",
+                        "vllm/model_executor/layers/quantization/gguf.py (GGUFConfig.get_min_capability 60)"),
+}
+"""Weight formats with their size and GPU needs (rule LD207 reads them)."""
+
+# Bits per weight of GGUF types: block bytes / weights per block in ggml's block_* structs
+# (ggml/src/ggml-common.h: block_q4_0 18 B / 32, block_q8_0 34 B / 32, block_q4_K 144 B / 256,
+# block_q5_K 176 / 256, block_q6_K 210 / 256, block_q3_K 110 / 256, block_q2_K 84 / 256,
+# block_iq4_xs 136 / 256). The _M/_S mixes keep some tensors at a higher type; their
+# figures are llama.cpp's quantize tool's reported averages for Llama-class models.
+GGUF_BITS_PER_WEIGHT: dict[str, float] = {
+    "F16": 16.0, "BF16": 16.0, "Q8_0": 8.5, "Q6_K": 6.5625, "Q5_K": 5.5, "Q5_K_M": 5.69, "Q5_K_S": 5.54,
+    "Q5_0": 5.5, "Q5_1": 6.0, "Q4_K": 4.5, "Q4_K_M": 4.89, "Q4_K_S": 4.58, "Q4_0": 4.5, "Q4_1": 5.0,
+    "IQ4_XS": 4.25, "Q3_K": 3.4375, "Q3_K_M": 3.91, "Q3_K_S": 3.5, "Q2_K": 2.625,
+}
+
+
+def quant_format(q: Quantization) -> QuantFormat | None:
+    """The :data:`QUANT_FORMATS` entry of a quantization, or None when it has none."""
+    if (q.scheme or "").startswith("gguf:") or q.method == "gguf":
+        return QUANT_FORMATS["gguf"]
+    if q.scheme in QUANT_FORMATS:
+        return QUANT_FORMATS[q.scheme]
+    if q.method in ("fp8", "fbgemm_fp8") and q.quantized:
+        return QUANT_FORMATS["fp8-block" if q.block_fp8 else "fp8-channel"]
+    return None
 
 
 def resolve_quantization(model: ModelConfig, requested: str) -> Quantization:
@@ -152,20 +240,32 @@ def resolve_quantization(model: ModelConfig, requested: str) -> Quantization:
     if q is not None:
         method = q.method.lower()
         bits = q.bits or 16
+        scheme = (q.scheme or "").lower()
+        if scheme == "mxfp4" or method == "mxfp4":
+            return Quantization("mxfp4", 4, 32, from_checkpoint=True, scheme="mxfp4",
+                                experts_only=q.experts_only or method == "mxfp4")
+        if scheme == "nvfp4":
+            return Quantization(method, 4, q.group_size or 16, from_checkpoint=True, scheme="nvfp4")
+        if method == "gguf" or scheme.startswith("gguf:"):
+            kind = (q.scheme or "gguf:Q8_0").split(":", 1)[-1].upper()
+            return Quantization("gguf", max(1, round(GGUF_BITS_PER_WEIGHT.get(kind, 8.5))), None,
+                                from_checkpoint=True, scheme=f"gguf:{kind}")
         if method in ("awq", "awq_marlin"):
             return Quantization("awq", bits if q.bits else 4, q.group_size or 128, from_checkpoint=True)
         if method in ("gptq", "gptq_marlin"):
             return Quantization("gptq", bits if q.bits else 4, q.group_size or 128, from_checkpoint=True)
         if method == "fp8":
             # quant_method "fp8" checkpoints of DeepSeek/Qwen use 128x128 weight blocks.
-            return Quantization("fp8", 8, None, block_fp8=True, from_checkpoint=True)
+            return Quantization("fp8", 8, None, block_fp8=scheme != "fp8-channel", from_checkpoint=True,
+                                scheme=q.scheme)
         if method == "fbgemm_fp8":
             return Quantization("fbgemm_fp8", 8, None, from_checkpoint=True, mlp_only=True)
         if method == "bitsandbytes":
             return Quantization("bitsandbytes", bits if q.bits else 4, None, from_checkpoint=True)
         if method == "compressed-tensors":
             b = q.bits or 8
-            return Quantization("compressed-tensors", b, q.group_size if b < 8 else None, from_checkpoint=True)
+            return Quantization("compressed-tensors", b, q.group_size if b < 8 else None, from_checkpoint=True,
+                                block_fp8=scheme == "fp8-block", scheme=q.scheme)
         return Quantization(method, bits, q.group_size, from_checkpoint=True)
     r = requested.lower()
     if r == "fp8":
@@ -186,9 +286,14 @@ def weight_bytes_per_param(q: Quantization, act_bytes: int) -> float:
       ``0.5 + 2.5/g`` (≈ +3.9 % at g = 128) (AutoAWQ/GPTQ tensor layout: qweight,
       scales, qzeros).
     * bitsandbytes NF4: 0.5 byte plus an fp32 absmax per block of 64.
+    * MXFP4 / NVFP4 / GGUF: :data:`QUANT_FORMATS` and :data:`GGUF_BITS_PER_WEIGHT`.
     """
     if not q.quantized:
         return float(act_bytes)
+    if q.scheme in QUANT_FORMATS and QUANT_FORMATS[q.scheme].bytes_per_weight:
+        return QUANT_FORMATS[q.scheme].bytes_per_weight
+    if (q.scheme or "").startswith("gguf:"):
+        return GGUF_BITS_PER_WEIGHT.get(q.scheme.split(":", 1)[1], 8.5) / 8  # type: ignore[union-attr]
     if q.method == "bitsandbytes":
         return 0.5 + 4 / BNB4_BLOCK if q.bits == 4 else 1.0
     if q.bits >= 8:
@@ -261,6 +366,7 @@ class _LayerParams:
     attn_linear: float  # attention projections (quantized unless mlp_only)
     mlp_linear: float  # dense MLP / experts / shared experts
     plain: float  # norms, biases, router: always 16-bit
+    experts: float = 0.0  # the routed experts alone (part of mlp_linear)
 
 
 @lru_cache(maxsize=4096)
@@ -283,6 +389,11 @@ def _layer_params(model: ModelConfig, tp: int, moe_layer: bool) -> _LayerParams:
         attn += m.kv_lora_rank * n_rank * (m.qk_nope_head_dim + m.v_head_dim)
         attn += n_rank * m.v_head_dim * h
         plain += m.kv_lora_rank
+        if model.indexer_heads:
+            # DeepSeek-V3.2's indexer projections are replicated on every rank.
+            d = model.indexer_head_dim
+            attn += (m.q_lora_rank or h) * model.indexer_heads * d + h * d
+            plain += 2 * d + h * model.indexer_heads
     else:
         q_dim = model.num_attention_heads * model.head_dim / tp
         kv_dim = _kv_heads_per_rank(model, tp) * model.head_dim
@@ -291,16 +402,34 @@ def _layer_params(model: ModelConfig, tp: int, moe_layer: bool) -> _LayerParams:
             plain += q_dim + 2 * kv_dim
         if model.family in ("qwen3", "qwen3_moe", "gemma3"):
             plain += 2 * model.head_dim  # q_norm, k_norm
+    if model.attention_sinks:
+        plain += model.num_attention_heads / tp  # one learned sink per head (gpt-oss)
+    experts = 0.0
     if moe_layer and model.moe is not None:
         moe = model.moe
-        mlp = moe.num_experts * 3 * h * moe.moe_intermediate_size / tp
-        mlp += 3 * h * moe.shared_intermediate_size / tp
+        experts = moe.num_experts * 3 * h * moe.moe_intermediate_size / tp
+        q = model.quantization
+        if q is not None and (q.scheme == "mxfp4" or q.method == "mxfp4"):
+            # vLLM's MXFP4 MoE (vllm/model_executor/layers/quantization/mxfp4.py create_weights,
+            # triton_kernels / Marlin layout) pads the hidden size to 256 and each rank's
+            # intermediate size to 128: gpt-oss-20b logs 13.64 GiB at TP1 and 7.01 at TP2 on
+            # H100 (v0.19.0), 6-8 % over the packed count.
+            inter = math.ceil(moe.moe_intermediate_size / tp / 128) * 128
+            experts = moe.num_experts * 3 * math.ceil(h / 256) * 256 * inter
+        mlp = experts + 3 * h * moe.shared_intermediate_size / tp
         plain += h * moe.num_experts  # router (ReplicatedLinear, never quantized)
         if model.family == "qwen2_moe" and moe.shared_intermediate_size:
             plain += h  # shared_expert_gate
     else:
-        mlp = 3 * h * model.intermediate_size / tp
-    return _LayerParams(attn, mlp, plain)
+        mlp = model.mlp_projections * h * model.intermediate_size / tp
+    return _LayerParams(attn, mlp, plain, experts)
+
+
+def _stage_share(count: int, model: ModelConfig, stage: StageLayout) -> int:
+    """Layers of a kind (spread through the model) that one pipeline stage holds."""
+    if not count:
+        return 0
+    return round(count * stage.num_layers / model.num_layers)
 
 
 def _padded_vocab(vocab: int, tp: int) -> int:
@@ -335,12 +464,19 @@ def _stage_layer_counts(model: ModelConfig, stage: StageLayout) -> tuple[int, in
 @lru_cache(maxsize=4096)
 def _stage_params(
     model: ModelConfig, tp: int, stage: StageLayout, pp: int, *, pad: bool
-) -> tuple[float, float, float]:
-    """(linear params, MLP linear params outside the first/last layer, 16-bit params) of one rank."""
+) -> tuple[float, float, float, float]:
+    """(linear params, MLP linear params outside the first/last layer, 16-bit params,
+    routed-expert params) of one rank."""
     dense_n, moe_n = _stage_layer_counts(model, stage)
     dense = _layer_params(model, tp, False)
     moe = _layer_params(model, tp, True)
     linear = dense_n * (dense.attn_linear + dense.mlp_linear) + moe_n * (moe.attn_linear + moe.mlp_linear)
+    experts = moe_n * moe.experts
+    recurrent = _stage_share(model.recurrent_layers, model, stage)
+    if recurrent:
+        # Mamba / gated-DeltaNet mixers replace the attention projections on those layers
+        # (split over TP like the attention heads).
+        linear += recurrent * (model.recurrent_layer_parameters / tp - dense.attn_linear)
     plain = dense_n * dense.plain + moe_n * moe.plain
     mlp_inner = dense_n * dense.mlp_linear + moe_n * moe.mlp_linear
     for layer in {0, model.num_layers - 1}:
@@ -356,15 +492,17 @@ def _stage_params(
         # hold the embedding (PP > 1): vLLM then creates and loads its own copy.
         if not model.tie_word_embeddings or (pp > 1 and not stage.is_first):
             plain += rows * model.hidden_size
-    return linear, mlp_inner, plain
+    return linear, mlp_inner, plain, experts
 
 
 def _rank_bytes(
     model: ModelConfig, q: Quantization, act_bytes: int, tp: int, stage: StageLayout, pp: int,
     *, pad: bool,
 ) -> float:
-    linear, mlp_inner, plain = _stage_params(model, tp, stage, pp, pad=pad)
+    linear, mlp_inner, plain, experts = _stage_params(model, tp, stage, pp, pad=pad)
     bpp = weight_bytes_per_param(q, act_bytes)
+    if q.experts_only:
+        return experts * bpp + (linear - experts + plain) * act_bytes
     if q.mlp_only:
         return mlp_inner * bpp + (linear - mlp_inner + plain) * act_bytes
     return linear * bpp + plain * act_bytes
@@ -443,10 +581,13 @@ def weights_per_stage(
             mtp_bytes = model.weight_bytes * (1 - loaded / model.num_parameters)
         scale = (model.weight_bytes - mtp_bytes) / ckpt
     elif loaded:
-        lin0, _, plain0 = _stage_params(model, 1, whole, 1, pad=False)
+        lin0, _, plain0, _ = _stage_params(model, 1, whole, 1, pad=False)
         scale = loaded / (lin0 + plain0)
-    # Guard against a catalog size that does not describe this architecture.
-    scale = min(max(scale, 0.85), 1.15)
+    # Guard against a catalog size that does not describe this architecture. A generically
+    # read config (parts approximated) trusts its checkpoint's index much further: that size
+    # is exact, the architecture count is not.
+    low, high = (0.5, 2.0) if model.approximations else (0.85, 1.15)
+    scale = min(max(scale, low), high)
     rope = rope_cache_bytes(model, act)
     per_stage = []
     for st in stages:
@@ -482,7 +623,10 @@ def kv_bytes_per_token(
     if model.mla is not None:
         if not mla_latent:
             return int(2 * layers * model.num_attention_heads / tp * model.head_dim * b)
-        return layers * model.mla.kv_cache_dim * b
+        # DeepSeek-V3.2: one FP8 indexer key per token and layer plus an fp32 scale per 128
+        # (vllm/model_executor/models/deepseek_v2.py DeepseekV32IndexerCache).
+        indexer = model.indexer_head_dim + 4 * math.ceil(model.indexer_head_dim / 128) if model.indexer_heads else 0
+        return layers * (model.mla.kv_cache_dim * b + indexer)
     return int(2 * layers * _kv_heads_per_rank(model, tp) * model.head_dim * b)
 
 
@@ -492,9 +636,114 @@ def guides_kv_bytes_per_token(model: ModelConfig, dtype_size: int = 2) -> int:
 
 
 def _sliding_layers(model: ModelConfig, stage: StageLayout) -> int:
-    if not model.sliding_window_layers:
-        return 0
-    return round(model.sliding_window_layers * stage.num_layers / model.num_layers)
+    return _stage_share(model.sliding_window_layers, model, stage)
+
+
+def kv_layers_on_stage(model: ModelConfig, stage: StageLayout) -> int:
+    """Decoder layers of a stage that hold a KV cache (recurrent and KV-sharing layers hold none)."""
+    return max(0, stage.num_layers - _stage_share(model.recurrent_layers, model, stage)
+               - _stage_share(model.kv_shared_layers, model, stage))
+
+
+def recurrent_state_bytes(model: ModelConfig, tp: int, act_dtype: str) -> int:
+    """One recurrent (Mamba / linear-attention) layer's state for one sequence on one rank.
+
+    vLLM splits the state's heads over TP and keeps it in the model dtype by default
+    (``mamba_ssm_cache_dtype: auto``; vllm/model_executor/layers/mamba/mamba_utils.py).
+    """
+    return int(math.ceil(model.recurrent_state_elements / tp) * dtype_bytes(act_dtype))
+
+
+@record
+class KVLayout:
+    """How vLLM lays the KV cache of one stage out (vllm/v1/core/kv_cache_utils.py).
+
+    V1's hybrid allocator puts layers of one kind (full, sliding window, chunked, Mamba)
+    into groups of ``group_size`` layers; kinds whose count is not a multiple are padded
+    with empty layers ("Add N padding layers, may waste at most X% KV cache memory").
+    Every group draws blocks from one pool of ``page × group_size`` bytes per block, and
+    the engine logs ``num_blocks // groups × block_size`` as "GPU KV cache size"
+    (``_report_kv_cache_config``). With Mamba/linear-attention layers the attention block
+    grows until its page holds one sequence's state (``HybridAttentionMambaModelConfig``:
+    ``block = 16 × ceil(state page / (16 × per-token page))``), and each of those groups
+    takes one block per request, however long it is.
+
+    Attributes:
+        per_layer_token_bytes: KV bytes of one token in one attention layer.
+        block_size: tokens per block of the attention groups.
+        group_size: layers per group.
+        groups: (kind, number of groups) with kind ``full``, ``sliding``, ``chunked``,
+            ``recurrent``.
+    """
+
+    per_layer_token_bytes: int
+    block_size: int
+    group_size: int
+    groups: tuple[tuple[str, int], ...]
+
+    @property
+    def group_count(self) -> int:
+        return sum(n for _, n in self.groups)
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes of one block across a group (the pool's unit)."""
+        return self.per_layer_token_bytes * self.block_size * self.group_size
+
+    @property
+    def padded_layers(self) -> int:
+        return self.group_size * self.group_count
+
+
+def kv_layout(model: ModelConfig, mm: MemoryModel, tp: int, stage: StageLayout,
+              kv_cache_dtype: str, act_dtype: str) -> KVLayout:
+    """The :class:`KVLayout` of a stage; V0 and single-kind models have one group."""
+    per_layer = kv_bytes_per_token(model, tp, 1, kv_cache_dtype, act_dtype, mla_latent=mm.mla_latent_cache)
+    kv_layers = kv_layers_on_stage(model, stage)
+    sliding = _sliding_layers(model, stage)
+    chunked = _stage_share(model.chunked_attention_layers, model, stage)
+    recurrent = _stage_share(model.recurrent_layers, model, stage)
+    block = mm.block_size
+    if mm.generation != "V1":
+        # V0 sized every attention layer in full; its Mamba state lived outside the cache.
+        return KVLayout(per_layer, block, max(1, kv_layers), (("full", 1),))
+    full = max(0, kv_layers - sliding - chunked)
+    counts = [(kind, n) for kind, n in (("full", full), ("sliding", sliding), ("chunked", chunked),
+                                         ("recurrent", recurrent)) if n]
+    if not counts:
+        return KVLayout(per_layer, block, 1, (("full", 1),))
+    low = min(n for _, n in counts)
+    high = max(n for _, n in counts)
+    group_size = high if high < low * 1.5 else low
+    if recurrent and per_layer:
+        state = recurrent_state_bytes(model, tp, act_dtype)
+        block = max(block, 16 * math.ceil(state / (16 * per_layer)))
+    groups = tuple((kind, math.ceil(n / group_size)) for kind, n in counts)
+    return KVLayout(per_layer, block, group_size, groups)
+
+
+def _blocks_per_request(layout: KVLayout, model: ModelConfig, max_model_len: int,
+                        max_num_batched_tokens: int) -> int:
+    """Blocks one request of ``max_model_len`` tokens takes from the pool (all groups).
+
+    Full attention: every token. Sliding window / chunked attention: ``min(window - 1 +
+    max_num_batched_tokens, max_model_len)`` tokens plus one block
+    (``SlidingWindowSpec.max_memory_usage_bytes``; ``ChunkedLocalAttentionSpec`` with the
+    chunk). Mamba / linear attention: one block (its state).
+    """
+    block = layout.block_size
+    full = math.ceil(max_model_len / block)
+    total = 0
+    for kind, n in layout.groups:
+        if kind == "full":
+            total += n * full
+        elif kind == "recurrent":
+            total += n
+        else:
+            window = (model.sliding_window if kind == "sliding" else model.chunked_attention_size) or max_model_len
+            need = min(window - 1 + max_num_batched_tokens, max_model_len)
+            total += n * min(math.ceil(need / block) + 1, full)
+    return total
 
 
 def request_kv_bytes(
@@ -503,21 +752,17 @@ def request_kv_bytes(
 ) -> int:
     """KV bytes one request of ``max_model_len`` tokens needs on this GPU, in whole blocks.
 
-    Full-attention layers need every token. Sliding-window layers under V1's hybrid
-    allocator need ``min(window - 1 + max_num_batched_tokens, max_model_len)`` tokens
-    (vllm/v1/kv_cache_interface.py ``SlidingWindowSpec.max_memory_usage_bytes``); V0
-    allocated them in full.
+    Full-attention layers need every token. Sliding-window (and chunked) layers under
+    V1's hybrid allocator need ``min(window - 1 + max_num_batched_tokens,
+    max_model_len)`` tokens (vllm/v1/kv_cache_interface.py
+    ``SlidingWindowSpec.max_memory_usage_bytes``), a Mamba/linear-attention layer one
+    block of state; V0 allocated every attention layer in full.
     """
-    per_layer = kv_bytes_per_token(model, tp, 1, kv_cache_dtype, act_dtype,
-                                   mla_latent=mm.mla_latent_cache)
-    block = mm.block_size
-    full_tokens = math.ceil(max_model_len / block) * block
-    sliding = _sliding_layers(model, stage) if mm.generation == "V1" else 0
-    window = model.sliding_window or max_model_len
-    sw_tokens = min(window - 1 + max_num_batched_tokens, max_model_len)
-    sw_tokens = (math.ceil(sw_tokens / block) + 1) * block if sliding else 0
-    sw_tokens = min(sw_tokens, full_tokens)
-    return per_layer * ((stage.num_layers - sliding) * full_tokens + sliding * sw_tokens)
+    layout = kv_layout(model, mm, tp, stage, kv_cache_dtype, act_dtype)
+    if mm.generation != "V1":
+        return layout.per_layer_token_bytes * layout.group_size * math.ceil(max_model_len / layout.block_size) \
+            * layout.block_size
+    return _blocks_per_request(layout, model, max_model_len, max_num_batched_tokens) * layout.block_bytes
 
 
 def kv_tokens(
@@ -526,23 +771,47 @@ def kv_tokens(
 ) -> int:
     """The "GPU KV cache size: N tokens" figure vLLM prints.
 
-    Whole blocks of the full per-token cost (vllm/v1/core/kv_cache_utils.py); with a
-    sliding-window credit (``sliding_window_credit``, vLLM ≥ 0.21, vllm#43308) the
-    engine reports ``max_concurrency × max_model_len`` instead, where a request's
-    sliding layers only hold their window.
+    ``num_blocks // groups × block_size`` with ``num_blocks = kv / (page × group_size)``
+    (vllm/v1/core/kv_cache_utils.py ``_report_kv_cache_config``): for a model with one
+    kind of layer, whole blocks of the full per-token cost; for hybrid models every
+    group (padding layers and Mamba groups included) counts as if it held every token.
+    With a sliding-window credit (``sliding_window_credit``, vLLM ≥ 0.21, vllm#43308)
+    the engine reports ``max_concurrency × max_model_len`` instead.
     """
     if kv_bytes <= 0:
         return 0
-    per_token = kv_bytes_per_token(model, tp, stage.num_layers, kv_cache_dtype, act_dtype,
-                                   mla_latent=mm.mla_latent_cache)
-    block = mm.block_size
-    if per_token <= 0:
+    layout = kv_layout(model, mm, tp, stage, kv_cache_dtype, act_dtype)
+    if layout.block_bytes <= 0:
         return 0
     if mm.sliding_window_credit and model.sliding_window_layers:
         need = request_kv_bytes(model, mm, tp, stage, max_model_len, max_num_batched_tokens,
                                 kv_cache_dtype, act_dtype)
         return int(kv_bytes / need * max_model_len) if need else 0
-    return int(kv_bytes // (per_token * block)) * block
+    num_blocks = int(kv_bytes // layout.block_bytes)
+    return num_blocks // layout.group_count * layout.block_size
+
+
+def max_concurrency(
+    kv_bytes: int, model: ModelConfig, mm: MemoryModel, tp: int, stage: StageLayout,
+    max_model_len: int, max_num_batched_tokens: int, kv_cache_dtype: str, act_dtype: str,
+) -> float:
+    """Requests of ``max_model_len`` that fit at once ("Maximum concurrency ... X.XXx").
+
+    ``num_blocks / blocks per request`` (``get_max_concurrency_for_kv_cache_config``). For
+    dense models this is the token count over ``max_model_len``; for hybrid models the
+    windowed and recurrent groups take fewer blocks per request than the token count
+    suggests, and a Mamba model's per-sequence state caps it instead of tokens.
+    """
+    if kv_bytes <= 0 or max_model_len <= 0:
+        return 0.0
+    layout = kv_layout(model, mm, tp, stage, kv_cache_dtype, act_dtype)
+    if layout.block_bytes <= 0:
+        return 0.0
+    if mm.generation != "V1" or len(layout.groups) == 1 and layout.groups[0][0] == "full":
+        return kv_tokens(kv_bytes, model, mm, tp, stage, max_model_len, max_num_batched_tokens,
+                         kv_cache_dtype, act_dtype) / max_model_len
+    per_request = _blocks_per_request(layout, model, max_model_len, max_num_batched_tokens)
+    return int(kv_bytes // layout.block_bytes) / per_request if per_request else 0.0
 
 
 # --------------------------------------------------------------------------- activations
@@ -594,7 +863,9 @@ def activation_bytes(
         dense_i = max(dense_i, model.moe.shared_intermediate_size / tp)
     forward = tokens * (a.intermediate_factor * dense_i + a.hidden_factor * h) * b
     moe = 0.0
-    if has_moe:
+    if has_moe and q.scheme != "mxfp4":
+        # MXFP4 experts run through their own kernels (triton_kernels / FlashInfer / Marlin), not
+        # fused_experts' intermediate caches: v0.19.0 gpt-oss-20b logs 2.87 GiB, the sampler alone.
         factor = a.moe_workspace_factor_fp8_block if q.block_fp8 else a.moe_workspace_factor
         moe = factor * _moe_workspace_elements(model, tp, tokens) * b
     sampler = 0.0
@@ -631,8 +902,21 @@ def non_torch_bytes(mm: MemoryModel, gpu: GPU, tp: int, pp: int) -> int:
 # --------------------------------------------------------------------------- CUDA graphs
 
 
+# The largest batch V1 captures by default; gpt-oss raises it to 1024 (the v0.19.0 gpt-oss-20b
+# log: "max_cudagraph_capture_size: 1024", "Profiling CUDA graph memory: PIECEWISE=83
+# (largest=1024), FULL=83 (largest=1024)"; Llama-3.1-8B in the same sweep: 51 and 512).
+DEFAULT_MAX_CAPTURE = 512
+_MAX_CAPTURE_BY_FAMILY = {"gpt_oss": 1024}
+
+
+def max_capture_size(model: ModelConfig) -> int:
+    """The largest batch size V1 (0.11+) captures a CUDA graph for, before ``max_num_seqs`` caps it."""
+    return _MAX_CAPTURE_BY_FAMILY.get(model.family, DEFAULT_MAX_CAPTURE)
+
+
 @lru_cache(maxsize=4096)
-def cuda_graph_sizes(mm: MemoryModel, max_num_seqs: int, max_num_batched_tokens: int) -> tuple[int, int]:
+def cuda_graph_sizes(mm: MemoryModel, max_num_seqs: int, max_num_batched_tokens: int,
+                     max_capture: int = DEFAULT_MAX_CAPTURE) -> tuple[int, int]:
     """(piecewise graphs, full graphs) the version captures.
 
     * V0: batch sizes [1, 2, 4] + 8..256 step 8, up to the first size ≥ max_num_seqs
@@ -657,7 +941,7 @@ def cuda_graph_sizes(mm: MemoryModel, max_num_seqs: int, max_num_batched_tokens:
     if cap == "v1-piecewise":
         sizes = [1, 2, 4] + list(range(8, 513, 8))
         return sum(1 for s in sizes if s <= max_num_batched_tokens), 0
-    top = min(2 * max_num_seqs, 512, max_num_batched_tokens)
+    top = min(2 * max_num_seqs, max_capture, max_num_batched_tokens)
     sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
     piecewise = [s for s in sizes if s <= top]
     full = [s for s in piecewise if s <= max_num_seqs]
@@ -676,9 +960,16 @@ def cuda_graph_bytes(
     """
     if enforce_eager:
         return 0
-    piecewise, full = cuda_graph_sizes(mm, max_num_seqs, max_num_batched_tokens)
+    cap = max_capture_size(model)
+    piecewise, full = cuda_graph_sizes(mm, max_num_seqs, max_num_batched_tokens, cap)
     cg = mm.cuda_graphs
     mib = cg.mib_per_layer_graph * stage.num_layers * (piecewise + full)
+    if cg.capture == "v1-full-and-piecewise":
+        # Graphs of larger batches hold larger buffers: above the default list, memory grows with
+        # the largest size (gpt-oss-20b: 1.84 GiB for 24 layers x 166 graphs up to 1024, 2.2x the
+        # per-graph figure of 512-capped models in the same v0.19.0 sweep).
+        largest = min(2 * max_num_seqs, cap, max_num_batched_tokens)
+        mib *= max(1.0, largest / DEFAULT_MAX_CAPTURE)
     if cg.reference_hidden:
         mib *= model.hidden_size / cg.reference_hidden
     return int(mib * MIB)

@@ -25,6 +25,7 @@ class SizingProblem(Enum):
     GPU_CANNOT_RUN_DTYPE = "gpu-cannot-run-dtype"
     QUANTIZATION_MISMATCH = "quantization-mismatch"
     CUDA_GRAPHS_OUTSIDE_BUDGET = "cuda-graphs-outside-budget"
+    SAMPLER_WARMUP_OOM = "sampler-warmup-oom"
 
 
 @record

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostic, Severity
+from ..fsio import MAX_SPEC_BYTES, read_bounded
 from . import problems
 
 Path_ = tuple[str | int, ...]
@@ -119,6 +120,28 @@ class _TooManyNodes(Exception):
     pass
 
 
+class _LoneSurrogate(Exception):
+    """A string holds a ``\\ud800``-style escape that is half of a character (no UTF-8 for it)."""
+
+    def __init__(self, path: Path_) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _text(value: str, path: Path_) -> str:
+    """``value`` as a string UTF-8 can hold: escaped surrogate pairs (``"\\ud83e\\udd99"``, as
+    JSON writes non-BMP characters) are joined into their character; a lone half is refused."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise _LoneSurrogate(path) from None
+
+
 def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     """Convert ruamel round-trip nodes to plain data, recording positions."""
     if len(positions) > MAX_NODES:
@@ -132,7 +155,7 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
             if node[key] is None and vl != kl:
                 # `key:` with nothing after it: ruamel reports the next token; the key is the place.
                 vl, vc = kl, kc
-            skey = key if isinstance(key, str) else str(key)
+            skey = _text(key if isinstance(key, str) else str(key), path)
             child = (*path, skey)
             positions[child] = Position(kl + 1, kc + 1, vl + 1, vc + 1)
             out[skey] = _plain(node[key], child, positions)
@@ -152,7 +175,7 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, Position]) -> Any:
     if isinstance(node, float):
         return float(node)
     if isinstance(node, str):
-        return str(node)
+        return _text(str(node), path)
     if isinstance(node, (_dt.date, _dt.datetime)):
         return node.isoformat()
     return str(node)
@@ -262,6 +285,13 @@ def load_text(text: str, file: str, base_dir: Path | None = None) -> tuple[list[
             diags.append(_diag(file, start, 1, problems.YAML_UNREADABLE, "the document nests too deeply",
                                "a spec is a few levels deep; check for recursive anchors"))
             continue
+        except _LoneSurrogate as exc:
+            where = positions.get(exc.path)
+            line, col = (where.value_line, where.value_col) if where is not None else (start, 1)
+            diags.append(_diag(file, line, col, problems.YAML_UNREADABLE,
+                               "the string holds half of a character (a lone \\ud800-\\udfff escape)",
+                               "write the character itself, or both halves of its surrogate pair"))
+            continue
         except _TooManyNodes:
             diags.append(_diag(file, start, 1, problems.YAML_UNREADABLE,
                                f"the document expands to more than {MAX_NODES:,} values (nested aliases?)",
@@ -293,17 +323,21 @@ def load_text_cached(text: str, file: str, base_dir: Path) -> tuple[list[SourceD
     from ..fsio import (  # bump CACHE_VERSION when SourceDoc or the position rules change
         CACHE_VERSION,
         cache_dir,
+        load_cache,
         store_cache,
     )
 
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    full = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = full[:32]
     cached = cache_dir() / "docs" / f"{digest}-v{CACHE_VERSION}.json"
-    try:
-        stored = json.loads(cached.read_text(encoding="utf-8"))
-        return [SourceDoc(file, d["index"], d["data"], {tuple(p[0]): Position(*p[1:]) for p in d["positions"]},
-                          d["start_line"], text, base_dir) for d in stored], []
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    entry = load_cache(cached, full)  # verified against the text's and its own hash
+    if entry is not None:
+        try:
+            stored = json.loads(entry)
+            return [SourceDoc(file, d["index"], d["data"], {tuple(p[0]): Position(*p[1:]) for p in d["positions"]},
+                              d["start_line"], text, base_dir) for d in stored], []
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass
     docs, diags = load_text(text, file, base_dir)
     if diags:
         return docs, diags
@@ -315,35 +349,58 @@ def load_text_cached(text: str, file: str, base_dir: Path) -> tuple[list[SourceD
     except (TypeError, ValueError):
         return docs, diags  # data JSON cannot hold: not cached
     if [d["data"] for d in json.loads(encoded)] == [d.data for d in docs]:  # else JSON would change it
-        store_cache(cached, encoded)
+        store_cache(cached, encoded, full)
     return docs, diags
 
 
-def _expand(paths: Iterable[str]) -> Iterator[tuple[str, Path | None]]:
+def _expand(paths: Iterable[str]) -> Iterator[tuple[str, Path | None, bool]]:
+    """(display name, path or None for stdin, found by walking a folder)."""
     for p in paths:
         if p == "-":
-            yield "-", None
+            yield "-", None, False
             continue
         path = Path(p)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
+                # A FIFO or device named *.yaml in a folder is skipped like any non-file.
                 if child.is_file() and child.suffix in SPEC_SUFFIXES:
-                    yield str(child), child
+                    yield str(child), child, True
         else:
-            yield p, path
+            yield p, path, False
+
+
+def is_foreign_document(data: Any) -> bool:
+    """True for another tool's YAML (a Kubernetes manifest, a kustomization): it names an
+    ``apiVersion`` and a ``kind`` outside llmdeploy's. A document that names neither, or
+    llmdeploy's own group or kinds, is a spec (and gets the spec's diagnostics)."""
+    if not isinstance(data, dict):
+        return False
+    api, kind = data.get("apiVersion"), data.get("kind")
+    if not isinstance(api, str) or not isinstance(kind, str):
+        return False
+    return not api.startswith("llmdeploy.dev/") and kind not in ("LLMService", "LLMServiceProfile")
 
 
 def load_paths(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]:
-    """Load files, folders (``*.yaml``/``*.yml`` inside, recursively) or ``-`` (stdin)."""
+    """Load files, folders (``*.yaml``/``*.yml`` inside, recursively) or ``-`` (stdin).
+
+    Inside a folder, documents of other tools (an ``apiVersion``/``kind`` outside
+    llmdeploy's, e.g. rendered manifests or a kustomization) are skipped.
+    """
     docs: list[SourceDoc] = []
     diags: list[Diagnostic] = []
-    for display, path in _expand(paths):
+    for display, path, walked in _expand(paths):
         if path is None:
-            text = sys.stdin.read()
+            text = sys.stdin.read(MAX_SPEC_BYTES + 1)
+            if len(text) > MAX_SPEC_BYTES:
+                diags.append(_diag("<stdin>", 0, 0, problems.YAML_UNREADABLE,
+                                   f"standard input holds more than {MAX_SPEC_BYTES:,} characters",
+                                   "a spec is a few kilobytes; pass one spec per document or file"))
+                continue
             d, g = load_text(text, "<stdin>", Path.cwd())
         else:
             try:
-                raw = path.read_bytes()
+                raw = read_bounded(path, MAX_SPEC_BYTES)
             except FileNotFoundError:
                 diags.append(_diag(display, 0, 0, problems.YAML_UNREADABLE, "file not found", "check the path"))
                 continue
@@ -359,6 +416,10 @@ def load_paths(paths: Sequence[str]) -> tuple[list[SourceDoc], list[Diagnostic]]
                                    "save the spec as UTF-8"))
                 continue
             d, g = load_text(text, display, path.resolve().parent)
+            if walked:
+                # A folder of specs may hold other YAML (rendered manifests, kustomization.yaml):
+                # only files named on the command line must be specs.
+                d = [doc for doc in d if not is_foreign_document(doc.data)]
         docs.extend(d)
         diags.extend(g)
     return docs, diags

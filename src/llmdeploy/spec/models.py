@@ -35,6 +35,13 @@ DNS1123Label = Annotated[
     str, StringConstraints(pattern=naming.DNS1123_LABEL_RE, min_length=1, max_length=63)
 ]
 
+# Upper bounds of the numeric fields: far above any real deployment, low enough that
+# sizing, PromQL thresholds and dashboard JSON stay ordinary numbers (docs/security.md).
+MAX_REPLICAS = 1000
+MAX_NUM_SEQS = 65_536
+#: Largest scaling target or activation threshold (tokens/s per replica is the largest metric).
+MAX_SCALING_TARGET = 1_000_000
+
 
 # Default factories are plain functions, not the builtins `list` and `dict`: pydantic
 # inspects every factory's signature, and for a builtin that means parsing its text
@@ -55,6 +62,9 @@ class _Model(BaseModel):
         frozen=True,
         str_strip_whitespace=False,
         use_attribute_docstrings=False,
+        # NaN and ±infinity pass a `gt=0` bound and reach KEDA thresholds and dashboard JSON
+        # (where strict parsers reject `Infinity`): every float field must be finite.
+        allow_inf_nan=False,
     )
 
 
@@ -126,11 +136,20 @@ class Credentials(_Model):
         None,
         description=(
             "Secret holding the credential. For `hf://` storage it must hold the Hugging Face "
-            "token under `tokenKey`; for s3/gs/azure it is the KServe storage secret."
+            "token under the key `HF_TOKEN` (the only key KServe's storage initializer reads); "
+            "for s3 it holds `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (the names KServe's shipped "
+            "ConfigMap sets), for gs "
+            "`gcloud-application-credentials.json`, for Azure `AZURE_CLIENT_ID`/"
+            "`AZURE_CLIENT_SECRET`/`AZURE_TENANT_ID` (KServe v0.20 pkg/credentials)."
         ),
     )
     token_key: str = Field(
-        "HF_TOKEN", description="Key of the Hugging Face token inside `secretRef`.", min_length=1
+        "HF_TOKEN",
+        description=(
+            "Key of the Hugging Face token inside `secretRef`. Must be `HF_TOKEN` for `hf://` "
+            "storage: the storage initializer reads no other key (LD607)."
+        ),
+        min_length=1,
     )
     service_account: DNS1123Label | None = Field(
         None,
@@ -142,6 +161,46 @@ class Credentials(_Model):
 
 
 Dtype = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+class LoraAdapter(_Model):
+    """A LoRA adapter served on top of the base model (requests name it as their `model`)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = Field(
+        description=(
+            "Name clients pass as `model` to use the adapter. Letters, digits, `.`, `_`, `-`; unique, "
+            "and not the base model's served name."
+        ),
+        min_length=1,
+        max_length=63,
+    )
+    storage_uri: str = Field(
+        description=(
+            "Where the adapter's weights are: `hf://org/adapter` (both targets), `s3://` or "
+            "`pvc://claim/path` (llmInferenceService target: KServe downloads or mounts them). "
+            "Read with the same `model.credentials`."
+        ),
+        min_length=1,
+    )
+    rank: int = Field(
+        description=(
+            "The adapter's LoRA rank (`r` in its `adapter_config.json`); `--max-lora-rank` is sized "
+            "to the largest."
+        ),
+        ge=1,
+        le=512,
+    )
+    base_model: str | None = Field(
+        None,
+        description=(
+            "The model the adapter was trained on (`base_model_name_or_path` in its "
+            "`adapter_config.json`): checked against `model.id` (LD706). A LoRA only fits its base model."
+        ),
+        min_length=1,
+        max_length=253,
+    )
+
+
 Quantization = Literal["none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes", "compressed-tensors"]
 
 
@@ -204,6 +263,21 @@ class ModelSource(_Model):
     )
     trust_remote_code: bool = Field(
         False, description="Allow the model repository's own Python code (`--trust-remote-code`)."
+    )
+    loras: list[LoraAdapter] = Field(
+        default_factory=_list,
+        description=(
+            "LoRA adapters served with the base model: `--enable-lora`, `--max-loras`, "
+            "`--max-lora-rank`, `--max-cpu-loras` and the adapters (on the llmInferenceService "
+            "target through `spec.model.lora`)."
+        ),
+        max_length=64,
+    )
+    max_loras: int | None = Field(
+        None,
+        description="Adapters held on the GPU at once (`--max-loras`). Default: every adapter of `loras`.",
+        ge=1,
+        le=64,
     )
 
 
@@ -268,6 +342,7 @@ class Runtime(_Model):
         None,
         description="Token budget of one scheduler step (prefill chunk size). Default: the engine's.",
         ge=1,
+        le=10_000_000,
     )
     prefix_caching: bool | None = Field(
         None, description="Automatic prefix caching. Default: the pinned engine version's default."
@@ -291,8 +366,8 @@ class Runtime(_Model):
     @field_validator("max_num_seqs")
     @classmethod
     def _max_num_seqs(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v < 1:
-            raise ValueError(f"must be a positive integer or 'auto' (got {v})")
+        if isinstance(v, int) and not 1 <= v <= MAX_NUM_SEQS:
+            raise ValueError(f"must be 'auto' or an integer between 1 and {MAX_NUM_SEQS} (got {v})")
         return v
 
 
@@ -303,7 +378,8 @@ class GPU(_Model):
     """Which GPUs each replica gets."""
 
     type: str = Field(
-        description="GPU catalog key (`llmdeploy catalog gpus`), e.g. `a100-80gb`, `h100`, `l4`.",
+        description="GPU catalog key (`llmdeploy catalog gpus`), e.g. `a100-80gb`, `h100-sxm`, `l4`; "
+        "a family name that covers several variants (`a100`, `h100`) is refused with the choices.",
         min_length=1,
     )
     count: int | None = Field(
@@ -311,6 +387,14 @@ class GPU(_Model):
         description="GPUs per replica. Defaults to tensor × pipeline parallel size; must equal it.",
         ge=1,
         le=64,
+    )
+    per_node: int | None = Field(
+        None,
+        description="GPUs of this type in one node of your cluster, when it differs from the catalog's "
+        "typical node (AWS g5.48xlarge holds 8 A10G, the catalog's g5.12xlarge 4); bounds tensor × pipeline "
+        "parallel on one node.",
+        ge=1,
+        le=72,
     )
 
 
@@ -323,9 +407,59 @@ class Parallelism(_Model):
         1, description="Data-parallel engine replicas inside one pod (vLLM `--data-parallel-size`).", ge=1, le=64
     )
     expert: bool = Field(False, description="Expert parallelism for MoE models (`--enable-expert-parallel`).")
+    tensor_across_nodes: bool = Field(
+        False,
+        description=(
+            "Allow tensor parallel to span nodes (multi-node only). Every layer then all-reduces over "
+            "the network, which is many times slower than NVLink; without this, tensor parallel stays "
+            "inside a node and pipeline parallel crosses nodes (LD803)."
+        ),
+    )
 
 
 AutoOrQuantity = Union[Literal["auto"], Quantity]
+
+
+# An extended resource name a device plugin advertises (`rdma/ib`, `nvidia.com/hostdev`).
+ExtendedResourceName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                           max_length=253)
+]
+
+
+class Interconnect(_Model):
+    """The network between the nodes of one multi-node replica (`resources.nodes` > 1)."""
+
+    fabric: Literal["infiniband", "roce", "ethernet"] = Field(
+        "ethernet",
+        description=(
+            "Node-to-node network NCCL uses: `infiniband` or `roce` (GPUDirect RDMA through the "
+            "`rdmaResources` device plugin) or `ethernet` (TCP sockets over the pod network; NCCL's "
+            "InfiniBand transport is switched off)."
+        ),
+    )
+    rdma_resources: dict[ExtendedResourceName, Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=_dict,
+        description=(
+            "Extended resources every pod of a group requests for RDMA, e.g. `{rdma/ib: 1}` (Mellanox "
+            "k8s-rdma-shared-dev-plugin) or `{nvidia.com/hostdev: 8}`; needed for `infiniband`/`roce`."
+        ),
+    )
+    socket_ifname: Annotated[str, StringConstraints(pattern=r"^\^?=?[A-Za-z0-9_.,:-]+$", max_length=128)] | None = Field(
+        None,
+        description=(
+            "Network interface(s) NCCL and Gloo bootstrap over (`NCCL_SOCKET_IFNAME`, "
+            "`GLOO_SOCKET_IFNAME`), e.g. `eth0`. Default: the pod's first interface as NCCL picks it."
+        ),
+    )
+    topology_key: LabelKey | None = Field(
+        None,
+        description=(
+            "Node label whose value names one fast domain (rack, NVLink domain, InfiniBand leaf), e.g. "
+            "`nvidia.com/gpu.clique`. Every pod of a group lands in one domain and a domain serves one "
+            "group (LeaderWorkerSet `leaderworkerset.sigs.k8s.io/exclusive-topology`)."
+        ),
+    )
 
 
 class Resources(_Model):
@@ -346,6 +480,19 @@ class Resources(_Model):
     ephemeral_storage: AutoOrQuantity | None = Field(
         None, description="Ephemeral storage request (the downloaded weights live there for hf:// and s3://)."
     )
+    nodes: int = Field(
+        1,
+        description=(
+            "Nodes one replica spans. Above 1 each node runs one pod with tensor × pipeline ÷ nodes "
+            "GPUs (tensor parallel inside a node, pipeline stages across nodes); needs "
+            "`deployment.target: leaderWorkerSet` (docs/topologies.md)."
+        ),
+        ge=1,
+        le=64,
+    )
+    interconnect: Interconnect = Field(
+        default_factory=Interconnect, description="The network between the nodes of one replica (multi-node)."
+    )
 
 
 # --------------------------------------------------------------------------- deployment
@@ -358,7 +505,9 @@ class Toleration(_Model):
     operator: Literal["Exists", "Equal"] = Field("Exists", description="Match operator.")
     value: str | None = Field(None, description="Taint value (with `Equal`).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect.")
-    toleration_seconds: int | None = Field(None, description="For NoExecute: how long the pod stays bound.")
+    toleration_seconds: int | None = Field(
+        None, description="For NoExecute: how long the pod stays bound (seconds, at most a year).", ge=0, le=31_536_000
+    )
 
 
 class NetworkPolicySpec(_Model):
@@ -384,7 +533,7 @@ class Disruption(_Model):
     """PodDisruptionBudget for voluntary disruptions (node drains, upgrades)."""
 
     enabled: bool | None = Field(None, description="Render a PodDisruptionBudget. Default: the profile's.")
-    max_unavailable: int = Field(1, description="Replicas a drain may take down at once.", ge=0)
+    max_unavailable: int = Field(1, description="Replicas a drain may take down at once.", ge=0, le=MAX_REPLICAS)
 
 
 class Deployment(_Model):
@@ -396,6 +545,17 @@ class Deployment(_Model):
             "KServe deployment mode: `standard` (plain Deployment + Service, formerly RawDeployment) "
             "or `knative` (Knative Service, formerly Serverless). Always written to the "
             "`serving.kserve.io/deploymentMode` annotation."
+        ),
+    )
+    target: Literal["inferenceService", "llmInferenceService", "leaderWorkerSet"] = Field(
+        "inferenceService",
+        description=(
+            "What llmdeploy renders: `inferenceService` (a KServe InferenceService on a "
+            "ClusterServingRuntime, round-robin Service) or `llmInferenceService` (a KServe v0.20 "
+            "LLMInferenceService behind the llm-d router: prefix- and KV-cache-aware scheduling, "
+            "`router`). docs/targets.md compares them. `leaderWorkerSet`: a plain LeaderWorkerSet "
+            "(leaderworkerset.x-k8s.io/v1, no KServe) whose groups span `resources.nodes` nodes "
+            "with vLLM's Ray bootstrap (docs/topologies.md)."
         ),
     )
     node_selector: dict[str, str] | None = Field(
@@ -437,9 +597,18 @@ class Deployment(_Model):
 class TargetLoad(_Model):
     """The load the service must carry; replicas are derived from it."""
 
-    requests_per_second: float = Field(description="Peak requests per second.", gt=0)
-    avg_prompt_tokens: int = Field(512, description="Average prompt length (tokens).", ge=1)
-    avg_output_tokens: int = Field(256, description="Average output length (tokens).", ge=1)
+    requests_per_second: float = Field(description="Peak requests per second.", gt=0, le=1_000_000)
+    avg_prompt_tokens: int = Field(512, description="Average prompt length (tokens).", ge=1, le=10_000_000)
+    avg_output_tokens: int = Field(256, description="Average output length (tokens).", ge=1, le=10_000_000)
+    concurrency: int | None = Field(
+        None,
+        description=(
+            "Requests in flight per replica at peak (offered load, not the engine's maxNumSeqs); "
+            "`maxNumSeqs: auto` is never set below it."
+        ),
+        ge=1,
+        le=1_000_000,
+    )
 
 
 class PrometheusSource(_Model):
@@ -465,7 +634,9 @@ class PrometheusSource(_Model):
 class KnativeScaling(_Model):
     """Knative Pod Autoscaler knobs (deployment.mode knative)."""
 
-    initial_scale: int | None = Field(None, description="`autoscaling.knative.dev/initial-scale`.", ge=0)
+    initial_scale: int | None = Field(
+        None, description="`autoscaling.knative.dev/initial-scale`.", ge=0, le=MAX_REPLICAS
+    )
     scale_to_zero_grace_period: str | None = Field(
         None, description="`autoscaling.knative.dev/scale-to-zero-pod-retention-period`, e.g. `10m`.",
         pattern=r"^\d+(s|m|h)$",
@@ -474,7 +645,13 @@ class KnativeScaling(_Model):
         None, description="`autoscaling.knative.dev/scale-down-delay`, e.g. `5m`.", pattern=r"^\d+(s|m|h)$"
     )
     container_concurrency: int | None = Field(
-        None, description="Hard limit of concurrent requests per pod (0 = unlimited).", ge=0
+        None,
+        description=(
+            "Hard limit of concurrent requests per pod (0 = unlimited; at most 1000, Knative's "
+            "default `container-concurrency-max-limit`)."
+        ),
+        ge=0,
+        le=1000,
     )
 
 
@@ -494,7 +671,7 @@ class Scaling(_Model):
             "(KServe's own HPA on cpu/memory) or `none` (fixed replicas)."
         ),
     )
-    min_replicas: int = Field(1, description="Fewest replicas (0 only with scaleToZero).", ge=0)
+    min_replicas: int = Field(1, description="Fewest replicas (0 only with scaleToZero).", ge=0, le=MAX_REPLICAS)
     max_replicas: int | Literal["auto"] = Field(
         3, description="Most replicas, or `auto` (from targetLoad and the capacity estimate)."
     )
@@ -529,6 +706,21 @@ class Scaling(_Model):
     target_load: TargetLoad | None = Field(None, description="Expected peak load; sizes maxReplicas when `auto`.")
     prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="Prometheus for KEDA.")
     knative: KnativeScaling = Field(default_factory=KnativeScaling, description="Knative autoscaling knobs.")
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_replicas(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= MAX_REPLICAS:
+            raise ValueError(f"must be 'auto' or an integer between 1 and {MAX_REPLICAS} (got {v})")
+        return v
+
+    @field_validator("target", "activation_target")
+    @classmethod
+    def _threshold(cls, v: float | str | None) -> float | str | None:
+        # Below zero is the scaling rules' to explain (what the metric can reach); absurdly large here.
+        if isinstance(v, float) and abs(v) > MAX_SCALING_TARGET:
+            raise ValueError(f"must be at most {MAX_SCALING_TARGET:,} (got {v:g})")
+        return v
 
 
 # --------------------------------------------------------------------------- rollout
@@ -586,12 +778,16 @@ class Alerts(_Model):
     """Alert thresholds (profiles set defaults)."""
 
     enabled: bool = Field(True, description="Render alerting rules.")
-    queue_depth: float = Field(20, description="Waiting requests (sum over replicas) that count as backed up.", gt=0)
+    queue_depth: float = Field(
+        20, description="Waiting requests (sum over replicas) that count as backed up.", gt=0, le=1_000_000
+    )
     kv_cache_usage: float = Field(0.95, description="KV-cache usage (0–1) that counts as nearly full.", gt=0, le=1)
-    ttft_p95_seconds: float = Field(2.0, description="p95 time-to-first-token SLO (seconds).", gt=0)
-    itl_p95_seconds: float = Field(0.1, description="p95 inter-token latency SLO (seconds).", gt=0)
+    ttft_p95_seconds: float = Field(2.0, description="p95 time-to-first-token SLO (seconds).", gt=0, le=3600)
+    itl_p95_seconds: float = Field(0.1, description="p95 inter-token latency SLO (seconds).", gt=0, le=3600)
     error_rate: float = Field(0.01, description="Error budget: share of requests that may fail.", gt=0, le=1)
-    preemptions_per_second: float = Field(0.5, description="Preemption rate that signals KV-cache pressure.", gt=0)
+    preemptions_per_second: float = Field(
+        0.5, description="Preemption rate that signals KV-cache pressure.", gt=0, le=1_000_000
+    )
     gpu_memory_usage: float = Field(0.9, description="GPU framebuffer usage (0–1) alert (DCGM).", gt=0, le=1)
     for_duration: Annotated[str, StringConstraints(pattern=r"^\d+(s|m|h)$")] = Field(
         "5m", description="How long a condition must hold before an alert fires."
@@ -644,6 +840,132 @@ class Monitoring(_Model):
     )
 
 
+# --------------------------------------------------------------------------- router
+
+
+ScorerType = Literal["prefixCache", "kvCacheUtilization", "queue", "loraAffinity", "activeRequest", "noHitLru"]
+
+
+class RouterScorer(_Model):
+    """One scorer of the llm-d endpoint picker and its weight."""
+
+    type: ScorerType = Field(
+        description=(
+            "`prefixCache` (the replica that already holds the prompt's prefix), `kvCacheUtilization` "
+            "(free KV cache), `queue` (short queue), `loraAffinity` (the adapter is loaded), "
+            "`activeRequest` (fewest requests in flight), `noHitLru` (spread cold prompts)."
+        ),
+    )
+    weight: int = Field(1, description="Weight of the scorer in the picker's sum.", ge=1, le=100)
+
+
+class RouterGateway(_Model):
+    """The Gateway API gateway the route attaches to."""
+
+    name: DNS1123Label = Field(description="Gateway name.")
+    namespace: DNS1123Label | None = Field(None, description="Gateway namespace (default: the service's).")
+    section_name: str | None = Field(None, description="Listener name on the gateway.", min_length=1, max_length=253)
+
+
+class RouterObjective(_Model):
+    """Request priority of the service's traffic in the endpoint picker (an InferenceObjective)."""
+
+    priority: int = Field(
+        description="Higher is served first when the pool is saturated; negative may be shed first.",
+        ge=-1000,
+        le=1000,
+    )
+
+
+class Router(_Model):
+    """The llm-d router in front of the llmInferenceService target."""
+
+    pool: Literal["managed", "explicit"] = Field(
+        "managed",
+        description=(
+            "`managed`: KServe creates the InferencePool, the endpoint picker (EPP) and the HTTPRoute "
+            "from the LLMInferenceService. `explicit`: llmdeploy renders the InferencePool, the "
+            "HTTPRoute and the EPP configuration for an llm-d router the cluster runs itself (`eppService`)."
+        ),
+    )
+    gateway: RouterGateway | None = Field(
+        None, description="Gateway of the route. Default: the gateway KServe's configuration names."
+    )
+    scorers: list[RouterScorer] | None = Field(
+        None,
+        description=(
+            "Scorers of the endpoint picker. Default: KServe v0.20's baseline (queue 2, "
+            "kvCacheUtilization 2, prefixCache 3, noHitLru 2; loraAffinity 4 with adapters)."
+        ),
+        min_length=1,
+        max_length=6,
+    )
+    prefix_block_size: int | None = Field(
+        None,
+        description=(
+            "Tokens per block the prefix scorer hashes; must equal the engine's `--block-size`. "
+            "Default: the engine's."
+        ),
+        ge=1,
+        le=1024,
+    )
+    scheduler_replicas: int = Field(1, description="Endpoint picker replicas (more than one elects a leader).",
+                                    ge=1, le=10)
+    epp_service: DNS1123Label | None = Field(
+        None, description="`explicit` pool: the Service of the cluster's endpoint picker (gRPC port 9002)."
+    )
+    epp_metrics_token: SecretKeyRef | None = Field(
+        None,
+        description=(
+            "`managed` pool: a Secret key holding a bearer token that may read the endpoint picker's "
+            "`/metrics` (it checks the token; a ServiceAccount token whose role allows `get` on the "
+            "non-resource URL `/metrics`). With it llmdeploy renders the picker's PodMonitor and alerts."
+        ),
+    )
+    objective: RouterObjective | None = Field(
+        None, description="Request priority in the endpoint picker (renders an InferenceObjective)."
+    )
+    llmd_router_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")] = Field(
+        "0.9.0",
+        description=(
+            "llm-d router release of the cluster: from 0.9 InferenceObjective is `llm-d.ai/v1alpha2`, "
+            "before `inference.networking.x-k8s.io/v1alpha2`."
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- security
+
+
+class AllowedSecret(_Model):
+    """A value the secret scan flags that is not a credential."""
+
+    path: str = Field(
+        description=(
+            "JSON path of the value as the LD401 diagnostic names it, e.g. `runtime.env[2].value` "
+            "(the value itself is never written here)."
+        ),
+        min_length=1,
+        max_length=512,
+    )
+    reason: str = Field(description="Why the value is not a credential (read in review).", min_length=1,
+                        max_length=1024)
+
+
+class Security(_Model):
+    """The secret scan's allow-list."""
+
+    allow_secret_like: list[AllowedSecret] = Field(
+        default_factory=_list,
+        description=(
+            "Values that look like credentials but are not (a public build id, a test fixture): "
+            "the secret scan skips them in the spec and in the rendered manifests. Never a comment: "
+            "the exception is part of the reviewed spec."
+        ),
+        max_length=256,
+    )
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -655,6 +977,7 @@ class LLMService(_Model):
         alias_generator=to_camel,
         populate_by_name=True,
         frozen=True,
+        allow_inf_nan=False,
         json_schema_extra={"title": "LLMService", "$id": "https://llmdeploy.dev/schemas/llmdeploy.schema.json"},
     )
 
@@ -677,7 +1000,9 @@ class LLMService(_Model):
     deployment: Deployment = Field(default_factory=Deployment, description="KServe deployment settings.")
     scaling: Scaling = Field(default_factory=Scaling, description="Autoscaling.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rollout strategy.")
+    router: Router = Field(default_factory=Router, description="The llm-d router (llmInferenceService target).")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring.")
+    security: Security = Field(default_factory=Security, description="The secret scan's allow-list.")
 
 
 def json_schema() -> dict[str, Any]:

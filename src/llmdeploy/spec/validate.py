@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from .. import naming
 from ..datafiles import deep_merge
 from ..diagnostics import Diagnostic, Severity, close_matches
+from ..fsio import MAX_SPEC_BYTES, read_bounded
 from . import problems
 from .loader import SourceDoc, load_text_cached
 from .models import API_VERSION, KIND, QUANTITY_RE, LLMService, camel_path
@@ -76,7 +77,7 @@ def _load_profile(name: str, doc: SourceDoc) -> tuple[SourceDoc | None, list[Dia
         return None, [_err(doc, where, problems.BAD_PROFILE, f"unknown profile {name!r}",
                            hint + f"use one of {', '.join(BUILTIN_PROFILES)} or the path of a profile file")]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_SPEC_BYTES).decode("utf-8")  # no FIFO, no /dev/zero, size-capped
     except FileNotFoundError:
         return None, [_err(doc, where, problems.BAD_PROFILE, f"profile file {display} does not exist",
                            "give the path of the profile relative to the spec file")]
@@ -214,6 +215,8 @@ def _describe(err: dict[str, Any]) -> tuple[str, str | None]:
         return f"must be an integer (got {shown})", None
     if t in {"float_parsing", "float_type"}:
         return f"must be a number (got {shown})", None
+    if t == "finite_number":  # .nan, .inf, 1e400 (models.py: allow_inf_nan=False)
+        return f"must be a finite number (got {shown})", None
     if t in {"bool_parsing", "bool_type"}:
         return f"must be true or false (got {shown})", None
     if t in {"string_type"}:

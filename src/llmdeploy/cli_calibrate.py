@@ -1,0 +1,95 @@
+"""``llmdeploy calibrate LOG…``: the memory model against your own vLLM start-up logs.
+
+For each log: the configuration it prints (release, model, parallelism, dtype, KV dtype,
+utilization) is sized on the GPU its CUDA total names (or ``--gpu``), and every figure the
+log printed — weights, activation peak, non-torch memory, KV GiB and tokens, concurrency,
+whether the engine started — is set beside the prediction with its error.
+"""
+
+# No `from __future__ import annotations` here: typer reads the annotations of the command
+# defined inside register(), which refer to names imported there.
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_error, write_stdout
+
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
+
+FORMATS = ("table", "json")
+
+
+def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path] = None,  # noqa: UP045
+        fmt: str = "table") -> int:
+    """Compare each log with the memory model and print the result; return the exit code.
+
+    Exit 1 when a log cannot be read or sized (the others are still reported), 2 on a
+    usage error.
+    """
+    from .catalog import CatalogError, get_gpu, model_from_hf_config
+    from .engines.startup_log import read_startup_log
+    from .sizing.calibrate import compare_log
+
+    if fmt not in FORMATS:
+        print_error(f"--format must be one of {', '.join(FORMATS)} (hint: use table or json)")
+        return EXIT_USAGE
+    if not logs:
+        print_error("give at least one vLLM start-up log (hint: llmdeploy calibrate vllm.log)")
+        return EXIT_USAGE
+    try:
+        g = get_gpu(gpu) if gpu else None
+        m = model_from_hf_config(model_config) if model_config else None
+    except CatalogError as exc:
+        print_error(exc)
+        return EXIT_INVALID
+    results, failed = [], False
+    for path in logs:
+        try:
+            log = read_startup_log(path)
+            results.append(compare_log(log, gpu=g, model=m))
+        except OSError as exc:
+            print_error(f"cannot read {path}: {exc.strerror or exc} (hint: check the path)")
+            failed = True
+        except CatalogError as exc:
+            print_error(exc)
+            failed = True
+    if fmt == "json":
+        write_stdout(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    else:
+        lines = []
+        for r in results:
+            lines.append(f"{r.path}: vLLM {r.version}, {r.model} on {r.gpu}")
+            for c in r.checks:
+                fmt_v = "{:,.0f}" if c.name == "kv_cache_tokens" else "{:.2f}"
+                lines.append(f"  {c.name:<16} logged {fmt_v.format(c.logged):>12}  predicted "
+                             f"{fmt_v.format(c.predicted):>12}  error {c.error:+.1%}")
+            start = "started" if r.started else "did not start"
+            predicted = "fits" if r.predicted_start else "does not fit"
+            lines.append(f"  verdict          {start}; llmdeploy: {predicted} -> {r.verdict}"
+                         + (f" ({', '.join(r.reasons)})" if r.reasons else ""))
+        write_stdout("\n".join(lines) + ("\n" if lines else ""))
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def register(app: "typer.Typer") -> None:
+    """Add the calibrate command to ``app``."""
+    from typing import Annotated
+
+    import typer
+
+    @app.command()
+    def calibrate(
+        logs: Annotated[list[Path], typer.Argument(help="vLLM start-up logs (the engine's stdout/stderr).")],
+        gpu: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--gpu", "-g", help="Catalog GPU the logs ran on (default: told from the logged CUDA total)."),
+        ] = None,
+        model_config: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option("--model-config", help="config.json of a model the catalog lacks."),
+        ] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    ) -> None:
+        """Compare the memory model with your own vLLM start-up logs."""
+        raise typer.Exit(run(logs, gpu, model_config, fmt))
