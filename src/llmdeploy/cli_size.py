@@ -9,9 +9,11 @@ to stderr. Exit codes as everywhere: 0 fits, 1 does not fit or invalid input, 2 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
@@ -44,6 +46,27 @@ def _fail_input(message: str, hint: str | None = None) -> NoReturn:
     from .errors import InvalidSpecError
 
     raise InvalidSpecError(message, hint)
+
+
+@contextlib.contextmanager
+def _json_errors(fmt: str) -> Iterator[None]:
+    """With ``--format json``, an input error is also a JSON document on stdout.
+
+    A script that parses stdout gets ``{"valid": false, "fits": false, "errors": [...]}``
+    instead of nothing; stderr and the exit code (1) stay as for the table.
+    """
+    from .errors import InvalidSpecError
+
+    try:
+        yield
+    except InvalidSpecError as exc:
+        if fmt == "json":
+            from .secrets import redact
+
+            _write_json({"valid": False, "fits": False,
+                         "errors": [{"message": redact(str(exc.message)),
+                                     "hint": redact(exc.hint) if exc.hint else None}]})
+        raise
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -125,11 +148,13 @@ def _parse_load(prompt_tokens: int | None, output_tokens: int | None, concurrenc
     return _Load(prompt_tokens, output_tokens, levels, request_rate, ttft_p95_ms, tpot_ms)
 
 
-def _console() -> Console:
+def _console(*, natural: bool = False) -> Console:
+    """A console on stdout. Not a terminal (a pipe, a test runner): a fixed width of 110
+    keeps reports readable; ``natural`` tables (the catalogs, whose cells users copy) take
+    the width they need instead, so nothing is cut or wrapped."""
     from rich.console import Console
 
-    # Not a terminal (a pipe, a test runner): a fixed width keeps the tables readable.
-    width = None if sys.stdout.isatty() else 110
+    width = None if sys.stdout.isatty() else (250 if natural else 110)
     return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
 
 
@@ -324,7 +349,7 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
     return EXIT_INVALID if failed else EXIT_OK
 
 
-def run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
+def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
              pipeline_parallel: int = 1, dtype: str = "auto", quantization: str = "none",
              kv_cache_dtype: str = "auto", max_model_len: int = 8192, gpu_memory_utilization: float | None = None,
              max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, engine: str = "vllm",
@@ -375,7 +400,7 @@ def run_size(spec: str | None = None, *, model: str | None = None, gpu: str | No
     return EXIT_OK if report.fits else EXIT_INVALID
 
 
-def run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, dtype: str = "auto",
+def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, dtype: str = "auto",
              quantization: str = "none", kv_cache_dtype: str = "auto", gpu_memory_utilization: float | None = None,
              engine: str = "vllm", engine_version: str | None = None, fmt: str = "table",
              prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
@@ -428,14 +453,15 @@ def run_catalog_gpus(fmt: str = "table") -> int:
     from rich.table import Table
 
     t = Table(title="GPU catalog")
-    for col in ("key", "name", "memory GiB", "GB/s", "bf16 TFLOPS", "fp8", "cc", "per node", "$/GPU-h"):
-        t.add_column(col, justify="right" if col not in ("key", "name", "fp8") else "left")
+    t.add_column("key", justify="left", no_wrap=True, min_width=max((len(g.key) for g in items), default=3))
+    for col in ("name", "memory GiB", "GB/s", "bf16 TFLOPS", "fp8", "cc", "per node", "$/GPU-h"):
+        t.add_column(col, justify="right" if col not in ("name", "fp8") else "left")
     for g in items:
         fp8 = "yes" if g.fp8 else ("weight-only" if g.fp8_weight_only else "no")
         t.add_row(g.key, g.name, f"{g.memory_gib:.1f}", f"{g.memory_bandwidth_gbs:g}",
                   f"{g.bf16_tflops:g}" if g.bf16_tflops else "-", fp8, g.compute_capability,
                   str(g.gpus_per_node), _money(g.price_per_gpu_hour_usd))
-    _console().print(t)
+    _console(natural=True).print(t)
     return EXIT_OK
 
 
@@ -451,15 +477,17 @@ def run_catalog_models(fmt: str = "table") -> int:
     from rich.table import Table
 
     t = Table(title="Model catalog")
-    for col in ("id", "params (B)", "layers", "heads / kv", "KV KiB/token", "context", "quantization"):
-        t.add_column(col, justify="left" if col in ("id", "quantization") else "right")
+    # The id is the column users copy: never cut or wrapped, whatever the terminal width.
+    t.add_column("id", justify="left", no_wrap=True, min_width=max((len(m.hf_id) for m in items), default=2))
+    for col in ("params (B)", "layers", "heads / kv", "KV KiB/token", "context", "quantization"):
+        t.add_column(col, justify="left" if col == "quantization" else "right")
     for m in items:
         j = _model_json(m)
         t.add_row(m.hf_id, f"{(m.num_parameters or 0) / 1e9:.1f}", str(m.num_layers),
                   f"{m.num_attention_heads} / {m.num_kv_heads}" + (" MLA" if m.mla else ""),
                   f"{j['kv_bytes_per_token_bf16'] / 1024:.0f}", f"{m.max_position_embeddings:,}",
                   m.quantization.method if m.quantization else "-")
-    _console().print(t)
+    _console(natural=True).print(t)
     return EXIT_OK
 
 
@@ -668,3 +696,15 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
     console.print(t)
     if not options:
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")
+
+
+def run_size(*args: Any, **kwargs: Any) -> int:
+    """``llmdeploy size`` (:func:`_run_size`); with ``--format json`` input errors are JSON too."""
+    with _json_errors(kwargs.get("fmt", "table")):
+        return _run_size(*args, **kwargs)
+
+
+def run_plan(*args: Any, **kwargs: Any) -> int:
+    """``llmdeploy plan`` (:func:`_run_plan`); with ``--format json`` input errors are JSON too."""
+    with _json_errors(kwargs.get("fmt", "table")):
+        return _run_plan(*args, **kwargs)

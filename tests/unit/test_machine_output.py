@@ -36,3 +36,27 @@ def test_failure_stderr_is_one_json_document(tmp_path: Path) -> None:
     doc = json.loads(proc.stderr)
     assert doc["summary"]["rendered"] is False and doc["summary"]["errors"] >= 1
     assert doc["diagnostics"][0]["rule"].startswith("LD")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llmdeploy", *args], check=False, capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def test_size_json_reports_an_input_error_as_json() -> None:
+    """Regression: `size --format json` printed nothing on stdout for an unknown GPU."""
+    proc = _cli("size", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "no-such-gpu", "--format", "json")
+    assert proc.returncode == 1 and "unknown GPU type" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["valid"] is False and doc["fits"] is False and "unknown GPU type" in doc["errors"][0]["message"]
+
+
+def test_piped_catalog_tables_never_cut_the_ids() -> None:
+    """Regression: piped `catalog models` truncated the ids (the column users copy) with '…'."""
+    from llmdeploy.catalog import gpus, models
+
+    out = _cli("catalog", "models").stdout
+    assert "…" not in out
+    assert all(m.hf_id in out for m in models().values())
+    gout = _cli("catalog", "gpus").stdout
+    assert "…" not in gout and all(k in gout for k in gpus())
