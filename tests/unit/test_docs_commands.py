@@ -110,16 +110,9 @@ STALE: dict[str, str] = {
     'docs/cookbook.md:694': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
     'docs/cookbook.md:796': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
     'docs/cookbook.md:887': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:117': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:125': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:158': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:222': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:310': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:330': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:357': 'reads crds/, which the page fetches from the cluster with kubectl',
-    'docs/quickstart.md:379': 'reads crds/, which the page fetches from the cluster with kubectl',
-    'docs/quickstart.md:388': 'reads crds/, which the page fetches from the cluster with kubectl',
-    'docs/quickstart.md:500': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:225': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:313': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:333': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
 }
 
 
