@@ -98,7 +98,7 @@ runtime:
   image: {engine.default_image}      # pinned: flags, metrics and sizing follow this version
   maxModelLen: {max_model_len}               # longest prompt + output you serve, not the model maximum
   gpuMemoryUtilization: {utilization:.2f}
-  maxNumSeqs: auto                  # derived from the KV-cache capacity
+  maxNumSeqs: auto                  # vLLM's default batch cap (size explains)
 resources:
   gpu:
     type: {g.key}

@@ -110,8 +110,8 @@ STALE: dict[str, str] = {
     'docs/cookbook.md:800': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
     'docs/cookbook.md:891': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
     'docs/quickstart.md:225': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:313': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:333': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:314': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:334': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
 }
 
 
