@@ -491,6 +491,33 @@ def run_catalog_models(fmt: str = "table") -> int:
     return EXIT_OK
 
 
+# The load and SLO options `size` and `plan` share, declared once.
+PromptTokens = Annotated[
+    Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
+    typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
+]
+OutputTokens = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
+]
+Concurrency = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
+]
+RequestRate = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
+]
+TtftP95Ms = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
+]
+TpotMs = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add the sizing commands (size, plan, catalog gpus|models) to ``app``."""
 
@@ -532,30 +559,12 @@ def register(app: typer.Typer) -> None:
             Optional[float],  # noqa: UP045
             typer.Option("--price-per-gpu-hour", help="USD per GPU-hour (default: the catalog's)."),
         ] = None,
-        prompt_tokens: Annotated[
-            Optional[int],  # noqa: UP045
-            typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
-        ] = None,
-        output_tokens: Annotated[
-            Optional[int],  # noqa: UP045
-            typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
-        ] = None,
-        concurrency: Annotated[
-            Optional[str],  # noqa: UP045
-            typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
-        ] = None,
-        request_rate: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
-        ] = None,
-        ttft_p95_ms: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
-        ] = None,
-        tpot_ms: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
-        ] = None,
+        prompt_tokens: PromptTokens = None,
+        output_tokens: OutputTokens = None,
+        concurrency: Concurrency = None,
+        request_rate: RequestRate = None,
+        ttft_p95_ms: TtftP95Ms = None,
+        tpot_ms: TpotMs = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     ) -> None:
         """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
@@ -593,30 +602,12 @@ def register(app: typer.Typer) -> None:
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use."),
         ] = None,
-        prompt_tokens: Annotated[
-            Optional[int],  # noqa: UP045
-            typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
-        ] = None,
-        output_tokens: Annotated[
-            Optional[int],  # noqa: UP045
-            typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
-        ] = None,
-        concurrency: Annotated[
-            Optional[str],  # noqa: UP045
-            typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
-        ] = None,
-        request_rate: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
-        ] = None,
-        ttft_p95_ms: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
-        ] = None,
-        tpot_ms: Annotated[
-            Optional[float],  # noqa: UP045
-            typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
-        ] = None,
+        prompt_tokens: PromptTokens = None,
+        output_tokens: OutputTokens = None,
+        concurrency: Concurrency = None,
+        request_rate: RequestRate = None,
+        ttft_p95_ms: TtftP95Ms = None,
+        tpot_ms: TpotMs = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     ) -> None:
         """List every GPU type × tensor-parallel size that fits the model, cheapest first.
