@@ -638,9 +638,11 @@ def _gpu_json(g: GPU) -> dict[str, Any]:
     return {
         "key": g.key, "name": g.name, "vendor": g.vendor, "aliases": list(g.aliases), "memory_mib": g.memory_mib,
         "memory_gib": round(g.memory_gib, 3), "memory_bandwidth_gbs": g.memory_bandwidth_gbs,
-        "fp16_tflops": g.fp16_tflops, "bf16_tflops": g.bf16_tflops, "fp8_tflops": g.fp8_tflops, "fp8": g.fp8,
+        "fp16_tflops": g.fp16_tflops, "bf16_tflops": g.bf16_tflops, "fp8_tflops": g.fp8_tflops,
+        "fp4_tflops": g.fp4_tflops, "fp8": g.fp8,
         "fp8_weight_only": g.fp8_weight_only, "compute_capability": g.compute_capability,
-        "interconnect": g.interconnect, "gpus_per_node": g.gpus_per_node, "resource_name": g.resource_name,
+        "interconnect": g.interconnect, "gpus_per_node": g.gpus_per_node,
+        "nvlink_domain": g.nvlink_domain, "resource_name": g.resource_name,
         "price_per_gpu_hour_usd": g.price_per_gpu_hour_usd,
     }
 

@@ -68,12 +68,17 @@ MEMORY_RANGES_MIB: dict[str, tuple[int, int]] = {
     "h20": (93000, 98304),
     "h800": (79000, 82000),
     "gh200": (93000, 98304),
+    "b300": (270000, 294912),
+    "gb200": (186000, 190464),
+    "gb300": (280000, 294912),
+    "mi325x": (260000, 262144),
+    "mi355x": (290000, 294912),
 }
 
 REQUIRED_GPU_FIELDS = [
     f.name
     for f in fields(GPU)
-    if f.name not in {"bf16_tflops", "fp8_tflops", "price_per_gpu_hour_usd"}
+    if f.name not in {"bf16_tflops", "fp8_tflops", "fp4_tflops", "nvlink_domain", "price_per_gpu_hour_usd"}
 ]
 
 
@@ -187,7 +192,8 @@ def test_gpu_selectors_use_the_documented_label_keys() -> None:
         "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
         "karpenter.k8s.aws/instance-gpu-name": "h100",
     }
-    assert get_gpu("mi300x").label_selectors() == {}
+    # AMD: the GPU operator's node labeller key, not GPU feature discovery's
+    assert get_gpu("mi300x").label_selectors() == {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM"}
     assert get_gpu("a10g").node_labels.get("gke") is None
 
 

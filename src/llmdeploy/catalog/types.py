@@ -35,6 +35,10 @@ EKS_ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"  # set by node-group con
 KARPENTER_GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"
 
 # Label key behind each node_labels entry of a GPU.
+# The AMD GPU operator's node labeller sets the product name here; on AMD GPUs the
+# catalog's ``gfd`` kind holds its value (ROCm/gpu-operator, ROCm/k8s-device-plugin labeller).
+AMD_PRODUCT_LABEL = "amd.com/gpu.product-name"
+
 NODE_LABEL_KEYS: Mapping[str, str] = MappingProxyType(
     {
         "gfd": GFD_PRODUCT_LABEL,
@@ -63,6 +67,8 @@ class GPU:
         fp16_tflops: dense FP16 tensor TFLOPS (FP32 accumulate).
         bf16_tflops: dense BF16 tensor TFLOPS; ``None`` when the GPU has no BF16.
         fp8_tflops: dense FP8 tensor TFLOPS; ``None`` without FP8 tensor cores.
+        fp4_tflops: dense FP4 tensor TFLOPS (NVFP4/MXFP4 on Blackwell, MXFP4 on CDNA4);
+            ``None`` without FP4 tensor cores.
         fp8: native FP8 tensor cores (Ada, Hopper, Blackwell, MI300).
         fp8_weight_only: no native FP8, but vLLM runs FP8 checkpoints weight-only
             through its FP8 Marlin kernels (Ampere, compute capability 8.x).
@@ -70,6 +76,8 @@ class GPU:
         interconnect: ``nvlink``, ``pcie`` or ``infinity-fabric``.
         interconnect_gbs: GPU-to-GPU bandwidth, GB/s (bidirectional, as marketed).
         gpus_per_node: GPUs in a typical node or cloud instance.
+        nvlink_domain: GPUs one NVLink domain joins across nodes (GB200/GB300 NVL72: 72
+            GPUs over 18 trays of 4); ``None`` where GPU-to-GPU links end at the node.
         resource_name: extended resource to request (``nvidia.com/gpu``).
         node_labels: label values that select this GPU, by kind: ``gfd``
             (``nvidia.com/gpu.product`` from GPU feature discovery), ``gke``
@@ -107,6 +115,8 @@ class GPU:
     price_per_gpu_hour_usd: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
     families: tuple[str, ...] = ()
+    fp4_tflops: float | None = None
+    nvlink_domain: int | None = None
 
     @property
     def memory_bytes(self) -> int:
@@ -121,7 +131,7 @@ class GPU:
     def label_selectors(self) -> dict[str, str]:
         """Return ``{label key: value}`` for every node label this GPU has a value for."""
         return {
-            NODE_LABEL_KEYS[kind]: value
+            (AMD_PRODUCT_LABEL if kind == "gfd" and self.vendor == "amd" else NODE_LABEL_KEYS[kind]): value
             for kind, value in self.node_labels.items()
             if value is not None
         }

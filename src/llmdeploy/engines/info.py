@@ -200,6 +200,26 @@ class EngineVersionInfo:
         return f"{self.image_repository}:{tag}"
 
     @property
+    def rocm_image(self) -> str | None:
+        """The engine project's ROCm (AMD GPU) image pinned to :attr:`version`, or None when
+        the project publishes none for this release (``images.rocm`` of the engine table)."""
+        rocm = self._table.images.get("rocm")
+        if not rocm or Version.parse(str(rocm["from_version"])) > self.version_info:
+            return None
+        return f"{rocm['repository']}:{str(rocm['tag_format']).format(version=self.version)}"
+
+    @property
+    def rocm_note(self) -> str:
+        """Where the engine's ROCm builds come from (for the LD211 hint)."""
+        rocm = self._table.images.get("rocm") or {}
+        return str(rocm.get("note") or f"{self.engine} publishes no ROCm image")
+
+    def image_for(self, vendor: str) -> str | None:
+        """The default image for a GPU vendor: the CUDA image on NVIDIA, the ROCm one on
+        AMD (None when the release has none: rule LD211 refuses the spec)."""
+        return self.rocm_image if vendor == "amd" else self.default_image
+
+    @property
     def health_path(self) -> str:
         """HTTP path of the readiness/liveness endpoint."""
         return str(self._table.images["health_path"])

@@ -327,7 +327,8 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
     gpus = par.tensor * par.pipeline * par.data // s.resources.nodes
     max_num_seqs = ctx.sizing.max_num_seqs
     port = s.runtime.port
-    image = s.runtime.image or info.default_image
+    # AMD GPUs need the engine's ROCm build (LD211 refuses a release without one).
+    image = s.runtime.image or info.image_for(ctx.gpu.vendor) or info.default_image
     if s.runtime.engine == "vllm":
         command: tuple[str, ...] = info.recommended_command
         runtime_args: tuple[str, ...] = (f"--model={MODEL_MOUNT}", f"--port={port}")

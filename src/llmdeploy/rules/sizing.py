@@ -304,3 +304,49 @@ def sampler_warmup_fits(ctx: RuleContext) -> Iterator[Finding]:
           gpuMemoryUtilization: 0.90
     """
     yield from _findings(ctx, SizingProblem.SAMPLER_WARMUP_OOM)
+
+
+@rule("LD211")
+def engine_image_runs_on_the_gpu(ctx: RuleContext) -> Iterator[Finding]:
+    """The engine image is a CUDA build but the GPU is an AMD Instinct (ROCm).
+
+    ``vllm/vllm-openai`` and the other default images are built against CUDA; on an AMD GPU
+    (``amd.com/gpu``) the engine finds no device and the pod crash-loops. Without
+    ``runtime.image`` llmdeploy renders the engine's ROCm build — vLLM publishes
+    ``vllm/vllm-openai-rocm:v<version>`` from v0.14.0 (``images.rocm`` in
+    engines/vllm.yaml; vLLM's release pipeline, .buildkite/scripts/annotate-release.sh) —
+    and refuses a release for which the project publishes none. An explicit image is accepted
+    on AMD when its reference names a ROCm build (``rocm`` in the repository or tag:
+    ``vllm/vllm-openai-rocm:v0.19.0``, ``rocm/vllm:rocm7.12.0_…_vllm_0.16.0``,
+    ``text-generation-inference:3.3.4-rocm``). Quantization formats without ROCm kernels
+    (NVFP4) are LD207.
+
+    Fails::
+
+        runtime:
+          image: vllm/vllm-openai:v0.19.0
+        resources:
+          gpu: {type: mi300x}
+
+    Passes::
+
+        runtime:
+          image: vllm/vllm-openai-rocm:v0.19.0
+        resources:
+          gpu: {type: mi300x}
+    """
+    gpu, engine = ctx.resolved.gpu, ctx.resolved.engine
+    if gpu is None or engine is None or gpu.vendor != "amd":
+        return
+    image = ctx.spec.runtime.image
+    if image:
+        if "rocm" not in image.lower():
+            yield Finding(("runtime", "image"),
+                          f"{image} is a CUDA build; it does not run on {gpu.name} ({gpu.compute_capability}, ROCm)",
+                          f"use {engine.rocm_image}" if engine.rocm_image else engine.rocm_note)
+        return
+    if engine.rocm_image is None:
+        yield Finding(("resources", "gpu", "type"),
+                      f"{engine.engine} {engine.version} has no ROCm image from its project, and {gpu.name} is an "
+                      "AMD GPU (the default image is a CUDA build)",
+                      engine.rocm_note)
