@@ -62,16 +62,97 @@ def run(paths: Sequence[str], fmt: str = "auto", strict: bool = False, show_reso
 
 
 def _print_resolved(analyses: list) -> None:  # type: ignore[type-arg]
+    """Print each spec as the pipeline uses it: profile merged, defaults filled in, and every
+    alias or ``auto`` replaced by what it resolved to (the catalog GPU key, the catalog
+    model id, the pinned engine version and image, the ``maxNumSeqs`` sizing chose), with a
+    comment saying what each came from. The output is itself a valid spec."""
     import io
 
     from ruamel.yaml import YAML
 
     yaml = YAML()
     yaml.default_flow_style = False
+    yaml.width = 4096
     out = io.StringIO()
-    docs = [a.spec.model_dump(mode="json", by_alias=True) for a in analyses if a.spec is not None]
+    docs = [resolved_document(a) for a in analyses if a.spec is not None]
     yaml.dump_all(docs, out)
     sys.stdout.write(out.getvalue())
+
+
+def resolved_document(analysis):  # type: ignore[no-untyped-def]
+    """One analysed spec as a commented YAML mapping of concrete values (see ``--show-resolved``)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    def commented(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, dict):
+            cm = CommentedMap()
+            for k, v in value.items():
+                cm[k] = commented(v)
+            return cm
+        if isinstance(value, list):
+            return [commented(v) for v in value]
+        return value
+
+    v = analysis.validated
+    data = commented(analysis.spec.model_dump(mode="json", by_alias=True))
+    notes: dict[tuple[str, ...], str] = {}
+
+    def put(path: tuple[str, ...], value, note: str) -> None:  # type: ignore[no-untyped-def]
+        node = data
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        notes[path] = note
+
+    # Values the profile supplied (the spec did not set them).
+    if v.profile_doc is not None:
+        for path in _leaf_paths(data):
+            if v.profile_doc.has(path) and not v.user_set(path):
+                notes[path] = f"from profile {v.profile_name}"
+    r = analysis.resolved
+    spec = analysis.spec
+    if r is not None and r.gpu is not None:
+        g = r.gpu
+        written = spec.resources.gpu.type
+        origin = f"{written!r} → " if written != g.key else ""
+        put(("resources", "gpu", "type"), g.key,
+            f"{origin}{g.name}, {g.memory_mib} MiB ({g.memory_gib:.2f} GiB), {g.gpus_per_node} per node, {g.resource_name}")
+    if r is not None and r.model is not None and spec.model.id and not spec.model.config:
+        m = r.model
+        origin = f"{spec.model.id!r} → " if spec.model.id != m.hf_id else ""
+        put(("model", "id"), m.hf_id, f"{origin}catalog model, {m.num_parameters / 1e9:.1f}B parameters")
+    if r is not None and r.engine is not None:
+        e = r.engine
+        how = "assumed: " + (e.assumed_reason or "the image pins no version") if e.assumed else "from the image tag"
+        if spec.runtime.engine_version:
+            how = "runtime.engineVersion"
+        put(("runtime", "engineVersion"), e.version, f"{e.engine} {e.version} ({how})")
+        if not spec.runtime.image:
+            vendor = r.gpu.vendor if r.gpu is not None else "nvidia"
+            image = e.image_for(vendor)
+            if image:
+                put(("runtime", "image"), image, "default image of the engine version"
+                    + (" (ROCm build for AMD)" if vendor == "amd" else ""))
+    if r is not None and r.sizing is not None:
+        z = r.sizing
+        if spec.runtime.max_num_seqs == "auto":
+            put(("runtime", "maxNumSeqs"), z.max_num_seqs, f"auto → {z.max_num_seqs_reason or 'sized'}")
+    for path, note in notes.items():
+        node = data
+        for k in path[:-1]:
+            node = node[k]
+        if isinstance(node, CommentedMap) and path[-1] in node:
+            node.yaml_add_eol_comment(note, path[-1])
+    return data
+
+
+def _leaf_paths(data, path: tuple = ()) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    if isinstance(data, dict):
+        out: list[tuple] = []  # type: ignore[type-arg]
+        for k, val in data.items():
+            out.extend(_leaf_paths(val, (*path, k)))
+        return out
+    return [path] if path else []
 
 
 def register(app: "typer.Typer") -> None:
@@ -90,7 +171,7 @@ def register(app: "typer.Typer") -> None:
         ] = "auto",
         strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
         show_resolved: Annotated[
-            bool, typer.Option("--show-resolved", help="Print each spec after profiles and defaults are applied.")
+            bool, typer.Option("--show-resolved", help="Print each spec after profiles and defaults are applied, aliases and auto resolved.")
         ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on success.")] = False,
     ) -> None:

@@ -315,17 +315,49 @@ def test_show_resolved_prints_the_merged_spec_as_yaml(tmp_path: Path, monkeypatc
 
     v = validate_file(tmp_path / "spec.yaml", "spec.yaml")
     assert v.spec is not None
-    assert resolved == v.spec.model_dump(mode="json", by_alias=True)
-    assert LLMService.model_validate(resolved) == v.spec
+    # The spec as merged, with what `auto` and the unset engine fields resolved to.
+    dumped = v.spec.model_dump(mode="json", by_alias=True)
+    dumped["runtime"].update(engineVersion="0.11.0", maxNumSeqs=resolved["runtime"]["maxNumSeqs"])
+    assert isinstance(resolved["runtime"]["maxNumSeqs"], int)
+    assert resolved == dumped
+    assert LLMService.model_validate(resolved).runtime.max_num_seqs == resolved["runtime"]["maxNumSeqs"]
     flat = leaves(resolved)
     merged = leaves(v.merged)
     assert merged
     for path, value in merged.items():  # every value of the merged spec is there, as merged
         assert path in flat, path
         assert flat[path] == value, path
+    # each profile value says where it came from
+    assert "gpuMemoryUtilization: 0.85  # from profile team" in result.stdout
     assert resolved["scaling"]["maxReplicas"] == 6
     assert resolved["scaling"]["minReplicas"] == 2
     assert resolved["monitoring"]["labels"] == {"release": "prometheus-search", "team": "search"}
+
+
+def test_show_resolved_shows_what_aliases_and_auto_resolved_to(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alias is replaced by the catalog entry it names (with its memory), not echoed."""
+    body = (BODY.replace("type: a100-80gb", "type: NVIDIA A100-SXM4-80GB")
+            .replace("id: meta-llama/Llama-3.1-8B-Instruct", "id: llama-3.1-8b-instruct")
+            .replace("image: vllm/vllm-openai:v0.11.0", "engineVersion: 0.19.0"))
+    write_tree(tmp_path, {"spec.yaml": HEAD + body})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["validate", "--show-resolved", "spec.yaml"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    resolved = YAML(typ="safe").load(result.stdout)
+    assert resolved["resources"]["gpu"]["type"] == "a100-80gb"
+    assert resolved["model"]["id"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert resolved["runtime"]["image"] == "vllm/vllm-openai:v0.19.0"
+    assert resolved["runtime"]["engineVersion"] == "0.19.0"
+    assert isinstance(resolved["runtime"]["maxNumSeqs"], int)
+    lines = {line.split(":")[0].strip(): line for line in result.stdout.splitlines()}
+    assert "'NVIDIA A100-SXM4-80GB' → NVIDIA A100-SXM4-80GB, 81920 MiB (80.00 GiB)" in lines["type"]
+    assert "'llama-3.1-8b-instruct' → catalog model" in lines["id"]
+    assert "# auto → " in lines["maxNumSeqs"]
+    # the output is itself a valid spec that resolves to the same thing
+    (tmp_path / "resolved.yaml").write_text(result.stdout)
+    again = CliRunner().invoke(app, ["validate", "--show-resolved", "resolved.yaml"], catch_exceptions=False)
+    assert again.exit_code == 0 and YAML(typ="safe").load(again.stdout) == resolved
 
 
 def test_show_resolved_prints_nothing_for_an_invalid_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
