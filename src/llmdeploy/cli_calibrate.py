@@ -9,6 +9,7 @@ whether the engine started — is set beside the prediction with its error.
 # No `from __future__ import annotations` here: typer reads the annotations of the command
 # defined inside register(), which refer to names imported there.
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -21,15 +22,19 @@ FORMATS = ("table", "json")
 
 
 def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path] = None,  # noqa: UP045
-        fmt: str = "table") -> int:
+        fmt: str = "table", write: Optional[Path] = None, calibration: Optional[Path] = None) -> int:  # noqa: UP045
     """Compare each log with the memory model and print the result; return the exit code.
 
-    Exit 1 when a log cannot be read or sized (the others are still reported), 2 on a
-    usage error.
+    With ``write``, also record the per-setup corrections in that calibration file
+    (sizing/calibration.py); with ``calibration``, compare after applying that file's
+    corrections (how a calibration is checked on logs it was not written from).
+    Exit 1 when a log cannot be read or sized (the others are still reported, nothing is
+    written), 2 on a usage error.
     """
     from .catalog import CatalogError, get_gpu, model_from_hf_config
     from .engines.startup_log import read_startup_log
-    from .sizing.calibrate import compare_log
+    from .sizing.calibrate import calibrate, compare_log
+    from .sizing.calibration import CalibrationError, read_calibration, write_calibration
 
     if fmt not in FORMATS:
         print_error(f"--format must be one of {', '.join(FORMATS)} (hint: use table or json)")
@@ -40,26 +45,43 @@ def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path
     try:
         g = get_gpu(gpu) if gpu else None
         m = model_from_hf_config(model_config) if model_config else None
-    except CatalogError as exc:
+        cal = read_calibration(calibration) if calibration else None
+    except (CatalogError, CalibrationError) as exc:
         print_error(exc)
         return EXIT_INVALID
-    results, failed = [], False
+    results, failed, read = [], False, []
     for path in logs:
         try:
             log = read_startup_log(path)
-            results.append(compare_log(log, gpu=g, model=m))
+            results.append(compare_log(log, gpu=g, model=m, calibration=cal))
+            read.append(log)
         except OSError as exc:
             print_error(f"cannot read {path}: {exc.strerror or exc} (hint: check the path)")
             failed = True
         except CatalogError as exc:
             print_error(exc)
             failed = True
+    if write is not None and not failed:
+        from .fsio import write_atomic
+
+        entries = calibrate(read, gpu=g, model=m)
+        if not entries:
+            print_error(f"no log started with a logged KV cache size, so there is nothing to calibrate "
+                        f"(hint: give logs of engines that started; {write} was not written)")
+            return EXIT_INVALID
+        try:
+            write_atomic(write, write_calibration(entries))
+        except OSError as exc:
+            print_error(f"cannot write {write}: {exc.strerror or exc} (hint: check the folder exists and is writable)")
+            return EXIT_INVALID
+        sys.stderr.write(f"wrote {write}: {len(entries)} correction{'s' if len(entries) != 1 else ''} from "
+                         f"{len(read)} log{'s' if len(read) != 1 else ''}\n")
     if fmt == "json":
         write_stdout(json.dumps([r.to_json() for r in results], indent=2) + "\n")
     else:
         lines = []
         for r in results:
-            lines.append(f"{r.path}: vLLM {r.version}, {r.model} on {r.gpu}")
+            lines.append(f"{r.path}: vLLM {r.version}, {r.model} on {r.gpu}" + (" (calibrated)" if r.calibrated else ""))
             for c in r.checks:
                 fmt_v = "{:,.0f}" if c.name == "kv_cache_tokens" else "{:.2f}"
                 lines.append(f"  {c.name:<16} logged {fmt_v.format(c.logged):>12}  predicted "
@@ -90,6 +112,15 @@ def register(app: "typer.Typer") -> None:
             typer.Option("--model-config", help="config.json of a model the catalog lacks."),
         ] = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        write: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option("--write", help="Record per-setup corrections in this calibration file "
+                         "(for size/render/plan --calibration)."),
+        ] = None,
+        calibration: Annotated[
+            Optional[Path],  # noqa: UP045
+            typer.Option("--calibration", help="Compare after applying this calibration file's corrections."),
+        ] = None,
     ) -> None:
         """Compare the memory model with your own vLLM start-up logs."""
-        raise typer.Exit(run(logs, gpu, model_config, fmt))
+        raise typer.Exit(run(logs, gpu, model_config, fmt, write, calibration))

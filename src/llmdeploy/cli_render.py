@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def run(paths: Sequence[str], output: str | Path | None = None, out_format: str = "yaml", only: str | None = None,
         crds: Sequence[str | Path] | None = None, kubernetes_version: str = "1.33", diag_format: str = "auto",
-        strict: bool = False, explain: bool = False, prune: bool = False) -> int:
+        strict: bool = False, explain: bool = False, prune: bool = False, calibration: str | None = None) -> int:
     """Render specs into apply-ready manifests; return the exit code.
 
     Manifests go to stdout (or ``output``); diagnostics to stderr. 1 when a spec is
@@ -53,8 +53,16 @@ def run(paths: Sequence[str], output: str | Path | None = None, out_format: str 
     from .pipeline import analyze_all, load_specs, render_documents
     from .render import select, selectable_names
 
+    cal = None
+    if calibration is not None:
+        from .sizing.calibration import CalibrationError, read_calibration
+
+        try:
+            cal = read_calibration(calibration)
+        except CalibrationError as exc:
+            return report(exc)
     docs, load_diags = load_specs(paths)
-    analyses = analyze_all(docs)
+    analyses = analyze_all(docs, calibration=cal)
     crd_paths = [Path(p) for p in crds or []] + crd_paths_from_env()
     for p in crd_paths:
         if not p.exists():
@@ -188,6 +196,11 @@ def register(app: "typer.Typer") -> None:
         prune: Annotated[
             bool, typer.Option("--prune", help="With --output: also remove files of services not rendered in this run.")
         ] = False,
+        calibration: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--calibration", help="Calibration file from `llmdeploy calibrate LOG… --write` "
+                         "(replaces each spec's resources.calibration)."),
+        ] = None,
     ) -> None:
         """Render specs into apply-ready manifests (stdout), checked before anything is printed.
 
@@ -196,4 +209,4 @@ def register(app: "typer.Typer") -> None:
         """
         raise typer.Exit(run(paths, output=output, out_format=out_format, only=only, crds=crds,
                              kubernetes_version=kubernetes_version, diag_format=diag_format, strict=strict,
-                             explain=explain, prune=prune))
+                             explain=explain, prune=prune, calibration=calibration))

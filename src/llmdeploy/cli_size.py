@@ -181,6 +181,18 @@ def _resolve_gpu(key: str) -> GPU:
         _fail_input(exc.message, exc.hint)
 
 
+def _read_calibration(path: str | None) -> Any:
+    """The ``--calibration`` file, or None; a bad file is an input error (exit 1) with its location."""
+    if path is None:
+        return None
+    from .sizing.calibration import CalibrationError, read_calibration
+
+    try:
+        return read_calibration(path)
+    except CalibrationError as exc:
+        _fail_input(exc.message, exc.hint)
+
+
 def _resolve_engine(engine: str, version: str | None, image: str | None = None) -> EngineVersionInfo:
     from .engines import resolve_engine
 
@@ -233,15 +245,20 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     kv.add_column("")
     kv.add_column("", justify="right")
     kv.add_row("bytes per token per GPU", f"{r.kv_bytes_per_token:,}")
-    kv.add_row("GPU KV cache size (tokens)", f"{r.kv_cache_tokens:,}")
+    band = r.kv_cache_tokens_range
+    kv.add_row("GPU KV cache size (tokens)", f"{r.kv_cache_tokens:,}" + (
+        f" ± {r.kv_error_band:.1%} ({band[0]:,}–{band[1]:,})" if band is not None and r.kv_error_band else ""))
     kv.add_row(f"max concurrency at {r.max_model_len:,} tokens", f"{r.max_concurrency:.2f}×")
     kv.add_row("max_num_seqs (resolved)", f"{r.max_num_seqs:,}")
     kv.add_row("max_num_batched_tokens", f"{r.max_num_batched_tokens:,}")
     kv.add_row("weights over all GPUs", f"{r.weights_bytes_total / 2**30:.2f} GiB")
     kv.add_row("start-up time (estimate)", f"{r.load_time_seconds:.0f} s")
     console.print(kv)
-    verdict = "[green]FITS[/green]" if r.fits else "[red]DOES NOT FIT[/red]"
+    verdict = ("[red]DOES NOT FIT[/red]" if not r.fits else
+               "[yellow]FITS, AT RISK[/yellow]" if r.verdict == "at risk" else "[green]FITS[/green]")
     console.print(f"Verdict: {verdict}")
+    if r.calibration is not None:
+        console.print(f"  {r.calibration.describe()}")
     for reason in r.reasons:
         console.print(f"  [red]error[/red] {_rule_ids()[reason.problem]} {'.'.join(map(str, reason.field))}: {reason.message}")
         if reason.hint:
@@ -303,7 +320,8 @@ def _write_json(data: Any) -> None:
 # --------------------------------------------------------------------------- size
 
 
-def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load: _Load | None = None) -> int:
+def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load: _Load | None = None,
+                     calibration: Any = None) -> int:
     from dataclasses import replace
 
     from .diagnostics import format_text, sort_diagnostics
@@ -312,7 +330,7 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
     from .sizing.topology import size_spec  # a replica may span nodes (resources.nodes)
 
     docs, load_diags = load_specs([spec_path])
-    analyses = analyze_all(docs)
+    analyses = analyze_all(docs, calibration=calibration)
     diags = sort_diagnostics([*load_diags, *(d for a in analyses for d in a.diagnostics)])
     if diags:
         sys.stderr.write(format_text(diags))
@@ -327,11 +345,12 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
             engine = _resolve_engine(a.spec.runtime.engine, engine_version, None) if engine_version is not None \
                 else r.engine
             if load is not None and load.given:
-                inp = replace(input_from_spec(a.spec, r.model, r.gpu, engine), multi_node=a.spec.resources.nodes > 1)
+                inp = replace(input_from_spec(a.spec, r.model, r.gpu, engine, r.calibration),
+                              multi_node=a.spec.resources.nodes > 1)
                 report = size(replace(inp, target_load=load.target_load(inp.target_load), slo=load.slo(inp.slo),
                                       concurrencies=load.concurrencies))
             else:
-                report = size_spec(a.spec, r.model, r.gpu, engine)
+                report = size_spec(a.spec, r.model, r.gpu, engine, r.calibration)
         reports.append((a.label, report))
     if not reports:
         print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
@@ -356,7 +375,7 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
              engine_version: str | None = None, price: float | None = None, fmt: str = "table",
              prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
              request_rate: float | None = None, ttft_p95_ms: float | None = None,
-             tpot_ms: float | None = None) -> int:
+             tpot_ms: float | None = None, calibration: str | None = None) -> int:
     """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
 
     Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
@@ -369,7 +388,7 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
             fail_usage("give either a spec file or --model/--gpu, not both")
         if spec != "-" and not os.path.exists(spec):
             fail_usage(f"{spec}: no such file")
-        return _size_spec_paths(spec, fmt, engine_version, load)
+        return _size_spec_paths(spec, fmt, engine_version, load, _read_calibration(calibration))
     if model is None or gpu is None:
         fail_usage("give a spec file, or both --model and --gpu")
     assert model is not None and gpu is not None
@@ -385,8 +404,11 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     from .sizing import SizingInput
     from .sizing import size as size_fn
 
+    cal = _read_calibration(calibration)
+    m, g, e = _resolve_model(model), _resolve_gpu(gpu), _resolve_engine(engine, engine_version)
     report = size_fn(SizingInput(
-        model=_resolve_model(model), gpu=_resolve_gpu(gpu), engine=_resolve_engine(engine, engine_version),
+        model=m, gpu=g, engine=e,
+        calibration=None if cal is None else cal.match(g.key, e.engine, e.version, tensor_parallel, m.hf_id),
         tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
         quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
@@ -405,7 +427,7 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
              engine: str = "vllm", engine_version: str | None = None, fmt: str = "table",
              prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
              request_rate: float | None = None, ttft_p95_ms: float | None = None,
-             tpot_ms: float | None = None) -> int:
+             tpot_ms: float | None = None, calibration: str | None = None) -> int:
     """List every GPU type × tensor-parallel size (× quantization) that fits the model, cheapest first.
 
     With --request-rate (and --ttft-p95-ms/--tpot-ms) each option gets the replicas the
@@ -428,7 +450,8 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
 
     options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantizations=quants,
                            kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
-                           gpus=gpus, target_load=load.target_load(), slo=load.slo())
+                           gpus=gpus, target_load=load.target_load(), slo=load.slo(),
+                           calibration=_read_calibration(calibration))
     if fmt == "json":
         _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
                      "engine_version": info.version,
@@ -512,6 +535,11 @@ TtftP95Ms = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
 ]
+CalibrationFile = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--calibration", help="Calibration file from `llmdeploy calibrate LOG… --write` "
+                 "(replaces the spec's resources.calibration)."),
+]
 TpotMs = Annotated[
     Optional[float],  # noqa: UP045
     typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
@@ -566,6 +594,7 @@ def register(app: typer.Typer) -> None:
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        calibration: CalibrationFile = None,
     ) -> None:
         """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
 
@@ -578,7 +607,7 @@ def register(app: typer.Typer) -> None:
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
             max_num_seqs=max_num_seqs, engine=engine, engine_version=engine_version, price=price, fmt=fmt,
             prompt_tokens=prompt_tokens, output_tokens=output_tokens, concurrency=concurrency,
-            request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms))
+            request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms, calibration=calibration))
 
     @app.command()
     def plan(
@@ -609,6 +638,7 @@ def register(app: typer.Typer) -> None:
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        calibration: CalibrationFile = None,
     ) -> None:
         """List every GPU type × tensor-parallel size that fits the model, cheapest first.
 
@@ -618,7 +648,8 @@ def register(app: typer.Typer) -> None:
             model, max_model_len=max_model_len, gpu=gpu, dtype=dtype, quantization=quantization,
             kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization, engine=engine,
             engine_version=engine_version, fmt=fmt, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-            concurrency=concurrency, request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms))
+            concurrency=concurrency, request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms,
+            calibration=calibration))
 
     catalog_app = typer.Typer(help="List the GPUs and models llmdeploy knows.", no_args_is_help=True)
     app.add_typer(catalog_app, name="catalog")

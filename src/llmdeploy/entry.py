@@ -46,6 +46,7 @@ RENDER_OPTIONS: _OptionTable = {
     "--strict": ("strict", "flag"),
     "--explain": ("explain", "flag"),
     "--prune": ("prune", "flag"),
+    "--calibration": ("calibration", "value"),
 }
 # command → (module with run(paths, **options), its option table)
 FAST_COMMANDS: dict[str, tuple[str, _OptionTable]] = {

@@ -15,6 +15,7 @@ from .spec.loader import SourceDoc, load_paths
 from .spec.models import camel_path
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .sizing.calibration import Calibration
     from .spec.validate import Validated
 
 
@@ -34,8 +35,9 @@ def _secret_diagnostics(v: Validated) -> list[Diagnostic]:
     return out
 
 
-def analyze(doc: SourceDoc, *, with_sizing: bool = True) -> Analysis:
-    """Validate, resolve, size and run every rule on one document."""
+def analyze(doc: SourceDoc, *, with_sizing: bool = True, calibration: Calibration | None = None) -> Analysis:
+    """Validate, resolve, size and run every rule on one document (``calibration``: the command
+    line's ``--calibration`` file, which replaces the spec's ``resources.calibration``)."""
     from .spec.validate import validate_doc
 
     v = validate_doc(doc)
@@ -49,21 +51,23 @@ def analyze(doc: SourceDoc, *, with_sizing: bool = True) -> Analysis:
 
     r = resolve(v)
     a.resolved = r
+    if calibration is not None:
+        r.calibration, r.calibration_error = calibration, None
     if with_sizing and r.gpu is not None and r.model is not None and r.engine is not None:
         from .sizing.topology import size_spec  # knows a replica may span nodes (resources.nodes)
 
-        r.sizing = size_spec(v.spec, r.model, r.gpu, r.engine)
+        r.sizing = size_spec(v.spec, r.model, r.gpu, r.engine, r.calibration)
     load_all()
     a.diagnostics.extend(run_rules(RuleContext(v, r)))
     a.diagnostics = sort_diagnostics(a.diagnostics)
     return a
 
 
-def analyze_all(docs: Sequence[SourceDoc]) -> list[Analysis]:
+def analyze_all(docs: Sequence[SourceDoc], *, calibration: Calibration | None = None) -> list[Analysis]:
     """Analyze every document and add cross-document checks (duplicate services)."""
     from .rules.spec import DUPLICATE_SERVICE
 
-    out = [analyze(d) for d in docs]
+    out = [analyze(d, calibration=calibration) for d in docs]
     seen: dict[tuple[str, str], Analysis] = {}
     for a in out:
         s = a.spec

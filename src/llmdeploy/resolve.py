@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .catalog import GPU, CatalogError, ModelConfig
     from .engines import EngineVersionInfo
     from .sizing import SizingReport
+    from .sizing.calibration import Calibration, CalibrationError
     from .spec.models import LLMService
     from .spec.validate import Validated
 
@@ -31,6 +32,9 @@ class Resolved:
     # Why a lookup failed (rules LD114 and LD115 report them at the spec line).
     gpu_error: CatalogError | None = None
     model_error: CatalogError | None = None
+    # resources.calibration (or the command line's --calibration) read; LD212 reports an error.
+    calibration: Calibration | None = None
+    calibration_error: CalibrationError | None = None
 
 
 @dataclass
@@ -90,6 +94,13 @@ def resolve(v: Validated) -> Resolved:
     # Both missing is reported by rule LD113.
 
     r.engine = resolve_engine(spec.runtime.engine, spec.runtime.image, spec.runtime.engine_version)
+    if spec.resources.calibration:
+        from .sizing.calibration import CalibrationError, read_calibration
+
+        try:
+            r.calibration = read_calibration(relative_to_spec(v, spec.resources.calibration))
+        except CalibrationError as exc:
+            r.calibration_error = exc
     return r
 
 

@@ -138,19 +138,32 @@ def test_weights_error(records: list[dict[str, Any]]) -> None:
     assert s["within5"] >= 0.9, s
 
 
-def test_every_failed_run_is_flagged_and_no_start_is_refused(records: list[dict[str, Any]]) -> None:
-    """The two gpt-oss-20b starts at util 0.95 failed in the sampler warm-up: LD210 must flag them
-    (a warning: Gemma runs started with as little room, so an error would refuse them); no run
-    that started may be called a misfit."""
+# Started runs the verdict refuses on purpose: their sampler warm-up margin (1.01-1.09x of the
+# fitted need) is inside the band where the sweep has both starts and the gpt-oss failures
+# (1.04x), so LD210 calls them "does not fit" (sizing/advise.py WARMUP_ERROR_MARGIN). Listed
+# strictly: a model change that moves one in or out must update this list and docs/sizing.md.
+REFUSED_WITHIN_THE_WARMUP_BAND = {
+    "google-gemma-2-27b-it--h100-80gb--tp1pp1dp1--8192.log",
+    "google-gemma-2-9b-it--h100-80gb--tp1pp1dp1--8192.log",
+    "google-gemma-3-12b-it--h100-80gb--tp1pp1dp1--8192.log",
+    "google-gemma-3-27b-it--h100-80gb--tp1pp1dp1--8192.log",
+}
+
+
+def test_every_failed_run_is_an_error_and_only_band_starts_are_refused(records: list[dict[str, Any]]) -> None:
+    """The two gpt-oss-20b starts at util 0.95 failed in the sampler warm-up: the verdict must be
+    "does not fit" (an LD210 error, not a warning). A run that started is refused only when its
+    warm-up margin lies inside the band where the data hold both outcomes."""
     failed = [r for r in records if r["failed"]]
     assert len(failed) >= 2
-    flagged = [r for r in failed if not r["fits"] or "sampler-warmup-oom" in r["warnings"]]
-    assert flagged == failed, [(r["name"], r["codes"], r["warnings"]) for r in failed]
+    assert all(not r["fits"] and "sampler-warmup-oom" in r["codes"] for r in failed), \
+        [(r["name"], r["codes"], r["warnings"]) for r in failed]
     started = [r for r in records if not r["failed"]]
-    wrong = [r["name"] for r in started if not r["fits"]]
-    assert not wrong, wrong
+    refused = {r["name"] for r in started if not r["fits"]}
+    assert refused == REFUSED_WITHIN_THE_WARMUP_BAND
+    assert all(r["codes"] == ["sampler-warmup-oom"] for r in started if not r["fits"])
     retry = next(r for r in started if r["name"] == "openai-gpt-oss-20b--h100-80gb--tp2pp1dp1--8192.log")
-    assert "sampler-warmup-oom" not in retry["warnings"]  # the same run at util 0.90 has room
+    assert retry["fits"] and "sampler-warmup-oom" not in retry["warnings"]  # the same run at util 0.90 has room
 
 
 def test_activation_drops_at_0_17_as_logged(records: list[dict[str, Any]]) -> None:

@@ -363,6 +363,9 @@ def plan_scaling(ctx: PlanContext, engine: EnginePlan) -> Section:
     reason = ctx.sizing.max_num_seqs_reason
     if reason:
         out.notes.insert(0, f"engine: max-num-seqs {engine.max_num_seqs}: {reason}")
+    z = ctx.sizing
+    if z.calibration is not None:  # what the user's own logs changed (sizing/calibration.py)
+        out.notes.insert(1 if reason else 0, f"sizing: {z.calibration.describe()}")
     return out
 
 

@@ -350,3 +350,27 @@ def engine_image_runs_on_the_gpu(ctx: RuleContext) -> Iterator[Finding]:
                       f"{engine.engine} {engine.version} has no ROCm image from its project, and {gpu.name} is an "
                       "AMD GPU (the default image is a CUDA build)",
                       engine.rocm_note)
+
+
+@rule("LD212")
+def calibration_file_is_readable(ctx: RuleContext) -> Iterator[Finding]:
+    """The calibration file named by ``resources.calibration`` cannot be read or is malformed.
+
+    ``resources.calibration`` names a file ``llmdeploy calibrate LOG… --write FILE`` wrote from
+    the cluster's own vLLM start-up logs (``kind: SizingCalibration``; docs/sizing.md §8),
+    relative to the spec file. The message carries the file, line and column of the problem in
+    the calibration file; the finding points at the spec's field.
+
+    Fails::
+
+        resources:
+          calibration: calibration/h100.yaml     # missing, or not a SizingCalibration
+
+    Passes::
+
+        resources:
+          calibration: calibration/h100.yaml     # written by llmdeploy calibrate --write
+    """
+    err = ctx.resolved.calibration_error
+    if err is not None:
+        yield Finding(("resources", "calibration"), err.message, err.hint)

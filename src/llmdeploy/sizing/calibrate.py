@@ -10,6 +10,8 @@ and whether the engine started.
 from __future__ import annotations
 
 import dataclasses
+import statistics
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..records import record
@@ -17,8 +19,9 @@ from ..records import record
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
     from ..engines.startup_log import StartupLog
+    from .calibration import Calibration, Correction
 
-__all__ = ["Check", "Comparison", "compare_log"]
+__all__ = ["Check", "Comparison", "calibrate", "compare_log"]
 
 # A catalog GPU matches a log when its CUDA total is within this of the logged one.
 _TOTAL_TOLERANCE_GIB = 0.25
@@ -60,12 +63,19 @@ class Comparison:
     predicted_start: bool
     verdict: str
     reasons: tuple[str, ...]
+    tensor_parallel: int = 1
+    calibrated: bool = False
+
+    def check(self, name: str) -> Check | None:
+        """The check called ``name``, if the log printed that figure."""
+        return next((c for c in self.checks if c.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         return {"log": self.path, "vllm_version": self.version, "model": self.model, "gpu": self.gpu,
                 "started": self.started, "predicted_start": self.predicted_start, "verdict": self.verdict,
-                "reasons": list(self.reasons),
+                "reasons": list(self.reasons), "tensor_parallel": self.tensor_parallel,
+                "calibrated": self.calibrated,
                 "checks": [{"name": c.name, "logged": c.logged, "predicted": round(c.predicted, 4),
                             "error": round(c.error, 4)} for c in self.checks]}
 
@@ -93,8 +103,10 @@ def _gpu_for(log: StartupLog, gpu: GPU | None, version: str) -> GPU:
         "pass --gpu with the one it ran on (their interconnects differ, which matters with TP > 1)")
 
 
-def compare_log(log: StartupLog, *, gpu: GPU | None = None, model: ModelConfig | None = None) -> Comparison:
-    """Size the configuration ``log`` describes and set the logged figures beside the prediction.
+def compare_log(log: StartupLog, *, gpu: GPU | None = None, model: ModelConfig | None = None,
+                calibration: Calibration | None = None) -> Comparison:
+    """Size the configuration ``log`` describes and set the logged figures beside the prediction
+    (with ``calibration``: the prediction after its matching correction).
 
     Raises:
         CatalogError: the log names a model the catalog lacks (and none is given), or its
@@ -125,7 +137,9 @@ def compare_log(log: StartupLog, *, gpu: GPU | None = None, model: ModelConfig |
         enforce_eager=log.enforce_eager, multi_node=True,
     )
     seqs = log.max_num_seqs or engine_batch_defaults(inp)[1]
-    report = size(dataclasses.replace(inp, max_num_seqs=seqs))
+    correction = None if calibration is None else \
+        calibration.match(g.key, "vllm", version, log.tensor_parallel, model.hf_id)
+    report = size(dataclasses.replace(inp, max_num_seqs=seqs, calibration=correction))
     b = report.per_gpu
     checks = []
     for name, logged, predicted in (
@@ -150,4 +164,31 @@ def compare_log(log: StartupLog, *, gpu: GPU | None = None, model: ModelConfig |
         verdict = "wrong"
     reasons = tuple(r.problem.value for r in (*report.reasons, *report.warnings))
     return Comparison(log.path, version, model.hf_id, g.key, tuple(checks), started, predicted_start, verdict,
-                      reasons)
+                      reasons, log.tensor_parallel, correction is not None)
+
+
+def calibrate(logs: Sequence[StartupLog], *, gpu: GPU | None = None,
+              model: ModelConfig | None = None) -> tuple[Correction, ...]:
+    """The corrections ``llmdeploy calibrate --write`` records from ``logs`` (sizing/calibration.py).
+
+    Per setup (GPU × version × TP, and per model within it): the mean logged − predicted
+    activation, non-torch (and, for a model's own entry, weights) memory; then, with those
+    applied, the mean logged / predicted KV tokens and the largest remaining KV error.
+    """
+    from .calibration import Calibration, corrections_from, setups
+
+    first = [compare_log(log, gpu=gpu, model=model) for log in logs]
+    by_path = dict(zip((c.path for c in first), logs, strict=True))
+    out = []
+    for (_, _, _, model_id), group in setups(first).items():
+        base = corrections_from(group, model=model_id)
+        step = Calibration("", (base,))
+        again = [compare_log(by_path[c.path], gpu=gpu, model=model, calibration=step) for c in group]
+        ratios = [k.logged / k.predicted for c in again if (k := c.check("kv_cache_tokens")) and k.predicted]
+        ratio = round(statistics.fmean(ratios), 5) if ratios else 1.0
+        final = Calibration("", (dataclasses.replace(base, kv_tokens_ratio=ratio),))
+        resid = [abs(k.error) for c in group
+                 if (k := compare_log(by_path[c.path], gpu=gpu, model=model, calibration=final)
+                     .check("kv_cache_tokens"))]
+        out.append(dataclasses.replace(base, kv_tokens_ratio=ratio, residual_kv_error=round(max(resid, default=0.0), 4)))
+    return tuple(out)

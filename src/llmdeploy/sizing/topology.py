@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engines import EngineVersionInfo
     from ..spec.models import LLMService
     from . import SizingReport
+    from .calibration import Calibration
 
 __all__ = [
     "PP_PARTITION_ENV", "NodeLayout", "cross_node_bytes_per_token", "env_partition", "node_layout",
@@ -149,7 +150,8 @@ def cross_node_bytes_per_token(model: ModelConfig, layout: NodeLayout, tensor: i
     return 2 * hidden * boundaries
 
 
-def size_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo) -> SizingReport:
+def size_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo,
+              calibration: Calibration | None = None) -> SizingReport:
     """Size a spec, as :func:`llmdeploy.sizing.size_spec`, knowing whether the replica spans nodes.
 
     The per-GPU memory budget is the same on one node or several (each rank holds its
@@ -158,7 +160,7 @@ def size_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVers
     """
     from . import input_from_spec, size
 
-    inp = input_from_spec(spec, model, gpu, engine)
+    inp = input_from_spec(spec, model, gpu, engine, calibration)
     if spec.resources.nodes > 1:
         inp = replace(inp, multi_node=True)
     return size(inp)

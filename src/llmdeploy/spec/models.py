@@ -490,6 +490,14 @@ class Resources(_Model):
         ge=1,
         le=64,
     )
+    calibration: str | None = Field(
+        None,
+        description=(
+            "Calibration file written by `llmdeploy calibrate LOG… --write` from this cluster's own vLLM "
+            "start-up logs, relative to the spec file; size, render and plan apply its matching correction "
+            "(docs/sizing.md §8)."
+        ),
+    )
     interconnect: Interconnect = Field(
         default_factory=Interconnect, description="The network between the nodes of one replica (multi-node)."
     )
