@@ -210,3 +210,22 @@ def test_the_most_specific_entry_wins(tmp_path: Path) -> None:
     assert cal.match("h100-sxm", "vllm", "0.19.0", 1, "Qwen/Qwen3-8B").model is None
     assert cal.match("h100-sxm", "vllm", "0.19.0", 2, "Qwen/Qwen3-8B") is None
     assert cal.match("a100-80gb", "vllm", "0.19.0", 1, "Qwen/Qwen3-8B") is None
+
+
+def test_plan_and_render_take_the_flag(tmp_path: Path) -> None:
+    cfile = tmp_path / "cal.yaml"
+    cfile.write_text(GOOD.replace('engineVersion: "0.19.0"', 'engineVersion: "0.19.0"').replace(
+        "kvTokensRatio: 0.99", "kvTokensRatio: 0.5"))
+    plan = ["plan", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--engine-version", "0.19.0",
+            "--format", "json"]
+    plain = json.loads(CliRunner().invoke(app, plan).stdout)["options"]
+    halved = json.loads(CliRunner().invoke(app, [*plan, "--calibration", str(cfile)]).stdout)["options"]
+    tp1 = [(p, h) for p, h in zip(plain, halved, strict=True) if p["tensor_parallel"] == 1]
+    assert tp1 and all(h["kv_cache_tokens"] < 0.55 * p["kv_cache_tokens"] for p, h in tp1)
+    # render: the flag replaces the spec's field; a broken file is an input error with its location
+    spec = tmp_path / "svc.llmdeploy.yaml"
+    spec.write_text(SPEC.format(calibration="missing.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: llmdeploy.dev/v1alpha1\nkind: SizingCalibration\nentries: 3\n")
+    r = CliRunner().invoke(app, ["render", str(spec), "--calibration", str(bad)])
+    assert r.exit_code == 1 and f"{bad}:3:10: entries must be a non-empty list" in r.stderr

@@ -109,9 +109,9 @@ STALE: dict[str, str] = {
     'docs/cookbook.md:698': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
     'docs/cookbook.md:800': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
     'docs/cookbook.md:891': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:225': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:314': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:334': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:227': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:316': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
+    'docs/quickstart.md:336': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
 }
 
 

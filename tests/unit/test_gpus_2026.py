@@ -115,3 +115,15 @@ def test_amd_render_uses_the_rocm_image_and_the_amd_labels() -> None:
     assert not [d for d in out.diagnostics if d.is_error], out.diagnostics
     assert "vllm/vllm-openai-rocm:v0.19.0" in out.yaml and "vllm/vllm-openai:v" not in out.yaml
     assert "amd.com/gpu.product-name: AMD_Instinct_MI355_OAM" in out.yaml and "amd.com/gpu: " in out.yaml
+
+
+def test_tgi_on_amd_uses_its_rocm_tag() -> None:
+    from llmdeploy.engines import resolve_engine
+
+    tgi = resolve_engine("tgi", None, "3.3.5")
+    assert tgi.image_for("amd") == "ghcr.io/huggingface/text-generation-inference:3.3.5-rocm"
+    cuda = _spec("mi300x", "ghcr.io/huggingface/text-generation-inference:3.3.5").replace(
+        "runtime:\n", "runtime:\n  engine: tgi\n")
+    (d,) = _ld211(cuda)
+    assert "text-generation-inference:3.3.5-rocm" in (d.hint or "")
+    assert not _ld211(cuda.replace(":3.3.5\n", ":3.3.5-rocm\n"))

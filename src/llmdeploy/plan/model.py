@@ -180,6 +180,9 @@ class Plan:
 def spec_hash(spec: LLMService) -> str:
     """Short, stable hash of the resolved spec (profile and defaults applied)."""
     data = spec.model_dump(mode="json", by_alias=True)
+    if data["resources"].get("calibration") is None:
+        # Added later (#14): a spec without one keeps the hash it had before the field existed.
+        data["resources"].pop("calibration", None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return digest[:16]
 
