@@ -21,8 +21,8 @@ from llmdeploy.sizing import KV_ERROR_BAND, size
 from llmdeploy.sizing.calibrate import compare_log
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_calibration as tc  # noqa: E402
-import test_calibration_sweep as ts  # noqa: E402
+import test_calibration as tc
+import test_calibration_sweep as ts
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "vllm_logs" / "raw"
 
