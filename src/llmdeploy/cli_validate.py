@@ -137,6 +137,24 @@ def resolved_document(analysis):  # type: ignore[no-untyped-def]
         z = r.sizing
         if spec.runtime.max_num_seqs == "auto":
             put(("runtime", "maxNumSeqs"), z.max_num_seqs, f"auto → {z.max_num_seqs_reason or 'sized'}")
+    if analysis.ok:
+        # The values the planner derives for `auto` (the same EnginePlan render uses).
+        from .plan.kserve import plan_engine
+        from .plan.model import plan_context
+
+        e_plan = plan_engine(plan_context(analysis))
+        requests = e_plan.resources.get("requests", {})
+        res = spec.resources
+        for key, attr, value in (("cpu", res.cpu, requests.get("cpu")), ("memory", res.memory, requests.get("memory")),
+                                 ("shmSize", res.shm_size, e_plan.shm_size)):
+            if attr == "auto" and value is not None:
+                put(("resources", key), value, "auto → derived by the planner (docs/sizing.md, render --explain)")
+        if spec.deployment.termination_grace_period_seconds == "auto":
+            put(("deployment", "terminationGracePeriodSeconds"), e_plan.termination_grace_seconds,
+                "auto → the engine plan's drain time")
+        if not spec.runtime.image:
+            put(("runtime", "image"), e_plan.image, "default image of the engine version"
+                + (" (ROCm build for AMD)" if r is not None and r.gpu is not None and r.gpu.vendor == "amd" else ""))
     for path, note in notes.items():
         node = data
         for k in path[:-1]:

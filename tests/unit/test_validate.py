@@ -318,6 +318,12 @@ def test_show_resolved_prints_the_merged_spec_as_yaml(tmp_path: Path, monkeypatc
     # The spec as merged, with what `auto` and the unset engine fields resolved to.
     dumped = v.spec.model_dump(mode="json", by_alias=True)
     dumped["runtime"].update(engineVersion="0.11.0", maxNumSeqs=resolved["runtime"]["maxNumSeqs"])
+    for key in ("cpu", "memory", "shmSize"):
+        assert dumped["resources"][key] == "auto" and resolved["resources"][key] != "auto"
+        dumped["resources"][key] = resolved["resources"][key]
+    grace = resolved["deployment"]["terminationGracePeriodSeconds"]
+    assert dumped["deployment"]["terminationGracePeriodSeconds"] == "auto" and isinstance(grace, int)
+    dumped["deployment"]["terminationGracePeriodSeconds"] = grace
     assert isinstance(resolved["runtime"]["maxNumSeqs"], int)
     assert resolved == dumped
     assert LLMService.model_validate(resolved).runtime.max_num_seqs == resolved["runtime"]["maxNumSeqs"]
