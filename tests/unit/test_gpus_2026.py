@@ -127,3 +127,15 @@ def test_tgi_on_amd_uses_its_rocm_tag() -> None:
     (d,) = _ld211(cuda)
     assert "text-generation-inference:3.3.5-rocm" in (d.hint or "")
     assert not _ld211(cuda.replace(":3.3.5\n", ":3.3.5-rocm\n"))
+
+
+def test_nvl72_tp8_hint_names_the_nvlink_domain() -> None:
+    engine = resolve_engine("vllm", None, "0.19.0")
+    r = size(SizingInput(model=get_model("deepseek-ai/DeepSeek-V3"), gpu=get_gpu("gb200"), engine=engine,
+                         tensor_parallel=8, max_model_len=8192))
+    (too_many,) = [x for x in r.reasons if x.problem.value == "more-gpus-than-a-node"]
+    assert "72-GPU NVLink domain" in (too_many.hint or "") and "resources.nodes to 2" in (too_many.hint or "")
+    b300 = size(SizingInput(model=get_model("deepseek-ai/DeepSeek-V3"), gpu=get_gpu("b300"), engine=engine,
+                            tensor_parallel=16, max_model_len=8192))
+    hint = next(x.hint for x in b300.reasons if x.problem.value == "more-gpus-than-a-node")
+    assert "NVLink domain" not in (hint or "")

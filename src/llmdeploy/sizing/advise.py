@@ -78,10 +78,16 @@ def parallelism_problems(inp: SizingInput) -> list[Reason]:
     per_node = inp.gpu.gpus_per_node
     if tp * pp > per_node and not inp.multi_node:
         where = F_TP if tp > per_node else F_PP
+        domain = inp.gpu.nvlink_domain
+        hint = (f"keep tensor × pipeline ≤ {per_node} (tensor parallel within a node, pipeline across "
+                "nodes needs a multi-node deployment such as LeaderWorkerSet)")
+        if domain and tp * pp <= domain:
+            # GB200/GB300 NVL72: the trays of a rack share one NVLink domain (catalog nvlink_domain).
+            hint = (f"{inp.gpu.key} nodes of one rack share a {domain}-GPU NVLink domain: set resources.nodes to "
+                    f"{-(-tp * pp // per_node)} with deployment.target leaderWorkerSet (docs/topologies.md) and the "
+                    f"replica's tensor parallelism stays on NVLink; or keep tensor × pipeline ≤ {per_node}")
         out.append(_r(P.MORE_GPUS_THAN_A_NODE, f"tensor × pipeline parallel = {tp * pp} GPUs, but a {inp.gpu.key} node has "
-                      f"{per_node}; one replica would span nodes",
-                      f"keep tensor × pipeline ≤ {per_node} (tensor parallel within a node, pipeline across "
-                      "nodes needs a multi-node deployment such as LeaderWorkerSet)", where))
+                      f"{per_node}; one replica would span nodes", hint, where))
     return out
 
 
