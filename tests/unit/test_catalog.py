@@ -420,9 +420,18 @@ FIXTURES = {
     "phi-3-mini-4k-instruct.json": "microsoft/Phi-3-mini-4k-instruct",
     "deepseek-v3.json": "deepseek-ai/DeepSeek-V3",
     "gpt-oss-120b.json": "openai/gpt-oss-120b",
+    "kimi-k2-instruct.json": "moonshotai/Kimi-K2-Instruct",
+    "qwen3-vl-8b-instruct.json": "Qwen/Qwen3-VL-8B-Instruct",
+    # The Thinking release's config: the same architecture as the Instruct entry (SOURCES.md).
+    "qwen3-next-80b-a3b-thinking.json": "Qwen/Qwen3-Next-80B-A3B-Instruct",
+}
+# Text-only abridged copies: equal to the catalog entry except for the vision tower they omit.
+TEXT_ONLY_FIXTURES = {
+    "llama-4-scout-17b-16e-instruct.json": "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    "llama-4-maverick-17b-128e-instruct.json": "meta-llama/Llama-4-Maverick-17B-128E-Instruct",
 }
 # Fixtures read on their own (not equal to a catalog entry); tests/data/hf_configs/SOURCES.md.
-READER_ONLY_FIXTURES = {"gpt-oss-20b.json"}
+READER_ONLY_FIXTURES = {"gpt-oss-20b.json"} | set(TEXT_ONLY_FIXTURES)
 
 
 def test_every_fixture_is_covered() -> None:
@@ -439,6 +448,36 @@ def test_hf_config_equals_catalog_entry(filename: str, hf_id: str) -> None:
     assert local.source == str(path)
     assert local.weight_bytes is None
     assert estimate_num_parameters(local) == estimate_num_parameters(entry)
+
+
+@pytest.mark.parametrize(("filename", "hf_id"), sorted(TEXT_ONLY_FIXTURES.items()))
+def test_text_only_hf_config_equals_catalog_entry_but_the_vision_tower(filename: str, hf_id: str) -> None:
+    """The Llama 4 copies carry ``text_config`` alone: every text field matches the catalog entry
+    (read from the Hub's full file), and the vision tower the file omits is the whole difference."""
+    local = model_from_hf_config(HF_CONFIGS / filename)
+    entry = get_model(hf_id)
+    assert local.vision_parameters == 0 and entry.vision_parameters > 0
+    assert local.architecture_fields() == {**entry.architecture_fields(), "vision_parameters": 0}
+    assert estimate_num_parameters(local) == estimate_num_parameters(entry) - entry.vision_parameters
+
+
+def test_2025_family_fixtures_size_as_the_catalog_entries() -> None:
+    """Sizing from the real file gives the catalog entry's per-GPU weights and KV cache."""
+    from llmdeploy.engines import resolve_engine
+    from llmdeploy.sizing import SizingInput, size
+
+    cases = [("kimi-k2-instruct.json", "moonshotai/Kimi-K2-Instruct", "h200", 8, 2),
+             ("qwen3-vl-8b-instruct.json", "Qwen/Qwen3-VL-8B-Instruct", "h100-sxm", 1, 1),
+             ("qwen3-next-80b-a3b-thinking.json", "Qwen/Qwen3-Next-80B-A3B-Instruct", "h100-sxm", 4, 1)]
+    for filename, hf_id, gpu, tp, pp in cases:
+        reports = []
+        for model in (model_from_hf_config(HF_CONFIGS / filename), get_model(hf_id)):
+            engine = resolve_engine("vllm", None, "0.19.0")
+            reports.append(size(SizingInput(model=model, gpu=catalog.get_gpu(gpu), engine=engine, tensor_parallel=tp,
+                                            pipeline_parallel=pp, max_model_len=32768)))
+        local, entry = reports
+        assert local.kv_cache_tokens == entry.kv_cache_tokens > 0, filename
+        assert local.per_gpu.weights_gib == pytest.approx(entry.per_gpu.weights_gib, rel=0.02), filename
 
 
 def test_hf_config_reads_details() -> None:
