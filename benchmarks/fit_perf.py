@@ -70,7 +70,7 @@ def _touches(run: dict[str, Any]) -> set[str]:
                                     "ttft_overhead_ms", "request_overhead_ms")}
     tp = dep.tensor_parallel
     if tp > 1:
-        link = gpu.interconnect
+        link = perf.link_name(gpu)
         table = perf.load_constants()["interconnects"][link]["allreduce_us_per_layer"]
         near = sorted(int(k) for k in table)
         keys |= {f"{link}:allreduce_us_tp{k}" for k in near if k == tp} or {f"{link}:allreduce_us_tp{near[-1]}"}

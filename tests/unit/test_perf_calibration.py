@@ -79,6 +79,27 @@ def test_single_stream_is_bandwidth_bound_physics(rows: list[dict]) -> None:  # 
         assert pred < limit, r["id"]
 
 
+def test_tail_ratios() -> None:
+    """The committed p95/p99-over-mean ratios are the stated quantile of the per-run ratios.
+
+    Also scores them: the share of queue-free runs whose p99 the calibrated ratio covers
+    is about the stated quantile (the check cannot pass with an arbitrary ratio).
+    """
+    from llmdeploy.sizing import perf
+
+    tails = perf.load_constants()["tails"]
+    q = float(tails["quantile"])
+    data = S.tail_ratios()
+    assert len(data[("queue_free", "ttft")]) >= 50 and len(data[("queueing", "ttft")]) >= 20
+    for (regime, measure), values in data.items():
+        for pct in ("p95", "p99"):
+            want = S.quantile([v[pct] for v in values], q)
+            got = perf.tail_ratio(measure, pct, regime == "queueing")
+            assert abs(got - want) <= 0.01 * want + 0.005, (regime, measure, pct, got, want)
+            covered = sum(v[pct] <= got + 1e-9 for v in values) / len(values)
+            assert q - 0.1 <= covered <= q + 0.1, (regime, measure, pct, covered)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import fit_perf

@@ -52,12 +52,15 @@ __all__ = [
     "Request",
     "SimResult",
     "arch_from_model",
+    "constants_engine",
     "hardware",
+    "link_name",
     "load_constants",
     "sharegpt_lengths",
     "simulate",
     "steady_state",
     "step_time",
+    "tail_ratio",
 ]
 
 DATA_FILE = Path(__file__).resolve().parent / "perf_vllm.yaml"
@@ -103,7 +106,11 @@ class PerfArch:
 
 @record
 class Hardware:
-    """The calibrated constants for one GPU type on one engine era (from ``perf_vllm.yaml``)."""
+    """The calibrated constants for one GPU type on one engine era (from ``perf_<engine>.yaml``).
+
+    ``engine`` is the engine whose constants these are; ``caveat`` says why when they stand
+    in for another engine's (no calibrated model of its own).
+    """
 
     gpu: str
     era: str
@@ -124,6 +131,8 @@ class Hardware:
     moe_overhead_per_layer_s: float = 0.0
     chunked_prefill: bool = True
     sources: tuple[str, ...] = ()
+    engine: str = "vllm"
+    caveat: str | None = None
 
     def allreduce_latency(self, tp: int) -> float:
         """Seconds per layer (two all-reduces) at tensor-parallel size ``tp``; interpolated in log2(TP)."""
@@ -219,41 +228,79 @@ def _check_number(value: Any, where: str) -> float:
     return float(value)
 
 
+# The constants file of each engine's performance model, beside this module. An engine
+# without its own file (or whose file is not there) uses vLLM's, with a caveat.
+ENGINE_FILES = {"vllm": "perf_vllm.yaml", "sglang": "perf_sglang.yaml", "tensorrt-llm": "perf_tensorrt-llm.yaml"}
+FALLBACK_CAVEATS = {
+    "tgi": "TGI has no calibrated performance model: vLLM's constants stand in (both run paged attention "
+           "with continuous batching; TGI's own scheduler and kernels may differ by tens of percent)",
+}
+
+
+def constants_engine(engine: str | None) -> tuple[str, str | None]:
+    """(the engine whose constants apply to ``engine``, the caveat when it is another one).
+
+    Works on any engine name string: ``vllm``, ``sglang`` and ``tensorrt-llm`` have (or
+    will have) their own file; others fall back to vLLM's with a stated caveat.
+    """
+    name = (engine or "vllm").lower()
+    if name in ENGINE_FILES and (DATA_FILE.parent / ENGINE_FILES[name]).is_file():
+        return name, None
+    if name == "vllm":  # pragma: no cover - the vLLM file ships with the package
+        raise ValueError(f"{DATA_FILE.name} is missing")
+    caveat = FALLBACK_CAVEATS.get(name) or (
+        f"no calibrated performance model for {name}: vLLM's constants stand in (no public {name} runs "
+        "were replayable; see docs/sizing.md §9)")
+    return "vllm", caveat
+
+
 @cache
-def load_constants() -> Mapping[str, Any]:
-    """The parsed constants file (cached; the datafiles reader keeps a JSON copy)."""
+def load_constants(engine: str = "vllm") -> Mapping[str, Any]:
+    """The parsed constants file of ``engine`` (cached; the datafiles reader keeps a JSON copy)."""
     from ..datafiles import load_yaml_data
 
-    data = load_yaml_data(DATA_FILE)
-    if not isinstance(data, dict) or not all(k in data for k in ("gpus", "eras", "interconnects", "defaults")):
-        raise ValueError(f"{DATA_FILE.name}: expected the sections gpus, eras, interconnects, defaults")
+    path = DATA_FILE.parent / ENGINE_FILES[constants_engine(engine)[0]]
+    data = load_yaml_data(path)
+    if not isinstance(data, dict) or not all(k in data for k in ("gpus", "eras", "interconnects", "defaults", "tails")):
+        raise ValueError(f"{path.name}: expected the sections gpus, eras, interconnects, defaults, tails")
     return data
 
 
-def _era(version: str | None) -> Mapping[str, Any]:
+def _era(version: str | None, engine: str = "vllm") -> Mapping[str, Any]:
     """The engine era whose step overhead applies (unknown version: the newest era)."""
     from ..engines import Version
 
-    eras = load_constants()["eras"]
+    eras = load_constants(engine)["eras"]
     if version is None:
         return eras[0]
-    v = Version.parse(version)
+    try:
+        v = Version.parse(version)
+    except ValueError:
+        return eras[0]
     for era in eras:
         if v >= Version.parse(str(era["from"])):
             return era
     return eras[-1]
 
 
-def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float] | None = None) -> Hardware:
-    """The calibrated constants for ``gpu`` on the engine era of ``engine_version``.
+def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float] | None = None,
+             engine: str = "vllm") -> Hardware:
+    """The calibrated constants for ``gpu`` on ``engine`` at the era of ``engine_version``.
 
-    A GPU without its own row takes ``defaults`` (stated in the report's assumptions).
-    ``overrides`` (the fitting script's trial values) replace any named constant.
+    ``engine`` is the spec's engine name (``vllm``, ``sglang``, ``tensorrt-llm``, ``tgi``,
+    …): its own constants file when there is one, else vLLM's newest era with
+    ``Hardware.caveat`` saying so. A GPU without its own row takes ``defaults`` (stated in
+    the report's assumptions). ``overrides`` (the fitting script's trial values) replace
+    any named constant.
     """
-    data = load_constants()
+    source_engine, caveat = constants_engine(engine)
+    if caveat is not None:
+        engine_version = None  # another engine's release numbers mean nothing to vLLM's eras
+    data = load_constants(source_engine)
     row = {**data["defaults"], **data["gpus"].get(gpu.key, {})}
-    era = _era(engine_version)
-    link = data["interconnects"].get(gpu.interconnect, data["interconnects"]["pcie"])
+    era = _era(engine_version, source_engine)
+    link_key = link_name(gpu, source_engine)
+    link = data["interconnects"][link_key]
     values: dict[str, Any] = {
         "bandwidth_efficiency": row["bandwidth_efficiency"],
         "compute_efficiency": row["compute_efficiency"],
@@ -271,7 +318,7 @@ def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float
     for k, v in (overrides or {}).items():
         if k in values:
             values[k] = v
-        elif k.startswith(f"{gpu.key}:") and k.split(":", 1)[1] in values or k.startswith(f"{era['name']}:") and k.split(":", 1)[1] in values or k.startswith(f"{gpu.interconnect}:") and k.split(":", 1)[1] in values:
+        elif k.startswith(f"{gpu.key}:") and k.split(":", 1)[1] in values or k.startswith(f"{era['name']}:") and k.split(":", 1)[1] in values or k.startswith(f"{link_key}:") and k.split(":", 1)[1] in values:
             values[k.split(":", 1)[1]] = v
     for k, v in values.items():
         _check_number(v, k)
@@ -289,12 +336,37 @@ def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float
         weight_only_compute_factor=values["weight_only_compute_factor"],
         moe_overhead_per_layer_s=values["moe_overhead_us_per_layer"] * 1e-6, chunked_prefill=bool(era["chunked_prefill"]),
         sources=(str(row.get("source", "")), str(era.get("source", "")), str(link.get("source", ""))),
+        engine=source_engine, caveat=caveat,
     )
 
 
-def is_calibrated(gpu_key: str) -> bool:
-    """Whether ``perf_vllm.yaml`` has measured constants for this GPU (else: the defaults)."""
-    return gpu_key in load_constants()["gpus"]
+def link_name(gpu: GPU, engine: str = "vllm") -> str:
+    """The interconnect row of the constants file a GPU's tensor-parallel traffic uses.
+
+    The GPU's own row may name one (consumer cards whose driver disables peer-to-peer
+    over PCIe: vLLM then turns its custom all-reduce off and NCCL stages every message
+    through host memory); else the catalog's interconnect, else ``pcie``.
+    """
+    data = load_constants(constants_engine(engine)[0])
+    row = data["gpus"].get(gpu.key, {})
+    key = str(row.get("interconnect") or gpu.interconnect)
+    return key if key in data["interconnects"] else "pcie"
+
+
+def tail_ratio(measure: str, percentile: str, queueing: bool = False) -> float:
+    """The calibrated ``percentile`` (``p95``/``p99``) over mean of ``measure`` (``ttft``/``tpot``).
+
+    ``queueing``: requests wait for a slot (offered load beyond what the replica runs at
+    once); otherwise the queue-free ratio (a replica sized below saturation).
+    """
+    row = load_constants()["tails"]["queueing" if queueing else "queue_free"]
+    return _check_number(row[f"{measure}_{percentile}"], f"tails.{measure}_{percentile}")
+
+
+def is_calibrated(gpu_key: str, engine: str = "vllm") -> bool:
+    """Whether the engine's constants file has measured constants for this GPU (else: the defaults)."""
+    source_engine, caveat = constants_engine(engine)
+    return caveat is None and gpu_key in load_constants(source_engine)["gpus"]
 
 
 # --------------------------------------------------------------------------- architecture
