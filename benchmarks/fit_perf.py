@@ -57,6 +57,8 @@ def _current() -> dict[str, float]:
         for tp, v in row["allreduce_us_per_layer"].items():
             out[f"{link}:allreduce_us_tp{tp}"] = float(v)
         out[f"{link}:bus_bandwidth_gbs"] = float(row["bus_bandwidth_gbs"])
+    for family, v in data["frontend"]["chat_template_ms"].items():
+        out[f"chat:{family}"] = float(v)
     return out
 
 
@@ -79,6 +81,10 @@ def _touches(run: dict[str, Any]) -> set[str]:
         keys.add("weight_only_compute_factor")
     if dep.arch.num_experts:
         keys.add("moe_overhead_us_per_layer")
+    if run.get("endpoint") == "chat":
+        table = perf.load_constants()["frontend"]["chat_template_ms"]
+        family = S.model_for(run["model"]).family  # type: ignore[union-attr]
+        keys.add(f"chat:{family if family in table else 'default'}")
     return keys
 
 
@@ -197,6 +203,13 @@ def write(params: dict[str, float]) -> None:
             key = m4.group(2) if section == "defaults" else f"{entry}:{m4.group(2)}"
             if key in params:
                 line = f"{m4.group(1)}{m4.group(2)}: {_fmt(params[key])}{m4.group(4) or ''}"
+        m6 = re.match(r"^(\s+)chat_template_ms: \{(.*)\}(.*)$", line)
+        if m6 and section == "frontend":
+            items = []
+            for part in m6.group(2).split(","):
+                fam, v = (x.strip() for x in part.split(":"))
+                items.append(f"{fam}: {_fmt(params.get(f'chat:{fam}', float(v)))}")
+            line = f"{m6.group(1)}chat_template_ms: {{{', '.join(items)}}}{m6.group(3)}"
         m5 = re.match(r"^(\s+)allreduce_us_per_layer: \{(.*)\}(.*)$", line)
         if m5 and section == "interconnects":
             items = []

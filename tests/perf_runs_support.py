@@ -19,6 +19,10 @@ so adding runs never moves an existing run between the halves.
 * ``throughput`` — output tokens/s of every run;
 * ``ttft`` — mean (else median) time to first token.
 
+**Endpoint.** A source whose notes say its client used the chat endpoint
+(``openai-chat`` / ``/v1/chat/completions``) has its requests replayed as chat requests
+(the API server renders the chat template, ``perf.chat_template_seconds``).
+
 A prediction is within tolerance when ``|predicted / measured − 1| ≤ tol`` (15 %, 25 %, 35 %).
 """
 
@@ -70,8 +74,10 @@ def runs() -> tuple[tuple[str, dict[str, Any]], ...]:
         if path.name == "architectures.yaml":
             continue
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        notes = str(data.get("source", {}).get("notes", ""))
+        chat = "openai-chat" in notes or "/v1/chat/completions" in notes
         for r in data["runs"]:
-            out.append((path.name, r))
+            out.append((path.name, {"endpoint": "chat" if chat else "completions", **r}))
     return tuple(out)
 
 
@@ -194,6 +200,8 @@ def _quant(model: ModelConfig) -> Any:
 def deployment(run: Mapping[str, Any], overrides: Mapping[str, float] | None = None) -> perf.Deployment:
     """The run's deployment with the committed constants (or ``overrides`` on top)."""
     dep, gpu, version = _base(run["id"])
+    family = _model(run["model"]).family  # type: ignore[union-attr]
+    dep = replace(dep, chat_template_s=perf.chat_template_seconds(family, overrides=overrides))
     if overrides:
         dep = replace(dep, hw=perf.hardware(gpu, version, overrides))
     return dep
@@ -218,7 +226,8 @@ def requests(run: Mapping[str, Any]) -> tuple[list[perf.Request], int | None]:
     else:
         outs = [max(1, round(o))] * n
     arrivals = [0.0] * n if rate in (None, "inf") else perf.poisson_arrivals(n, float(rate))
-    reqs = [perf.Request(a, prompt, out) for a, out in zip(arrivals, outs, strict=True)]
+    chat = run.get("endpoint") == "chat"
+    reqs = [perf.Request(a, prompt, out, chat) for a, out in zip(arrivals, outs, strict=True)]
     limit = int(conc) if conc and rate is not None else None
     if conc and rate is None:
         # An offline batch (benchmark_latency): `concurrency` requests released together.

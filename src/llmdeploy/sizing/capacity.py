@@ -129,14 +129,21 @@ def deployment(
     *, model: ModelConfig, gpu: GPU, q: Quantization, tp: int, pp: int, dp: int,
     weights_per_stage: Sequence[int], kv_bytes_per_token_per_stage: Sequence[int], kv_cache_tokens: int,
     max_num_seqs: int, max_num_batched_tokens: int, engine_version: str | None, engine: str = "vllm",
+    stage_network: str | None = None,
 ) -> perf.Deployment:
-    """The performance model's view of one sized replica (``engine``: the spec's engine name)."""
+    """The performance model's view of one sized replica.
+
+    ``engine`` is the spec's engine name (its constants, or vLLM's with a caveat);
+    requests are taken as chat requests (the model family's template cost);
+    ``stage_network`` the node-to-node fabric when pipeline stages sit on different nodes.
+    """
     return perf.Deployment(
         arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, engine_version, engine=engine),
         tensor_parallel=tp, pipeline_parallel=pp, weights_bytes_per_gpu=float(max(weights_per_stage)),
         kv_bytes_per_token_per_gpu=float(max(kv_bytes_per_token_per_stage)),
         kv_cache_tokens=max(int(kv_cache_tokens), 1), max_num_seqs=max(int(max_num_seqs), 1),
         max_num_batched_tokens=max(int(max_num_batched_tokens), 1), data_parallel=dp,
+        chat_template_s=perf.chat_template_seconds(model.family, engine), stage_network=stage_network,
     )
 
 
@@ -218,9 +225,13 @@ def estimate_capacity(
         *(["MoE steps read only the experts their tokens route to"] if d.arch.num_experts else []),
         *(["weight-only quantized kernels: fewer bytes read, 16-bit math (no speed-up at large batches)"]
           if d.arch.kernel == "weight_only" else []),
-        *(["pipeline stages run one after another (no micro-batch overlap)"] if d.pipeline_parallel > 1 else []),
-        *([f"SLO: p95 taken as {TTFT_P95_OVER_MEAN:g} × mean TTFT and {ITL_P95_OVER_MEAN:g} × mean TPOT "
-           "(calibrated on public rate sweeps below saturation)"]
+        *([f"pipeline stages run one after another (no micro-batch overlap); each stage boundary hands "
+           f"{d.arch.hidden * 2} bytes per token over "
+           + (f"the {d.stage_network} network" if d.stage_network else "the GPUs' own link")]
+          if d.pipeline_parallel > 1 else []),
+        f"requests come through the chat endpoint: {d.chat_template_s * 1e3:.0f} ms of chat template per request",
+        *([(f"SLO: p95 taken as {TTFT_P95_OVER_MEAN:g} × mean TTFT and {ITL_P95_OVER_MEAN:g} × mean TPOT "
+            "(calibrated on public rate sweeps below saturation)")]
           if slo is not None else []),
         f"replicas run at {TARGET_UTILIZATION:.0%} of the requests/s of the operating point",
         (f"${price_per_gpu_hour:g} per GPU-hour (catalog list price unless overridden), cost at full utilisation")
