@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,19 @@ from llmdeploy.sizing import perf
 FACTORS = (0.6, 0.8, 0.9, 0.95, 1.05, 1.1, 1.25, 1.6)
 # Physical ranges: a fit may not buy a better score with an impossible constant.
 LIMITS = {"bandwidth_efficiency": (0.55, 0.95), "compute_efficiency": (0.15, 0.8),
-          "weight_only_compute_factor": (1.0, 4.0)}
+          "weight_only_compute_factor": (1.0, 4.0),
+          # PCIe Gen5 x16 moves at most 64 GB/s a direction; host-memory staging less.
+          "pcie:bus_bandwidth_gbs": (1.0, 64.0), "pcie-no-p2p:bus_bandwidth_gbs": (0.5, 32.0)}
+
+
+def _monotone(params: dict[str, float]) -> bool:
+    """All-reduce latency per layer may not fall as TP grows (more ranks, more hops)."""
+    by_link: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for k, v in params.items():
+        if ":allreduce_us_tp" in k:
+            link, tp = k.split(":allreduce_us_tp")
+            by_link[link].append((int(tp), v))
+    return all(all(a[1] <= b[1] for a, b in pairwise(sorted(t))) for t in by_link.values())
 
 
 def _current() -> dict[str, float]:
@@ -119,11 +132,13 @@ def fit(rounds: int) -> dict[str, float]:
             for f in FACTORS:
                 value = params[key] * f
                 name = key.split(":", 1)[-1]
-                lo, hi = LIMITS.get(name, (0.0, math.inf))
+                lo, hi = LIMITS.get(key, LIMITS.get(name, (0.0, math.inf)))
                 value = min(max(value, lo), hi)
                 if value == params[key]:
                     continue
                 trial = {**params, key: value}
+                if not _monotone(trial):
+                    continue
                 new_rows = {r["id"]: S.errors([r], trial) for r in runs_k}
                 c = sum(_cost(v) for v in new_rows.values())
                 if c < best[0] - 1e-6:
@@ -146,6 +161,10 @@ def report(params: dict[str, float] | None) -> None:
         why[w] += 1
     for w, n in sorted(why.items()):
         print(f"  {n:3d}  {w}")
+    ttft_out = S.ttft_exclusions()
+    print(f"\n{len(ttft_out)} TTFTs not scored (throughput and TPOT still are):")
+    for run_id, w in ttft_out:
+        print(f"  {run_id}: {w}")
     print("\nwithin tolerance (fitted | held out):")
     sh = S.shares(rows)
     for m in ("single_stream", "throughput", "ttft"):
