@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,19 @@ from llmdeploy.sizing import perf
 FACTORS = (0.6, 0.8, 0.9, 0.95, 1.05, 1.1, 1.25, 1.6)
 # Physical ranges: a fit may not buy a better score with an impossible constant.
 LIMITS = {"bandwidth_efficiency": (0.55, 0.95), "compute_efficiency": (0.15, 0.8),
-          "weight_only_compute_factor": (1.0, 4.0)}
+          "weight_only_compute_factor": (1.0, 4.0),
+          # PCIe Gen5 x16 moves at most 64 GB/s a direction; host-memory staging less.
+          "pcie:bus_bandwidth_gbs": (1.0, 64.0), "pcie-no-p2p:bus_bandwidth_gbs": (0.5, 32.0)}
+
+
+def _monotone(params: dict[str, float]) -> bool:
+    """All-reduce latency per layer may not fall as TP grows (more ranks, more hops)."""
+    by_link: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for k, v in params.items():
+        if ":allreduce_us_tp" in k:
+            link, tp = k.split(":allreduce_us_tp")
+            by_link[link].append((int(tp), v))
+    return all(all(a[1] <= b[1] for a, b in pairwise(sorted(t))) for t in by_link.values())
 
 
 def _current() -> dict[str, float]:
@@ -57,6 +70,8 @@ def _current() -> dict[str, float]:
         for tp, v in row["allreduce_us_per_layer"].items():
             out[f"{link}:allreduce_us_tp{tp}"] = float(v)
         out[f"{link}:bus_bandwidth_gbs"] = float(row["bus_bandwidth_gbs"])
+    for family, v in data["frontend"]["chat_template_ms"].items():
+        out[f"chat:{family}"] = float(v)
     return out
 
 
@@ -70,7 +85,7 @@ def _touches(run: dict[str, Any]) -> set[str]:
                                     "ttft_overhead_ms", "request_overhead_ms")}
     tp = dep.tensor_parallel
     if tp > 1:
-        link = gpu.interconnect
+        link = perf.link_name(gpu)
         table = perf.load_constants()["interconnects"][link]["allreduce_us_per_layer"]
         near = sorted(int(k) for k in table)
         keys |= {f"{link}:allreduce_us_tp{k}" for k in near if k == tp} or {f"{link}:allreduce_us_tp{near[-1]}"}
@@ -79,6 +94,10 @@ def _touches(run: dict[str, Any]) -> set[str]:
         keys.add("weight_only_compute_factor")
     if dep.arch.num_experts:
         keys.add("moe_overhead_us_per_layer")
+    if run.get("endpoint") == "chat":
+        table = perf.load_constants()["frontend"]["chat_template_ms"]
+        family = S.model_for(run["model"]).family  # type: ignore[union-attr]
+        keys.add(f"chat:{family if family in table else 'default'}")
     return keys
 
 
@@ -113,11 +132,13 @@ def fit(rounds: int) -> dict[str, float]:
             for f in FACTORS:
                 value = params[key] * f
                 name = key.split(":", 1)[-1]
-                lo, hi = LIMITS.get(name, (0.0, math.inf))
+                lo, hi = LIMITS.get(key, LIMITS.get(name, (0.0, math.inf)))
                 value = min(max(value, lo), hi)
                 if value == params[key]:
                     continue
                 trial = {**params, key: value}
+                if not _monotone(trial):
+                    continue
                 new_rows = {r["id"]: S.errors([r], trial) for r in runs_k}
                 c = sum(_cost(v) for v in new_rows.values())
                 if c < best[0] - 1e-6:
@@ -140,6 +161,10 @@ def report(params: dict[str, float] | None) -> None:
         why[w] += 1
     for w, n in sorted(why.items()):
         print(f"  {n:3d}  {w}")
+    ttft_out = S.ttft_exclusions()
+    print(f"\n{len(ttft_out)} TTFTs not scored (throughput and TPOT still are):")
+    for run_id, w in ttft_out:
+        print(f"  {run_id}: {w}")
     print("\nwithin tolerance (fitted | held out):")
     sh = S.shares(rows)
     for m in ("single_stream", "throughput", "ttft"):
@@ -197,6 +222,13 @@ def write(params: dict[str, float]) -> None:
             key = m4.group(2) if section == "defaults" else f"{entry}:{m4.group(2)}"
             if key in params:
                 line = f"{m4.group(1)}{m4.group(2)}: {_fmt(params[key])}{m4.group(4) or ''}"
+        m6 = re.match(r"^(\s+)chat_template_ms: \{(.*)\}(.*)$", line)
+        if m6 and section == "frontend":
+            items = []
+            for part in m6.group(2).split(","):
+                fam, v = (x.strip() for x in part.split(":"))
+                items.append(f"{fam}: {_fmt(params.get(f'chat:{fam}', float(v)))}")
+            line = f"{m6.group(1)}chat_template_ms: {{{', '.join(items)}}}{m6.group(3)}"
         m5 = re.match(r"^(\s+)allreduce_us_per_layer: \{(.*)\}(.*)$", line)
         if m5 and section == "interconnects":
             items = []

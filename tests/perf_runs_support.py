@@ -19,6 +19,10 @@ so adding runs never moves an existing run between the halves.
 * ``throughput`` — output tokens/s of every run;
 * ``ttft`` — mean (else median) time to first token.
 
+**Endpoint.** A source whose notes say its client used the chat endpoint
+(``openai-chat`` / ``/v1/chat/completions``) has its requests replayed as chat requests
+(the API server renders the chat template, ``perf.chat_template_seconds``).
+
 A prediction is within tolerance when ``|predicted / measured − 1| ≤ tol`` (15 %, 25 %, 35 %).
 """
 
@@ -70,8 +74,10 @@ def runs() -> tuple[tuple[str, dict[str, Any]], ...]:
         if path.name == "architectures.yaml":
             continue
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        notes = str(data.get("source", {}).get("notes", ""))
+        chat = "openai-chat" in notes or "/v1/chat/completions" in notes
         for r in data["runs"]:
-            out.append((path.name, r))
+            out.append((path.name, {"endpoint": "chat" if chat else "completions", **r}))
     return tuple(out)
 
 
@@ -140,7 +146,9 @@ def _base(run_id: str) -> tuple[perf.Deployment, GPU, str | None]:
     version = run.get("engine_version")
     engine = resolve_engine("vllm", None, version)
     prompt, output = lengths(run)
-    mml = int(run.get("max_model_len") or max(min(model.max_position_embeddings, 8192), math.ceil(prompt + output) + 64))
+    flags = serve_flags(run)
+    mml = int(run.get("max_model_len") or flags.get("max-model-len")
+              or max(min(model.max_position_embeddings, 8192), math.ceil(prompt + output) + 64))
     dtype = run.get("dtype") or "auto"
     if dtype not in ("auto", "bfloat16", "float16", "float32"):
         dtype = "auto"
@@ -149,7 +157,12 @@ def _base(run_id: str) -> tuple[perf.Deployment, GPU, str | None]:
     # The run's max_num_seqs when stated, else the engine's default, lowered (as
     # `maxNumSeqs: auto` does) to the most that starts when the default would leave no
     # room for one request (vLLM profiles its sampler over that many sequences).
-    rep = size(replace(inp, max_num_seqs=int(run["max_num_seqs"])) if run.get("max_num_seqs") else inp)
+    seqs_flag = run.get("max_num_seqs") or flags.get("max-num-seqs")
+    if seqs_flag:
+        inp = replace(inp, max_num_seqs=int(seqs_flag))
+    if flags.get("max-num-batched-tokens"):
+        inp = replace(inp, max_num_batched_tokens=int(flags["max-num-batched-tokens"]))
+    rep = size(inp)
     seqs = rep.max_num_seqs
     weights = max(s.weights_gib for s in rep.per_stage) * GIB
     q = _quant(model)
@@ -163,6 +176,21 @@ def _base(run_id: str) -> tuple[perf.Deployment, GPU, str | None]:
     return dep, gpu, version
 
 
+# Server flags of a run's serve_command that change what the model replays.
+_FLAGS = ("max-model-len", "max-num-seqs", "max-num-batched-tokens")
+
+
+def serve_flags(run: Mapping[str, Any]) -> dict[str, int]:
+    """The scheduler/memory flags stated in the run's ``serve_command`` (``--flag value``)."""
+    out: dict[str, int] = {}
+    words = str(run.get("serve_command") or "").split()
+    for i, w in enumerate(words[:-1]):
+        name = w.removeprefix("--")
+        if w.startswith("--") and name in _FLAGS and words[i + 1].isdigit():
+            out[name] = int(words[i + 1])
+    return out
+
+
 def _quant(model: ModelConfig) -> Any:
     from llmdeploy.sizing.memory import resolve_quantization
 
@@ -172,6 +200,8 @@ def _quant(model: ModelConfig) -> Any:
 def deployment(run: Mapping[str, Any], overrides: Mapping[str, float] | None = None) -> perf.Deployment:
     """The run's deployment with the committed constants (or ``overrides`` on top)."""
     dep, gpu, version = _base(run["id"])
+    family = _model(run["model"]).family  # type: ignore[union-attr]
+    dep = replace(dep, chat_template_s=perf.chat_template_seconds(family, overrides=overrides))
     if overrides:
         dep = replace(dep, hw=perf.hardware(gpu, version, overrides))
     return dep
@@ -196,12 +226,65 @@ def requests(run: Mapping[str, Any]) -> tuple[list[perf.Request], int | None]:
     else:
         outs = [max(1, round(o))] * n
     arrivals = [0.0] * n if rate in (None, "inf") else perf.poisson_arrivals(n, float(rate))
-    reqs = [perf.Request(a, prompt, out) for a, out in zip(arrivals, outs, strict=True)]
+    chat = run.get("endpoint") == "chat"
+    reqs = [perf.Request(a, prompt, out, chat) for a, out in zip(arrivals, outs, strict=True)]
     limit = int(conc) if conc and rate is not None else None
     if conc and rate is None:
         # An offline batch (benchmark_latency): `concurrency` requests released together.
         reqs = reqs[: int(conc)]
     return reqs, limit
+
+
+def _ttft(run: Mapping[str, Any]) -> float | None:
+    m = run["measured"]
+    v = m.get("ttft_ms_mean") or m.get("ttft_ms_median")
+    return float(v) if v else None
+
+
+@cache
+def _sweeps() -> Mapping[tuple[Any, ...], tuple[tuple[float, float, str], ...]]:
+    """Rate-driven runs of one server configuration: {(file, model, GPU, TP, dataset, command): ((rate, TTFT, id), ...)}."""
+    out: dict[tuple[Any, ...], list[tuple[float, float, str]]] = {}
+    for name, r in runs():
+        rate, ttft = r.get("request_rate"), _ttft(r)
+        if not isinstance(rate, (int, float)) or r.get("concurrency") or ttft is None:
+            continue
+        key = (name, r["model"], r.get("gpu"), r.get("tensor_parallel"), r.get("dataset"), r.get("serve_command"))
+        out.setdefault(key, []).append((float(rate), ttft, r["id"]))
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+# A lower offered rate may not show a TTFT this many times that of a higher rate.
+TTFT_MONOTONE_FACTOR = 2.0
+
+
+def ttft_exclusion(run: Mapping[str, Any]) -> str | None:
+    """Why a run's TTFT is not scored, or None.
+
+    At a Poisson request rate the same server's mean TTFT cannot fall as the rate rises
+    (more load only adds queueing). When a run of a rate sweep shows more than
+    ``TTFT_MONOTONE_FACTOR`` × the TTFT of a *higher* rate of the same configuration
+    (same source, model, GPU, TP, dataset, serve command), its TTFT was set by something
+    the load does not explain (warm-up, host contention, a stalled client) and no load
+    model can reproduce it: its throughput and TPOT are still scored, its TTFT is not.
+    """
+    rate, ttft = run.get("request_rate"), _ttft(run)
+    if not isinstance(rate, (int, float)) or run.get("concurrency") or ttft is None:
+        return None
+    for sweep in _sweeps().values():
+        if any(i == run["id"] for _, _, i in sweep):
+            higher = [(r, t, i) for r, t, i in sweep if r > rate and t * TTFT_MONOTONE_FACTOR < ttft]
+            if higher:
+                r, t, i = min(higher, key=lambda x: x[1])
+                return (f"TTFT {ttft:.0f} ms at {rate:g} req/s is over {TTFT_MONOTONE_FACTOR:g}x the "
+                        f"{t:.0f} ms of the same server at {r:g} req/s ({i}): not load-driven")
+    return None
+
+
+def ttft_exclusions() -> list[tuple[str, str]]:
+    """[(run id, why its TTFT is not scored)] over the replayable runs."""
+    rs, _ = scored_runs()
+    return [(r["id"], why) for r in rs if (why := ttft_exclusion(r))]
 
 
 def measured(run: Mapping[str, Any]) -> dict[str, float]:
@@ -210,9 +293,9 @@ def measured(run: Mapping[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     if m.get("output_tokens_per_s"):
         out["throughput"] = float(m["output_tokens_per_s"])
-    ttft = m.get("ttft_ms_mean") or m.get("ttft_ms_median")
-    if ttft:
-        out["ttft"] = float(ttft)
+    ttft = _ttft(run)
+    if ttft and ttft_exclusion(run) is None:
+        out["ttft"] = ttft
     if is_single_stream(run):
         tpot = m.get("tpot_ms_mean") or m.get("itl_ms_median")
         if tpot:
@@ -283,3 +366,48 @@ def shares(rows: list[dict[str, Any]]) -> dict[tuple[str, bool], tuple[int, int]
         ok, n = out.get(key, (0, 0))
         out[key] = (ok + int(row["ok"]), n + 1)
     return out
+
+
+# --------------------------------------------------------------------------- latency tails
+
+# p95 from a source's median and p99, the tail above the median taken as exponential
+# (p_q = median + θ·ln(0.5 / (1 − q))): the sources print mean, median and p99, not p95.
+P95_FROM_MEDIAN_P99 = math.log(10) / math.log(50)
+
+
+def tail_regime(run: Mapping[str, Any]) -> str | None:
+    """``queue_free`` or ``queueing`` for a run of a rate sweep (None: not in one).
+
+    Queue-free: its mean TTFT is at most twice the lowest of its sweep (the server keeps
+    up with the offered rate, which is how replicas are sized); queueing: above that.
+    """
+    for sweep in _sweeps().values():
+        for _, t, i in sweep:
+            if i == run["id"]:
+                return "queue_free" if t <= 2 * min(x[1] for x in sweep) else "queueing"
+    return None
+
+
+def tail_ratios() -> dict[tuple[str, str], list[dict[str, float]]]:
+    """{(regime, measure): [{p95, p99} over mean, per run]} for TTFT and TPOT of the rate sweeps."""
+    out: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for _, r in runs():
+        regime = tail_regime(r)
+        if regime is None or ttft_exclusion(r):
+            continue
+        m = r["measured"]
+        for k in ("ttft", "tpot"):
+            mean, med, p99 = (m.get(f"{k}_ms_{x}") for x in ("mean", "median", "p99"))
+            if mean and med and p99:
+                p95 = med + P95_FROM_MEDIAN_P99 * (p99 - med)
+                out.setdefault((regime, k), []).append({"p95": p95 / mean, "p99": p99 / mean})
+    return out
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (linear between order statistics)."""
+    v = sorted(values)
+    x = q * (len(v) - 1)
+    lo = math.floor(x)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (x - lo) * (v[hi] - v[lo])

@@ -498,7 +498,7 @@ def _perf_deployment(inp: SizingInput, c: _Core, seqs: int) -> Any:
         model=inp.model, gpu=inp.gpu, q=c.quant, tp=inp.tensor_parallel, pp=inp.pipeline_parallel,
         dp=inp.data_parallel, weights_per_stage=c.stage_weights, kv_bytes_per_token_per_stage=c.stage_kv_per_token,
         kv_cache_tokens=c.kv_cache_tokens, max_num_seqs=seqs, max_num_batched_tokens=c.tokens,
-        engine_version=inp.engine.version,
+        engine_version=inp.engine.version, engine=inp.engine.engine,
     )
 
 

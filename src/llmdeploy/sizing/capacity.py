@@ -46,11 +46,11 @@ DEFAULT_AVG_PROMPT_TOKENS = 512
 DEFAULT_AVG_OUTPUT_TOKENS = 256
 # Concurrencies of the curve ``size`` prints when none are asked for.
 DEFAULT_CONCURRENCIES = (1, 8, 32, 128)
-# The model predicts means; SLOs are p95. Ratios assumed for a replica below saturation:
-# TTFT p95 ≈ 2 × mean (prefills queue behind each other), ITL p95 ≈ 1.5 × TPOT (steps
-# that carry a prefill chunk). Not calibrated: the public runs give means, medians, p99.
-TTFT_P95_OVER_MEAN = 2.0
-ITL_P95_OVER_MEAN = 1.5
+# The model predicts means; SLOs are p95. The p95/mean ratios of a replica below
+# saturation, calibrated on the public rate sweeps (perf_vllm.yaml ``tails``; the ratios
+# of a queueing replica apply to points whose offered concurrency exceeds what runs).
+TTFT_P95_OVER_MEAN = perf.tail_ratio("ttft", "p95")
+ITL_P95_OVER_MEAN = perf.tail_ratio("tpot", "p95")
 # Weights read from node-local disk or page cache. The v0.19.0 logs load 14.99 GiB in
 # 9.8 s (1.6 GB/s); 1.5 GB/s is a conservative local NVMe figure.
 LOAD_DISK_GBPS = 1.5
@@ -73,12 +73,15 @@ class Slo:
     tpot_ms: float | None = None
 
     def misses(self, point: perf.Point) -> str | None:
-        """Why ``point`` misses the SLO (the p95 ratios applied to its means), or None."""
+        """Why ``point`` misses the SLO (the calibrated p95 ratios applied to its means), or None."""
         why = []
-        if self.tpot_ms is not None and point.tpot_ms * ITL_P95_OVER_MEAN > self.tpot_ms:
-            why.append(f"TPOT p95 ≈ {point.tpot_ms * ITL_P95_OVER_MEAN:.0f} ms > {self.tpot_ms:g} ms")
-        if self.ttft_p95_ms is not None and point.ttft_ms * TTFT_P95_OVER_MEAN > self.ttft_p95_ms:
-            why.append(f"TTFT p95 ≈ {point.ttft_ms * TTFT_P95_OVER_MEAN:.0f} ms > {self.ttft_p95_ms:g} ms")
+        queueing = point.concurrency > point.running
+        tpot = point.tpot_ms * perf.tail_ratio("tpot", "p95", queueing)
+        ttft = point.ttft_ms * perf.tail_ratio("ttft", "p95", queueing)
+        if self.tpot_ms is not None and tpot > self.tpot_ms:
+            why.append(f"TPOT p95 ≈ {tpot:.0f} ms > {self.tpot_ms:g} ms")
+        if self.ttft_p95_ms is not None and ttft > self.ttft_p95_ms:
+            why.append(f"TTFT p95 ≈ {ttft:.0f} ms > {self.ttft_p95_ms:g} ms")
         return "; ".join(why) or None
 
 
@@ -125,15 +128,22 @@ class Capacity:
 def deployment(
     *, model: ModelConfig, gpu: GPU, q: Quantization, tp: int, pp: int, dp: int,
     weights_per_stage: Sequence[int], kv_bytes_per_token_per_stage: Sequence[int], kv_cache_tokens: int,
-    max_num_seqs: int, max_num_batched_tokens: int, engine_version: str | None,
+    max_num_seqs: int, max_num_batched_tokens: int, engine_version: str | None, engine: str = "vllm",
+    stage_network: str | None = None,
 ) -> perf.Deployment:
-    """The performance model's view of one sized replica."""
+    """The performance model's view of one sized replica.
+
+    ``engine`` is the spec's engine name (its constants, or vLLM's with a caveat);
+    requests are taken as chat requests (the model family's template cost);
+    ``stage_network`` the node-to-node fabric when pipeline stages sit on different nodes.
+    """
     return perf.Deployment(
-        arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, engine_version),
+        arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, engine_version, engine=engine),
         tensor_parallel=tp, pipeline_parallel=pp, weights_bytes_per_gpu=float(max(weights_per_stage)),
         kv_bytes_per_token_per_gpu=float(max(kv_bytes_per_token_per_stage)),
         kv_cache_tokens=max(int(kv_cache_tokens), 1), max_num_seqs=max(int(max_num_seqs), 1),
         max_num_batched_tokens=max(int(max_num_batched_tokens), 1), data_parallel=dp,
+        chat_template_s=perf.chat_template_seconds(model.family, engine), stage_network=stage_network,
     )
 
 
@@ -196,7 +206,7 @@ def estimate_capacity(
     per_1k = cost / (rps * 3600) * 1000 if cost is not None and rps > 0 else None
     prefill_tps = prompt / max(perf.prefill_seconds(d, prompt), 1e-9) * d.data_parallel
     hw = d.hw
-    calibrated = perf.is_calibrated(gpu.key)
+    calibrated = perf.is_calibrated(gpu.key, hw.engine) and hw.caveat is None
     assumptions = (
         (f"estimates from the calibrated performance model (docs/sizing.md §9): {gpu.key} reaches "
          f"{hw.bandwidth_efficiency:.0%} of {gpu.memory_bandwidth_gbs:g} GB/s and {hw.compute_efficiency:.0%} of "
@@ -209,13 +219,19 @@ def estimate_capacity(
         (f"operating point: {operating} sequences at once (max_num_seqs {d.max_num_seqs}, the KV cache holds "
          f"{kv_fit} requests of {prompt + output} tokens)"
          + (" — the largest concurrency meeting the latency SLO" if operating < saturated and not missed else "")),
+        *([hw.caveat] if hw.caveat else []),
         *([(f"tensor parallel {d.tensor_parallel}: {hw.allreduce_latency(d.tensor_parallel) * 1e6:.0f} µs of "
-           f"all-reduce per layer over {gpu.interconnect}")] if d.tensor_parallel > 1 else []),
+           f"all-reduce per layer over {perf.link_name(gpu, hw.engine)}")] if d.tensor_parallel > 1 else []),
         *(["MoE steps read only the experts their tokens route to"] if d.arch.num_experts else []),
         *(["weight-only quantized kernels: fewer bytes read, 16-bit math (no speed-up at large batches)"]
           if d.arch.kernel == "weight_only" else []),
-        *(["pipeline stages run one after another (no micro-batch overlap)"] if d.pipeline_parallel > 1 else []),
-        *([f"SLO: p95 taken as {TTFT_P95_OVER_MEAN:g} × mean TTFT and {ITL_P95_OVER_MEAN:g} × mean TPOT"]
+        *([f"pipeline stages run one after another (no micro-batch overlap); each stage boundary hands "
+           f"{d.arch.hidden * 2} bytes per token over "
+           + (f"the {d.stage_network} network" if d.stage_network else "the GPUs' own link")]
+          if d.pipeline_parallel > 1 else []),
+        f"requests come through the chat endpoint: {d.chat_template_s * 1e3:.0f} ms of chat template per request",
+        *([(f"SLO: p95 taken as {TTFT_P95_OVER_MEAN:g} × mean TTFT and {ITL_P95_OVER_MEAN:g} × mean TPOT "
+            "(calibrated on public rate sweeps below saturation)")]
           if slo is not None else []),
         f"replicas run at {TARGET_UTILIZATION:.0%} of the requests/s of the operating point",
         (f"${price_per_gpu_hour:g} per GPU-hour (catalog list price unless overridden), cost at full utilisation")

@@ -52,12 +52,17 @@ __all__ = [
     "Request",
     "SimResult",
     "arch_from_model",
+    "chat_template_seconds",
+    "constants_engine",
     "hardware",
+    "link_name",
     "load_constants",
+    "pipeline_hop_seconds",
     "sharegpt_lengths",
     "simulate",
     "steady_state",
     "step_time",
+    "tail_ratio",
 ]
 
 DATA_FILE = Path(__file__).resolve().parent / "perf_vllm.yaml"
@@ -103,7 +108,11 @@ class PerfArch:
 
 @record
 class Hardware:
-    """The calibrated constants for one GPU type on one engine era (from ``perf_vllm.yaml``)."""
+    """The calibrated constants for one GPU type on one engine era (from ``perf_<engine>.yaml``).
+
+    ``engine`` is the engine whose constants these are; ``caveat`` says why when they stand
+    in for another engine's (no calibrated model of its own).
+    """
 
     gpu: str
     era: str
@@ -120,10 +129,13 @@ class Hardware:
     allreduce_latency_s: Mapping[int, float] = field(hash=False)
     bus_bandwidth_gbs: float = 100.0
     pipeline_hop_s: float = 0.0
+    stage_bandwidth_gbs: float = 0.0
     weight_only_compute_factor: float = 1.0
     moe_overhead_per_layer_s: float = 0.0
     chunked_prefill: bool = True
     sources: tuple[str, ...] = ()
+    engine: str = "vllm"
+    caveat: str | None = None
 
     def allreduce_latency(self, tp: int) -> float:
         """Seconds per layer (two all-reduces) at tensor-parallel size ``tp``; interpolated in log2(TP)."""
@@ -146,7 +158,11 @@ class Deployment:
     """One replica: architecture, hardware constants, parallelism and the engine's limits.
 
     ``weights_bytes_per_gpu`` and ``kv_bytes_per_token_per_gpu`` are those of the largest
-    pipeline stage (what the memory model computes per rank).
+    pipeline stage (what the memory model computes per rank). ``chat_template_s`` is the
+    API server's cost of rendering the model's chat template for one chat request
+    (:func:`chat_template_seconds`). ``stage_network`` is the node-to-node fabric
+    (``infiniband``, ``roce``, ``ethernet``) pipeline stages hand activations over when
+    they sit on different nodes; None: the stages share a node (the GPU's own link).
     """
 
     arch: PerfArch
@@ -159,6 +175,8 @@ class Deployment:
     max_num_seqs: int
     max_num_batched_tokens: int
     data_parallel: int = 1
+    chat_template_s: float = 0.0
+    stage_network: str | None = None
 
 
 @record
@@ -219,41 +237,79 @@ def _check_number(value: Any, where: str) -> float:
     return float(value)
 
 
+# The constants file of each engine's performance model, beside this module. An engine
+# without its own file (or whose file is not there) uses vLLM's, with a caveat.
+ENGINE_FILES = {"vllm": "perf_vllm.yaml", "sglang": "perf_sglang.yaml", "tensorrt-llm": "perf_tensorrt-llm.yaml"}
+FALLBACK_CAVEATS = {
+    "tgi": "TGI has no calibrated performance model: vLLM's constants stand in (both run paged attention "
+           "with continuous batching; TGI's own scheduler and kernels may differ by tens of percent)",
+}
+
+
+def constants_engine(engine: str | None) -> tuple[str, str | None]:
+    """(the engine whose constants apply to ``engine``, the caveat when it is another one).
+
+    Works on any engine name string: ``vllm``, ``sglang`` and ``tensorrt-llm`` have (or
+    will have) their own file; others fall back to vLLM's with a stated caveat.
+    """
+    name = (engine or "vllm").lower()
+    if name in ENGINE_FILES and (DATA_FILE.parent / ENGINE_FILES[name]).is_file():
+        return name, None
+    if name == "vllm":  # pragma: no cover - the vLLM file ships with the package
+        raise ValueError(f"{DATA_FILE.name} is missing")
+    caveat = FALLBACK_CAVEATS.get(name) or (
+        f"no calibrated performance model for {name}: vLLM's constants stand in (no public {name} runs "
+        "were replayable; see docs/sizing.md §9)")
+    return "vllm", caveat
+
+
 @cache
-def load_constants() -> Mapping[str, Any]:
-    """The parsed constants file (cached; the datafiles reader keeps a JSON copy)."""
+def load_constants(engine: str = "vllm") -> Mapping[str, Any]:
+    """The parsed constants file of ``engine`` (cached; the datafiles reader keeps a JSON copy)."""
     from ..datafiles import load_yaml_data
 
-    data = load_yaml_data(DATA_FILE)
-    if not isinstance(data, dict) or not all(k in data for k in ("gpus", "eras", "interconnects", "defaults")):
-        raise ValueError(f"{DATA_FILE.name}: expected the sections gpus, eras, interconnects, defaults")
+    path = DATA_FILE.parent / ENGINE_FILES[constants_engine(engine)[0]]
+    data = load_yaml_data(path)
+    if not isinstance(data, dict) or not all(k in data for k in ("gpus", "eras", "interconnects", "defaults", "tails", "frontend", "networks")):
+        raise ValueError(f"{path.name}: expected the sections gpus, eras, interconnects, defaults, tails, frontend, networks")
     return data
 
 
-def _era(version: str | None) -> Mapping[str, Any]:
+def _era(version: str | None, engine: str = "vllm") -> Mapping[str, Any]:
     """The engine era whose step overhead applies (unknown version: the newest era)."""
     from ..engines import Version
 
-    eras = load_constants()["eras"]
+    eras = load_constants(engine)["eras"]
     if version is None:
         return eras[0]
-    v = Version.parse(version)
+    try:
+        v = Version.parse(version)
+    except ValueError:
+        return eras[0]
     for era in eras:
         if v >= Version.parse(str(era["from"])):
             return era
     return eras[-1]
 
 
-def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float] | None = None) -> Hardware:
-    """The calibrated constants for ``gpu`` on the engine era of ``engine_version``.
+def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float] | None = None,
+             engine: str = "vllm") -> Hardware:
+    """The calibrated constants for ``gpu`` on ``engine`` at the era of ``engine_version``.
 
-    A GPU without its own row takes ``defaults`` (stated in the report's assumptions).
-    ``overrides`` (the fitting script's trial values) replace any named constant.
+    ``engine`` is the spec's engine name (``vllm``, ``sglang``, ``tensorrt-llm``, ``tgi``,
+    …): its own constants file when there is one, else vLLM's newest era with
+    ``Hardware.caveat`` saying so. A GPU without its own row takes ``defaults`` (stated in
+    the report's assumptions). ``overrides`` (the fitting script's trial values) replace
+    any named constant.
     """
-    data = load_constants()
+    source_engine, caveat = constants_engine(engine)
+    if caveat is not None:
+        engine_version = None  # another engine's release numbers mean nothing to vLLM's eras
+    data = load_constants(source_engine)
     row = {**data["defaults"], **data["gpus"].get(gpu.key, {})}
-    era = _era(engine_version)
-    link = data["interconnects"].get(gpu.interconnect, data["interconnects"]["pcie"])
+    era = _era(engine_version, source_engine)
+    link_key = link_name(gpu, source_engine)
+    link = data["interconnects"][link_key]
     values: dict[str, Any] = {
         "bandwidth_efficiency": row["bandwidth_efficiency"],
         "compute_efficiency": row["compute_efficiency"],
@@ -271,7 +327,7 @@ def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float
     for k, v in (overrides or {}).items():
         if k in values:
             values[k] = v
-        elif k.startswith(f"{gpu.key}:") and k.split(":", 1)[1] in values or k.startswith(f"{era['name']}:") and k.split(":", 1)[1] in values or k.startswith(f"{gpu.interconnect}:") and k.split(":", 1)[1] in values:
+        elif k.startswith(f"{gpu.key}:") and k.split(":", 1)[1] in values or k.startswith(f"{era['name']}:") and k.split(":", 1)[1] in values or k.startswith(f"{link_key}:") and k.split(":", 1)[1] in values:
             values[k.split(":", 1)[1]] = v
     for k, v in values.items():
         _check_number(v, k)
@@ -286,15 +342,57 @@ def hardware(gpu: GPU, engine_version: str | None, overrides: Mapping[str, float
         ttft_overhead_s=values["ttft_overhead_ms"] * 1e-3,
         request_overhead_s=values["request_overhead_ms"] * 1e-3, allreduce_latency_s=allreduce,
         bus_bandwidth_gbs=values["bus_bandwidth_gbs"], pipeline_hop_s=values["pipeline_hop_us"] * 1e-6,
+        # One direction of the GPU-to-GPU link (the catalog gives it bidirectional, as marketed).
+        stage_bandwidth_gbs=gpu.interconnect_gbs / 2,
         weight_only_compute_factor=values["weight_only_compute_factor"],
         moe_overhead_per_layer_s=values["moe_overhead_us_per_layer"] * 1e-6, chunked_prefill=bool(era["chunked_prefill"]),
         sources=(str(row.get("source", "")), str(era.get("source", "")), str(link.get("source", ""))),
+        engine=source_engine, caveat=caveat,
     )
 
 
-def is_calibrated(gpu_key: str) -> bool:
-    """Whether ``perf_vllm.yaml`` has measured constants for this GPU (else: the defaults)."""
-    return gpu_key in load_constants()["gpus"]
+def link_name(gpu: GPU, engine: str = "vllm") -> str:
+    """The interconnect row of the constants file a GPU's tensor-parallel traffic uses.
+
+    The GPU's own row may name one (consumer cards whose driver disables peer-to-peer
+    over PCIe: vLLM then turns its custom all-reduce off and NCCL stages every message
+    through host memory); else the catalog's interconnect, else ``pcie``.
+    """
+    data = load_constants(constants_engine(engine)[0])
+    row = data["gpus"].get(gpu.key, {})
+    key = str(row.get("interconnect") or gpu.interconnect)
+    return key if key in data["interconnects"] else "pcie"
+
+
+def tail_ratio(measure: str, percentile: str, queueing: bool = False) -> float:
+    """The calibrated ``percentile`` (``p95``/``p99``) over mean of ``measure`` (``ttft``/``tpot``).
+
+    ``queueing``: requests wait for a slot (offered load beyond what the replica runs at
+    once); otherwise the queue-free ratio (a replica sized below saturation).
+    """
+    row = load_constants()["tails"]["queueing" if queueing else "queue_free"]
+    return _check_number(row[f"{measure}_{percentile}"], f"tails.{measure}_{percentile}")
+
+
+def chat_template_seconds(family: str | None, engine: str = "vllm",
+                          overrides: Mapping[str, float] | None = None) -> float:
+    """The API server's cost of one chat request's template rendering for a model family.
+
+    Rendering is CPU work in the API server's event loop (per request, before the engine
+    sees it); its cost depends on the template (thinking/tool logic), so the constants
+    file keys it by model family, with a ``default`` for families without a fitted value.
+    ``overrides`` (``chat:<family>``) are the fitting script's trial values.
+    """
+    table = load_constants(constants_engine(engine)[0])["frontend"]["chat_template_ms"]
+    key = family if family in table else "default"
+    value = (overrides or {}).get(f"chat:{key}", table[key])
+    return _check_number(value, f"frontend.chat_template_ms.{key}") * 1e-3
+
+
+def is_calibrated(gpu_key: str, engine: str = "vllm") -> bool:
+    """Whether the engine's constants file has measured constants for this GPU (else: the defaults)."""
+    source_engine, caveat = constants_engine(engine)
+    return caveat is None and gpu_key in load_constants(source_engine)["gpus"]
 
 
 # --------------------------------------------------------------------------- architecture
@@ -385,8 +483,28 @@ def step_time(d: Deployment, decode: int, prefill_tokens: float, context_sum: fl
                 + hw.step_overhead_per_seq_s * (decode + (1 if prefill_tokens else 0))
                 + (hw.moe_overhead_per_layer_s * arch.moe_layers if arch.num_experts else 0.0))
     stage = max(memory, compute)
-    seconds = overhead + stage * pp + comm + hw.pipeline_hop_s * (pp - 1)
-    return StepCost(seconds, memory * pp, compute * pp, comm, overhead)
+    hop = pipeline_hop_seconds(d, tokens) * (pp - 1) if pp > 1 else 0.0
+    seconds = overhead + stage * pp + comm + hop
+    return StepCost(seconds, memory * pp, compute * pp, comm + hop, overhead)
+
+
+def pipeline_hop_seconds(d: Deployment, tokens: float) -> float:
+    """One stage boundary of one step: a fixed hand-over cost plus the activations over the link.
+
+    Each boundary sends every scheduled token's hidden state (``hidden × 2`` bytes,
+    16-bit activations) to the next stage. Inside a node: the fitted ``pipeline_hop_us``
+    and the GPU's own link; across nodes (``stage_network``): the network row of the
+    constants file (latency and bandwidth of the fabric).
+    """
+    bytes_ = tokens * d.arch.hidden * 2
+    if d.stage_network is not None:
+        net = load_constants(d.hw.engine)["networks"].get(d.stage_network)
+        if net is None:
+            raise ValueError(f"unknown stage network {d.stage_network!r} (expected one of "
+                             f"{sorted(load_constants(d.hw.engine)['networks'])})")
+        return float(net["latency_us"]) * 1e-6 + bytes_ / (float(net["bandwidth_gbs"]) * 1e9)
+    bandwidth = d.hw.stage_bandwidth_gbs or d.hw.bus_bandwidth_gbs
+    return d.hw.pipeline_hop_s + bytes_ / (bandwidth * 1e9)
 
 
 def prefill_seconds(d: Deployment, prompt: int, decode: int = 0, context_sum: float = 0.0) -> float:
@@ -412,8 +530,8 @@ def steady_state(d: Deployment, concurrency: int, prompt: int, output: int,
     The engine runs ``n = min(concurrency, max_num_seqs, KV tokens / (prompt + output))``
     of them; each step decodes one token for each and interleaves the prompts of the
     requests that replace finished ones (``n × prompt / output`` prompt tokens a step,
-    chunked prefill). Requests beyond ``n`` queue. TTFT = fixed serving cost + the
-    prompt's prefill beside the running batch + the wait for a slot (closed loop) or, at
+    chunked prefill). Requests beyond ``n`` queue. TTFT = the front end (API server and
+    chat template) + fixed serving cost + the prompt's prefill beside the running batch + the wait for a slot (closed loop) or, at
     a given request rate, the queueing of prefills (M/D/1).
     """
     concurrency = max(1, int(concurrency))
@@ -439,8 +557,9 @@ def steady_state(d: Deployment, concurrency: int, prompt: int, output: int,
     if not d.hw.chunked_prefill:
         # V0: prefill steps pause decoding; a sequence waits through them too.
         step = decode_only.seconds + f * with_prefill.seconds
-    ttft_alone = d.hw.ttft_overhead_s + prefill_seconds(d, prompt, n - 1 if n > 1 else 0,
-                                                        ctx * (n - 1) / n if n else 0.0)
+    # Front end (API server work and the chat template) + fixed cost + the prompt's prefill.
+    ttft_alone = (d.hw.request_overhead_s + d.chat_template_s + d.hw.ttft_overhead_s
+                  + prefill_seconds(d, prompt, n - 1 if n > 1 else 0, ctx * (n - 1) / n if n else 0.0))
     req_time = ttft_alone + (output - 1) * step
     rps = n / req_time if req_time > 0 else 0.0
     ttft = ttft_alone
@@ -467,11 +586,13 @@ def steady_state(d: Deployment, concurrency: int, prompt: int, output: int,
 
 @record
 class Request:
-    """One benchmark request: arrival time (s), prompt and output tokens."""
+    """One benchmark request: arrival time (s), prompt and output tokens, and whether it
+    came through the chat endpoint (the API server renders the model's chat template)."""
 
     arrival: float
     prompt: int
     output: int
+    chat: bool = False
 
 
 @record
@@ -534,16 +655,26 @@ def simulate(d: Deployment, requests: Sequence[Request], max_concurrency: int | 
         return SimResult(0.0, 0, 0.0, 0.0, 0)
     order = sorted(range(n), key=lambda i: requests[i].arrival)
     issued: dict[int, float] = {}
-    api_free = 0.0
-    # Requests reach the engine through the API server, one after another.
-    arrivals: deque[tuple[float, int]] = deque()
+    # Requests reach the engine through the API server's event loop. One loop iteration
+    # runs every request handler that was ready when it began (chat template, tokenizer:
+    # CPU work, one after another) and only then sends them to the engine and streams
+    # outputs; requests arriving meanwhile wait for the next iteration. A burst therefore
+    # reaches the engine as one batch, after the whole burst's front-end work.
+    batches: list[list[Any]] = []             # [start, end, members]
+    arrivals: deque[tuple[list[Any], int]] = deque()
     pending: deque[int] = deque()
 
     def issue(i: int, at: float) -> None:
-        nonlocal api_free
         issued[i] = at
-        api_free = max(at, api_free) + hw.request_overhead_s
-        arrivals.append((api_free, i))
+        cost = hw.request_overhead_s + (d.chat_template_s if requests[i].chat else 0.0)
+        last = batches[-1] if batches else None
+        if last is not None and at <= last[0] + 1e-12:
+            last[1] += cost                   # ready when the iteration starts: same batch
+        elif last is not None and at < last[1]:
+            batches.append(last := [last[1], last[1] + cost])
+        else:
+            batches.append(last := [at, at + cost])
+        arrivals.append((last, i))
 
     if max_concurrency is not None:
         for i in order[:max_concurrency]:
@@ -575,13 +706,13 @@ def simulate(d: Deployment, requests: Sequence[Request], max_concurrency: int | 
         guard += 1
         if guard > 2_000_000:  # pragma: no cover - a model error, never a hang
             raise RuntimeError("simulation did not converge")
-        while arrivals and arrivals[0][0] <= now + 1e-12:
+        while arrivals and arrivals[0][0][1] <= now + 1e-12:
             waiting.append(arrivals.popleft()[1])
         n_dec = len(decoding)
         running = n_dec + len(prefilling)
         if running == 0 and not waiting:
             if arrivals:
-                now = arrivals[0][0]
+                now = arrivals[0][0][1]
                 continue
             break  # pragma: no cover - nothing left
         ctx_sum = ctx_base + n_dec * dstep
@@ -637,7 +768,7 @@ def simulate(d: Deployment, requests: Sequence[Request], max_concurrency: int | 
             k = decoding[0][0] - dstep
             cost1 = step_time(d, n_dec, 0, ctx_sum)
             if arrivals and running < d.max_num_seqs:
-                k = min(k, max(1, math.ceil((arrivals[0][0] - now) / max(cost1.seconds, 1e-9))))
+                k = min(k, max(1, math.ceil((arrivals[0][0][1] - now) / max(cost1.seconds, 1e-9))))
             k = max(1, k)
             t = step_time(d, n_dec, 0, ctx_sum + n_dec * (k - 1) / 2).seconds
             now += k * t
