@@ -408,6 +408,9 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
              tpot_ms: float | None = None) -> int:
     """List every GPU type × tensor-parallel size (× quantization) that fits the model, cheapest first.
 
+    A model no node holds gets the fewest whole nodes that do (tensor parallel inside a
+    node, pipeline across nodes), marked ``8×2pp`` with the reason below the table.
+
     With --request-rate (and --ttft-p95-ms/--tpot-ms) each option gets the replicas the
     rate needs and its $/1M output tokens at that load, cheapest first; options that
     miss the SLO come last with the reason. Exit 0 when at least one configuration
@@ -677,7 +680,8 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
         t.add_column(col, justify="left" if col in ("GPU", "quant", "SLO") else "right")
     for o in options:
         cap = o.report.capacity
-        row = [o.gpu_key, str(o.tensor_parallel), o.quantization.split(" ")[0], str(o.gpu_count),
+        tp = str(o.tensor_parallel) if o.nodes == 1 else f"{o.tensor_parallel}×{o.pipeline_parallel}pp"
+        row = [o.gpu_key, tp, o.quantization.split(" ")[0], str(o.gpu_count),
                f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
                f"{cap.decode_tokens_per_s:,.0f}" if cap else "-", _money(o.cost_per_hour)]
         if rated:
@@ -685,6 +689,10 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
         row += [_money(o.cost_per_1m_output_tokens, 3), "ok" if o.slo_missed is None else f"missed: {o.slo_missed}"]
         t.add_row(*row)
     console.print(t)
+    for o in options:
+        if o.why:
+            console.print(f"{o.gpu_key} {o.tensor_parallel}×{o.pipeline_parallel}pp spans {o.nodes} nodes: {o.why} "
+                          "(deployment.target leaderWorkerSet or inferenceService, docs/topologies.md)")
     if not options:
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")
 

@@ -113,14 +113,17 @@ def _set_env(c: dict[str, Any], name: str, value: str) -> None:
 
 
 def _set_gpus(c: dict[str, Any], count: int) -> None:
-    """``addGPUResourceToDeployment``: the GPU request and limit become ``REQUEST_GPU_COUNT``."""
+    """``addGPUResourceToDeployment`` (deployment_reconciler.go @ v0.20.0): the GPU type the
+    container asks for (limits, then requests, in KServe's list order; ``nvidia.com/gpu``
+    otherwise) gets ``REQUEST_GPU_COUNT`` as its request and limit."""
     res = c.setdefault("resources", {})
-    for part in ("requests", "limits"):
-        block = res.setdefault(part, {})
-        keys = [k for k in GPU_RESOURCES if k in block] or [k for k in GPU_RESOURCES
-                                                             if k in (res.get("limits") or {})]
-        for k in keys[:1] or ["nvidia.com/gpu"]:
-            block[k] = str(count)
+    kind = "nvidia.com/gpu"
+    for k in GPU_RESOURCES:
+        if any(str((res.get(part) or {}).get(k, "0")) not in ("0", "") for part in ("limits", "requests")):
+            kind = k
+            break
+    for part in ("limits", "requests"):
+        res.setdefault(part, {})[kind] = str(count)
 
 
 def head_service(isvc: str) -> str:

@@ -81,6 +81,8 @@ CUDA_CONTEXT_GIB = 0.5
 # Below this many full-length sequences the KV cache is a bottleneck (rule LD205).
 LOW_CONCURRENCY = 1.5
 TP_CHOICES = (1, 2, 4, 8)
+#: The most nodes ``plan`` spreads one replica over (one pipeline stage per node).
+MAX_PLAN_NODES = 4
 
 
 # --------------------------------------------------------------------------- data
@@ -270,12 +272,16 @@ class Option:
     replicas: int | None = None
     cost_per_1m_output_tokens: float | None = None
     slo_missed: str | None = None
+    pipeline_parallel: int = 1
+    nodes: int = 1  # > 1: a multi-node replica, tensor parallel inside a node, pipeline across
+    why: str | None = None  # why a multi-node layout is proposed
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         cap = self.report.capacity
         per_1m = self.cost_per_1m_output_tokens
         return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
+                "pipeline_parallel": self.pipeline_parallel, "nodes": self.nodes, "why": self.why,
                 "quantization": self.quantization,
                 "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": round(self.max_concurrency, 3),
@@ -665,8 +671,12 @@ def plan_options(
     ``target_load.requests_per_second`` each option gets the replicas the rate needs at
     the operating point the SLO allows, and the options are ordered by dollars per
     million output tokens at that load; options that miss the SLO even with one
-    sequence per replica come last, with the reason. For each GPU only TP sizes up to
-    its ``gpus_per_node`` are tried; a configuration needing more than one node is left out.
+    sequence per replica come last, with the reason. For each GPU the TP sizes up to
+    its ``gpus_per_node`` are tried; when none fits on a node of 8+ NVLink/Infinity Fabric
+    GPUs, the fewest nodes (2 to ``MAX_PLAN_NODES``, whose count divides the layers) with
+    tensor parallel over a node and one pipeline stage per node, with ``why`` saying so:
+    so a 16-bit model too large for a node is listed next to its quantized one-node
+    options, cheapest first.
     """
     if gpus is None:
         from ..catalog import gpus as catalog_gpus
@@ -685,6 +695,15 @@ def plan_options(
     return out
 
 
+def _multi_node_capable(gpu: GPU) -> bool:
+    """Nodes worth joining into one replica: 8 or more GPUs on NVLink / Infinity Fabric.
+
+    Tensor parallel then stays on the node's fast links and only pipeline stages cross
+    the network (docs/topologies.md); nodes of a few PCIe GPUs are left out.
+    """
+    return gpu.gpus_per_node >= 8 and gpu.interconnect != "pcie"
+
+
 @lru_cache(maxsize=512)
 def _plan_options(
     model: ModelConfig, max_model_len: int, engine: EngineVersionInfo, dtype: str, quantization: str,
@@ -693,15 +712,30 @@ def _plan_options(
 ) -> tuple[Option, ...]:
     out: list[Option] = []
     for gpu in gpus:
-        for tp in tp_choices:
-            if tp > gpu.gpus_per_node:
-                continue
-            r = _size(SizingInput(model=model, gpu=gpu, engine=engine, tensor_parallel=tp, dtype=dtype,
-                                  quantization=quantization, kv_cache_dtype=kv_cache_dtype,
+        layouts = [(tp, 1) for tp in tp_choices if tp <= gpu.gpus_per_node]
+        # When no one-node layout fits, the fewest whole nodes that do: tensor parallel over
+        # a node's GPUs, one pipeline stage per node (docs/topologies.md; LD802-LD804 hold).
+        if _multi_node_capable(gpu):
+            layouts += [(gpu.gpus_per_node, n) for n in range(2, MAX_PLAN_NODES + 1) if model.num_layers % n == 0]
+        fitted_one_node = False
+        for tp, pp in layouts:
+            if pp > 1 and fitted_one_node:
+                break
+            r = _size(SizingInput(model=model, gpu=gpu, engine=engine, tensor_parallel=tp, pipeline_parallel=pp,
+                                  multi_node=pp > 1,
+                                  dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
                                   max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
                                   target_load=target_load, slo=slo), advise=False)
             if not r.fits:
                 continue
+            why = None
+            if pp > 1:
+                q = r.quantization.split(" ")[0]
+                how = "unquantized" if q == "none" else f"in {q}"
+                why = (f"one {gpu.key} node ({gpu.gpus_per_node} GPUs) cannot hold {model.hf_id} {how}; {pp} nodes: "
+                       f"tensor {tp} inside each node, pipeline {pp} across them ({model.num_layers // pp} layers "
+                       "per stage)")
+            fitted_one_node = fitted_one_node or pp == 1
             cap = r.capacity
             cost = cap.cost_per_hour if cap is not None else None
             per_1m = cap.cost_per_1m_output_tokens if cap is not None else None
@@ -712,7 +746,9 @@ def _plan_options(
                 per_1m = cost * replicas / (rate * cap.output_tokens * 3600) * 1e6
             out.append(Option(gpu.key, gpu.name, tp, r.gpu_count, r.kv_cache_tokens, r.max_concurrency,
                               cost, r.per_gpu.weights_gib, r, r.quantization, replicas, per_1m,
-                              cap.slo_missed if cap is not None else None))
+                              cap.slo_missed if cap is not None else None, pp, pp, why))
+            if pp > 1:
+                break  # the fewest nodes that fit; more only add cost
     return tuple(out)
 
 

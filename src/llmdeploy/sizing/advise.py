@@ -383,7 +383,9 @@ def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
         if o.gpu_key == inp.gpu.key or o.max_concurrency < LOW_CONCURRENCY or o.cost_per_hour is None:
             continue
         if current is None or o.cost_per_hour < current:
-            out.append(f"{o.gpu_count} × {o.gpu_key} (tensor parallel {o.tensor_parallel}) fits at about "
+            layout = (f"tensor parallel {o.tensor_parallel}" if o.nodes == 1 else
+                      f"tensor parallel {o.tensor_parallel} × pipeline {o.pipeline_parallel} over {o.nodes} nodes")
+            out.append(f"{o.gpu_count} × {o.gpu_key} ({layout}) fits at about "
                        f"${o.cost_per_hour:.2f}/h: {o.kv_cache_tokens:,} KV tokens")
             break
     # 3. the longest maxModelLen that fits as configured
