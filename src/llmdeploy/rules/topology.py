@@ -59,8 +59,14 @@ def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
     refuses there). Both run vLLM's Ray head on the first pod and Ray workers on the
     others; the Ray bootstrap script is vLLM's (``multi-node-serving.sh`` in the
     ``vllm/vllm-openai`` image), so they serve vLLM only. The llmInferenceService target's
-    ``worker`` is not rendered yet. Data parallel across nodes needs vLLM's own
-    data-parallel launcher (``--data-parallel-address``), which no target renders.
+    ``worker`` is not rendered: for ``worker`` with ``parallelism.pipeline`` KServe
+    v0.20.0's controller merges the well-known config
+    ``kserve-config-llm-worker-pipeline-parallel``
+    (pkg/controller/v1alpha2/llmisvc/config_merge.go), which the release does not ship
+    (config/llmisvcconfig has only the data-parallel worker configs), so the service fails
+    with "config not found" unless the cluster provides one; its data-parallel configs run
+    the llm-d image's own launcher. Data parallel across nodes needs vLLM's data-parallel
+    launcher (``--data-parallel-address``), which no target renders.
 
     Fails::
 
@@ -86,7 +92,8 @@ def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
     if nodes > 1 and target not in MULTI_NODE_TARGETS:
         yield Finding(("resources", "nodes"),
                       f"a replica on {nodes} nodes is rendered as a LeaderWorkerSet or a multi-node "
-                      f"InferenceService; deployment.target is {target}",
+                      f"InferenceService; deployment.target is {target} (KServe v0.20.0 does not ship the "
+                      "pipeline-parallel worker config its LLMInferenceService controller needs)",
                       "set deployment.target: leaderWorkerSet or inferenceService (or fit the replica on one node)")
     if target == TARGET and s.runtime.engine != "vllm":
         yield Finding(("runtime", "engine"),
