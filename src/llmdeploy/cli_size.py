@@ -209,6 +209,7 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     console.print(
         f"{r.engine} {r.engine_version} ({r.engine_era}) · TP {r.tensor_parallel} × PP {r.pipeline_parallel}"
         + (f" × DP {r.data_parallel}" if r.data_parallel > 1 else "")
+        + (f" · EP {r.expert_parallel_size} (whole experts per GPU)" if r.expert_parallel_size > 1 else "")
         + f" · dtype {r.dtype} · quantization {r.quantization} · KV cache {r.kv_cache_dtype} · "
         f"gpuMemoryUtilization {r.gpu_memory_utilization:g}"
     )
@@ -233,8 +234,13 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     kv.add_column("")
     kv.add_column("", justify="right")
     kv.add_row("bytes per token per GPU", f"{r.kv_bytes_per_token:,}")
-    kv.add_row("GPU KV cache size (tokens)", f"{r.kv_cache_tokens:,}")
-    kv.add_row(f"max concurrency at {r.max_model_len:,} tokens", f"{r.max_concurrency:.2f}×")
+    kv.add_row("GPU KV cache size (tokens)" + (" per DP rank" if r.data_parallel > 1 else ""),
+               f"{r.kv_cache_tokens:,}")
+    if r.data_parallel > 1:
+        kv.add_row(f"KV cache over the {r.data_parallel} DP ranks (tokens)",
+                   f"{r.kv_cache_tokens * r.data_parallel:,}")
+    kv.add_row(f"max concurrency at {r.max_model_len:,} tokens"
+               + (" (sum over DP ranks)" if r.data_parallel > 1 else ""), f"{r.max_concurrency:.2f}×")
     kv.add_row("max_num_seqs (resolved)", f"{r.max_num_seqs:,}")
     kv.add_row("max_num_batched_tokens", f"{r.max_num_batched_tokens:,}")
     kv.add_row("weights over all GPUs", f"{r.weights_bytes_total / 2**30:.2f} GiB")

@@ -45,6 +45,7 @@ from .memory import (
     kv_layers_on_stage,
     kv_tokens,
     max_concurrency,
+    moe_shards,
     non_torch_bytes,
     pipeline_stages,
     request_kv_bytes,
@@ -112,7 +113,11 @@ class SizingInput:
         engine: the engine version (its table gives defaults and the memory model).
         tensor_parallel: GPUs that split every layer.
         pipeline_parallel: stages of consecutive layers.
-        data_parallel: engine replicas inside one pod (multiplies GPUs and throughput).
+        data_parallel: engine replicas of one replica (multiplies GPUs and throughput; each
+            has its own KV cache and batch; a MoE model's routed experts are spread over
+            tensor × data GPUs, :func:`~llmdeploy.sizing.memory.moe_shards`).
+        expert_parallel: ``--enable-expert-parallel``: whole routed experts per GPU over the
+            tensor × data GPUs instead of a slice of every expert.
         dtype: ``auto`` (the checkpoint's) or a torch dtype.
         quantization: the spec's quantization (a pre-quantized checkpoint's own
             method wins, as in vLLM).
@@ -138,6 +143,7 @@ class SizingInput:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     data_parallel: int = 1
+    expert_parallel: bool = False
     dtype: str = "auto"
     quantization: str = "none"
     kv_cache_dtype: str = "auto"
@@ -177,7 +183,9 @@ class SizingReport:
     """The verdict and the numbers behind it.
 
     ``per_gpu`` is the GPU that limits the KV cache (vLLM takes the minimum over ranks);
-    ``per_stage`` has one breakdown per pipeline stage.
+    ``per_stage`` has one breakdown per pipeline stage. With data parallel,
+    ``kv_cache_tokens`` is one DP rank's cache (each rank has its own, as each vLLM
+    engine logs it) and ``max_concurrency`` the sum over the ``data_parallel`` ranks.
     """
 
     fits: bool
@@ -201,6 +209,7 @@ class SizingReport:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     data_parallel: int = 1
+    expert_parallel: bool = False
     dtype: str = "bfloat16"
     quantization: str = "none"
     kv_cache_dtype: str = "auto"
@@ -213,6 +222,11 @@ class SizingReport:
     cuda_graphs_counted: bool = False
     assumptions: tuple[str, ...] = field(default=())
     max_num_seqs_reason: str = ""
+
+    @property
+    def expert_parallel_size(self) -> int:
+        """GPUs the routed experts are spread over as whole experts (1 without expert parallel)."""
+        return moe_shards(self.tensor_parallel, self.data_parallel, self.expert_parallel)[1]
 
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
         """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
@@ -234,7 +248,8 @@ class SizingReport:
             "engine_memory_model": {"era": self.engine_era, "budget": self.engine_budget,
                                     "cuda_graphs_counted": self.cuda_graphs_counted},
             "parallelism": {"tensor": self.tensor_parallel, "pipeline": self.pipeline_parallel,
-                            "data": self.data_parallel, "gpu_count": self.gpu_count},
+                            "data": self.data_parallel, "gpu_count": self.gpu_count,
+                            "expert": self.expert_parallel, "expert_parallel_size": self.expert_parallel_size},
             "dtype": self.dtype,
             "quantization": self.quantization,
             "kv_cache_dtype": self.kv_cache_dtype,
@@ -243,6 +258,7 @@ class SizingReport:
             "per_stage": [s.to_json() for s in self.per_stage],
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "kv_cache_tokens": self.kv_cache_tokens,
+            "kv_cache_tokens_all_ranks": self.kv_cache_tokens * self.data_parallel,
             "max_concurrency": round(self.max_concurrency, 3),
             "max_model_len": self.max_model_len,
             "max_num_seqs": self.max_num_seqs,
@@ -400,7 +416,8 @@ def _prep(inp: SizingInput) -> _Prep:
     total = cuda_total_bytes(gpu, mm)
     tokens, default_seqs = _batch(inp, mm, total / GIB)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
-    w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
+    w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp, inp.data_parallel,
+                                         inp.expert_parallel)
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
@@ -413,11 +430,12 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     """The memory split when the engine profiles ``seqs`` sequences."""
     model, mm = inp.model, p.mm
     tp = inp.tensor_parallel
+    moe_tp = moe_shards(tp, inp.data_parallel, inp.expert_parallel)[0]
     piecewise, full = cuda_graph_sizes(mm, seqs, p.tokens)
     graphs = 0 if inp.enforce_eager else piecewise + full
     breakdowns, toks, kvb = [], [], []
     for st, w in zip(p.stages, p.weights, strict=True):
-        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs)
+        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs, moe_tp)
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
         kv = p.usable - w - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
         kv = kv * mm.kv_budget_fraction if kv > 0 else kv
@@ -579,9 +597,10 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
     tokens = c.kv_cache_tokens
     # vLLM's "Maximum concurrency": blocks over the blocks one request takes (hybrid models:
     # windowed and recurrent groups take fewer than the token count suggests).
-    conc = max_concurrency(int(c.stage_kv_bytes[c.binding]), inp.model, c.mm, inp.tensor_parallel,
-                           c.prep.stages[c.binding], inp.max_model_len, c.tokens, inp.kv_cache_dtype,
-                           c.act_dtype)
+    # Each data-parallel rank has its own KV cache and batch: the replica holds the sum.
+    conc = inp.data_parallel * max_concurrency(
+        int(c.stage_kv_bytes[c.binding]), inp.model, c.mm, inp.tensor_parallel, c.prep.stages[c.binding],
+        inp.max_model_len, c.tokens, inp.kv_cache_dtype, c.act_dtype)
     gpu_count = inp.tensor_parallel * inp.pipeline_parallel * inp.data_parallel
     price = inp.price_per_gpu_hour if inp.price_per_gpu_hour is not None else inp.gpu.price_per_gpu_hour_usd
     capacity = None
@@ -610,7 +629,8 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
         max_model_len=inp.max_model_len, weights_bytes_total=c.weights_total, gpu_count=gpu_count,
         max_num_seqs=seqs, max_num_batched_tokens=c.tokens, load_time_seconds=load, capacity=capacity,
         tensor_parallel=inp.tensor_parallel, pipeline_parallel=inp.pipeline_parallel,
-        data_parallel=inp.data_parallel, dtype=c.act_dtype, quantization=c.quant.label,
+        data_parallel=inp.data_parallel, expert_parallel=inp.expert_parallel, dtype=c.act_dtype,
+        quantization=c.quant.label,
         kv_cache_dtype=inp.kv_cache_dtype, gpu_memory_utilization=c.util, engine=inp.engine.engine,
         engine_era=c.mm.era, engine_budget=c.mm.budget, per_stage=c.stages, stage_kv_cache_tokens=c.stage_tokens,
         cuda_graphs_counted=c.mm.cudagraph_in_budget, assumptions=adv.memory_assumptions(inp, c),
@@ -634,7 +654,8 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
     eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
     return SizingInput(
         model=model, gpu=gpu, engine=engine, tensor_parallel=par.tensor, pipeline_parallel=par.pipeline,
-        data_parallel=par.data, dtype=spec.model.dtype, quantization=spec.model.quantization,
+        data_parallel=par.data, expert_parallel=par.expert, dtype=spec.model.dtype,
+        quantization=spec.model.quantization,
         kv_cache_dtype=rt.kv_cache_dtype, max_model_len=rt.max_model_len,
         gpu_memory_utilization=rt.gpu_memory_utilization, max_num_batched_tokens=rt.max_num_batched_tokens,
         max_num_seqs=seqs,
