@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import EXAMPLES
 
 from llmdeploy.catalog import get_gpu, get_model
 from llmdeploy.engines import resolve_engine
@@ -123,3 +124,54 @@ def test_dense_model_data_parallel_replicates() -> None:
     assert two.kv_cache_tokens == one.kv_cache_tokens
     assert two.max_concurrency == pytest.approx(2 * one.max_concurrency)
     assert two.weights_bytes_total == 2 * one.weights_bytes_total
+
+
+# --------------------------------------------------------------------------- LD812 / LD813
+
+
+def _diags(tmp_path, text: str, rule: str):  # type: ignore[no-untyped-def]
+    from llmdeploy.pipeline import analyze, load_specs
+
+    p = tmp_path / "s.llmdeploy.yaml"
+    p.write_text(text, encoding="utf-8")
+    docs, problems = load_specs([str(p)])
+    assert not problems
+    return [d for d in analyze(docs[0]).diagnostics if d.rule == rule]
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+DENSE = (EXAMPLES / "llama-3.3-70b-h100-tp2.llmdeploy.yaml").read_text(encoding="utf-8")
+MOE = (EXAMPLES / "qwen3-235b-h100-2x8-isvc.llmdeploy.yaml").read_text(encoding="utf-8")
+
+
+def test_expert_parallel_on_a_dense_model_is_flagged_at_its_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = DENSE.replace("    tensor: 2\n", "    tensor: 2\n    expert: true\n")
+    assert text != DENSE
+    [d] = _diags(tmp_path, text, "LD812")
+    assert not d.is_error
+    assert d.line == _line_of(text, "expert: true")
+    assert "no routed experts" in d.message
+    assert not _diags(tmp_path, DENSE, "LD812")
+
+
+def test_expert_parallel_over_one_gpu_is_flagged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = MOE.replace("    tensor: 8\n    pipeline: 2\n", "    tensor: 1\n    expert: true\n")
+    assert text != MOE
+    [d] = _diags(tmp_path, text, "LD812")
+    assert "tensor × data = 1" in d.message
+    ok = MOE.replace("    tensor: 8\n    pipeline: 2\n", "    tensor: 8\n    pipeline: 2\n    expert: true\n")
+    assert not _diags(tmp_path, ok, "LD812")
+
+
+def test_experts_that_do_not_divide_the_group_are_flagged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = MOE.replace("    tensor: 8\n    pipeline: 2\n", "    tensor: 8\n    data: 6\n    expert: true\n")
+    [d] = _diags(tmp_path, text, "LD813")
+    assert d.line == _line_of(text, "data: 6")
+    assert "128 routed experts over an expert-parallel group of 48" in d.message
+    assert "32 GPUs hold 3 experts" in d.message
+    assert "16" in (d.hint or "")
+    even = MOE.replace("    tensor: 8\n    pipeline: 2\n", "    tensor: 8\n    data: 2\n    expert: true\n")
+    assert not _diags(tmp_path, even, "LD813")

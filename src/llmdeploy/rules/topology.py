@@ -630,3 +630,83 @@ def isvc_group_starts(ctx: EffectiveContext) -> Iterator[Finding]:
             yield Finding(("runtime", "env"),
                           f"the worker pods of {g.isvc} run as UID {wc.run_as_user} without USER/LOGNAME or HOME: "
                           "Ray and torch fail at start-up", "report this as a bug in llmdeploy")
+
+
+@rule("LD812", Severity.WARNING)
+def expert_parallel_has_experts_to_place(ctx: RuleContext) -> Iterator[Finding]:
+    """Expert parallelism needs routed experts and more than one GPU to place them on.
+
+    vLLM turns ``--enable-expert-parallel`` into an expert-parallel group only for the
+    fused MoE layers, and only when tensor × data parallel exceeds 1
+    (vllm/model_executor/layers/fused_moe/config.py ``FusedMoEParallelConfig.make``,
+    ``use_ep = dp × pcp × tp > 1 and enable_expert_parallel``, vllm@002d607). On a dense
+    model, or on one GPU, the flag changes nothing; the spec probably meant something else
+    (a MoE checkpoint, or ``data`` > 1 for wide expert parallelism).
+
+    Fails::
+
+        model: {id: meta-llama/Llama-3.1-8B-Instruct}
+        resources:
+          parallelism: {tensor: 2, expert: true}
+
+    Passes::
+
+        model: {id: Qwen/Qwen3-235B-A22B}
+        resources:
+          parallelism: {tensor: 8, expert: true}
+    """
+    par = ctx.spec.resources.parallelism
+    model = ctx.resolved.model
+    if not par.expert or model is None:
+        return
+    if model.moe is None or model.moe.num_experts <= 1:
+        yield Finding(("resources", "parallelism", "expert"),
+                      f"{model.hf_id} has no routed experts: --enable-expert-parallel changes nothing",
+                      "remove parallelism.expert, or serve a mixture-of-experts model")
+    elif par.tensor * par.data == 1:
+        yield Finding(("resources", "parallelism", "expert"),
+                      "expert parallel over one GPU (tensor × data = 1) places every expert on it: "
+                      "vLLM enables it only when tensor × data parallel exceeds 1",
+                      "raise parallelism.data (wide expert parallelism) or parallelism.tensor, or remove "
+                      "parallelism.expert")
+
+
+@rule("LD813", Severity.WARNING)
+def experts_divide_the_expert_group(ctx: RuleContext) -> Iterator[Finding]:
+    """The routed experts divide evenly over the expert-parallel group (tensor × data GPUs).
+
+    With expert parallel each GPU of the tensor × data group holds whole experts; vLLM's
+    ``determine_expert_map`` (vllm/model_executor/layers/fused_moe/layer.py; later
+    releases move it to expert_map_manager.py) gives the first ``experts mod group`` GPUs
+    one expert more, and with ``--enable-eplb`` asserts that the experts divide. The
+    fuller GPUs hold more weights, so every DP rank's KV cache is sized by them (the
+    sizing counts the fullest GPU) and they do more expert work per step while the others
+    wait at the all-to-all.
+
+    Fails::
+
+        model: {id: Qwen/Qwen3-235B-A22B}     # 128 routed experts
+        resources:
+          parallelism: {tensor: 8, data: 6, expert: true}   # 48 GPUs: 3 or 2 experts each
+
+    Passes::
+
+        model: {id: Qwen/Qwen3-235B-A22B}
+        resources:
+          parallelism: {tensor: 8, data: 2, expert: true}   # 16 GPUs: 8 experts each
+    """
+    par = ctx.spec.resources.parallelism
+    model = ctx.resolved.model
+    if not par.expert or model is None or model.moe is None or model.moe.num_experts <= 1:
+        return
+    group = par.tensor * par.data
+    experts = model.moe.num_experts
+    if group > 1 and experts % group:
+        most = math.ceil(experts / group)
+        good = [g for g in range(2, min(experts, 64) + 1) if experts % g == 0 and g % par.tensor == 0][:6]
+        yield Finding(("resources", "parallelism", "data" if par.data > 1 else "tensor"),
+                      f"{experts} routed experts over an expert-parallel group of {group} GPUs (tensor "
+                      f"{par.tensor} × data {par.data}): {experts % group} GPUs hold {most} experts, the others "
+                      f"{most - 1}; the fuller GPUs bound every rank's KV cache and set the pace of each step",
+                      "choose tensor × data dividing the expert count"
+                      + (f" ({', '.join(map(str, good))} GPUs)" if good else ""))

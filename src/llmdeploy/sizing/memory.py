@@ -390,8 +390,9 @@ def _layer_params(model: ModelConfig, tp: int, moe_layer: bool, dp: int = 1, ep:
     """One decoder layer's parameters on one TP rank (vLLM's tensor-parallel layers).
 
     Routed experts follow :func:`moe_shards`: with expert parallel the rank holding the
-    most experts holds ``ceil(E / EP)`` of them whole (vLLM's linear expert placement,
-    ``determine_expert_map``: the first ``E mod EP`` ranks take one more).
+    most experts holds ``ceil(E / EP)`` of them whole (vLLM's ``determine_expert_map``,
+    vllm/model_executor/layers/fused_moe/layer.py: the first ``E mod EP`` ranks take one
+    more).
     """
     h = model.hidden_size
     plain: float = (4 if model.family in ("gemma2", "gemma3") else 2) * h  # RMSNorms, replicated
