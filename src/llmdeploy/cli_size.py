@@ -356,7 +356,8 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
 
 
 def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
-             pipeline_parallel: int = 1, dtype: str = "auto", quantization: str = "none",
+             pipeline_parallel: int = 1, data_parallel: int = 1, expert_parallel: bool = False, nodes: int = 1,
+             dtype: str = "auto", quantization: str = "none",
              kv_cache_dtype: str = "auto", max_model_len: int = 8192, gpu_memory_utilization: float | None = None,
              max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, engine: str = "vllm",
              engine_version: str | None = None, price: float | None = None, fmt: str = "table",
@@ -381,7 +382,7 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     assert model is not None and gpu is not None
     _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
     for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
-                        ("--max-model-len", max_model_len)):
+                        ("--data-parallel", data_parallel), ("--nodes", nodes), ("--max-model-len", max_model_len)):
         if value < 1:
             fail_usage(f"{name} must be at least 1 (got {value})")
     _check_gpu_memory_utilization(gpu_memory_utilization)
@@ -393,7 +394,8 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
 
     report = size_fn(SizingInput(
         model=_resolve_model(model), gpu=_resolve_gpu(gpu), engine=_resolve_engine(engine, engine_version),
-        tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
+        tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, data_parallel=data_parallel,
+        expert_parallel=expert_parallel, multi_node=nodes > 1, dtype=dtype,
         quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
         max_num_seqs=max_num_seqs, price_per_gpu_hour=price, target_load=load.target_load(),
@@ -543,6 +545,12 @@ def register(app: typer.Typer) -> None:
         gpu: Annotated[Optional[str], typer.Option("--gpu", "-g", help="GPU catalog key.")] = None,  # noqa: UP045
         tensor_parallel: Annotated[int, typer.Option("--tensor-parallel", "--tp", help="Tensor-parallel size.")] = 1,
         pipeline_parallel: Annotated[int, typer.Option("--pipeline-parallel", "--pp", help="Pipeline stages.")] = 1,
+        data_parallel: Annotated[
+            int, typer.Option("--data-parallel", "--dp", help="Data-parallel ranks (each its own KV cache).")] = 1,
+        expert_parallel: Annotated[
+            bool, typer.Option("--expert-parallel", "--ep",
+                               help="Whole MoE experts per GPU over tensor × data (--enable-expert-parallel).")] = False,
+        nodes: Annotated[int, typer.Option("--nodes", help="Nodes the replica spans (lifts the one-node bound).")] = 1,
         dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = "auto",
         quantization: Annotated[str, typer.Option("--quantization", help="none, awq, gptq, fp8, ...")] = "none",
         kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="auto or fp8.")] = "auto",
@@ -583,6 +591,7 @@ def register(app: typer.Typer) -> None:
         """
         raise typer.Exit(run_size(
             spec, model=model, gpu=gpu, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
+            data_parallel=data_parallel, expert_parallel=expert_parallel, nodes=nodes,
             dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
             max_num_seqs=max_num_seqs, engine=engine, engine_version=engine_version, price=price, fmt=fmt,

@@ -175,3 +175,44 @@ def test_experts_that_do_not_divide_the_group_are_flagged(tmp_path) -> None:  # 
     assert "16" in (d.hint or "")
     even = MOE.replace("    tensor: 8\n    pipeline: 2\n", "    tensor: 8\n    data: 2\n    expert: true\n")
     assert not _diags(tmp_path, even, "LD813")
+
+
+def test_low_concurrency_warning_counts_every_dp_rank() -> None:
+    """LD205's "requests at once" is the replica's: DP 4 ranks of 1.4 requests each hold 5.8."""
+    from llmdeploy.sizing import SizingProblem as P
+
+    one = _size("Qwen/Qwen3-235B-A22B", "h100-sxm", tp=2, dp=1, ep=True)
+    four = _size("Qwen/Qwen3-235B-A22B", "h100-sxm", tp=2, dp=4, ep=True)
+    assert four.kv_cache_tokens / 32768 < 2  # one rank alone would warn
+    assert four.max_concurrency >= 4 * 1.4
+    assert not [w for w in four.warnings if w.problem is P.LOW_CONCURRENCY]
+    assert one.per_gpu.weights_gib > four.per_gpu.weights_gib
+
+
+def test_size_command_takes_data_and_expert_parallel(capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from llmdeploy.cli_size import run_size
+
+    rc = run_size(None, model="deepseek-ai/DeepSeek-R1", gpu="h200", data_parallel=16, expert_parallel=True,
+                  nodes=2, max_model_len=32768, fmt="json")
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["fits"]
+    assert out["parallelism"] == {"tensor": 1, "pipeline": 1, "data": 16, "gpu_count": 16, "expert": True,
+                                  "expert_parallel_size": 16}
+    assert out["kv_cache_tokens_all_ranks"] == 16 * out["kv_cache_tokens"]
+    # Sixteen GPUs do not fit one 8-GPU node without --nodes.
+    assert run_size(None, model="deepseek-ai/DeepSeek-R1", gpu="h200", data_parallel=16, expert_parallel=True,
+                    max_model_len=32768, fmt="json") == 1
+    capsys.readouterr()
+
+
+def test_data_parallel_ranks_count_against_one_node(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Regression: a one-node spec with tensor 1 × data 16 on 8-GPU nodes passed validation."""
+    import re
+
+    text = MOE.replace("    tensor: 8\n    pipeline: 2\n", "    tensor: 1\n    data: 16\n    expert: true\n")
+    text = re.sub(r"  interconnect:\n(    .*\n)+", "", text.replace("  nodes: 2\n", ""))
+    [d] = _diags(tmp_path, text, "LD204")
+    assert d.is_error and d.line == _line_of(text, "data: 16")
+    assert "tensor × pipeline × data parallel = 16 GPUs" in d.message
