@@ -221,6 +221,7 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     console.print(
         f"{r.engine} {r.engine_version} ({r.engine_era}) · TP {r.tensor_parallel} × PP {r.pipeline_parallel}"
         + (f" × DP {r.data_parallel}" if r.data_parallel > 1 else "")
+        + (f" · EP {r.expert_parallel_size} (whole experts per GPU)" if r.expert_parallel_size > 1 else "")
         + f" · dtype {r.dtype} · quantization {r.quantization} · KV cache {r.kv_cache_dtype} · "
         f"gpuMemoryUtilization {r.gpu_memory_utilization:g}"
     )
@@ -246,9 +247,14 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     kv.add_column("", justify="right")
     kv.add_row("bytes per token per GPU", f"{r.kv_bytes_per_token:,}")
     band = r.kv_cache_tokens_range
-    kv.add_row("GPU KV cache size (tokens)", f"{r.kv_cache_tokens:,}" + (
+    kv.add_row("GPU KV cache size (tokens)" + (" per DP rank" if r.data_parallel > 1 else ""),
+               f"{r.kv_cache_tokens:,}" + (
         f" ± {r.kv_error_band:.1%} ({band[0]:,}–{band[1]:,})" if band is not None and r.kv_error_band else ""))
-    kv.add_row(f"max concurrency at {r.max_model_len:,} tokens", f"{r.max_concurrency:.2f}×")
+    if r.data_parallel > 1:
+        kv.add_row(f"KV cache over the {r.data_parallel} DP ranks (tokens)",
+                   f"{r.kv_cache_tokens * r.data_parallel:,}")
+    kv.add_row(f"max concurrency at {r.max_model_len:,} tokens"
+               + (" (sum over DP ranks)" if r.data_parallel > 1 else ""), f"{r.max_concurrency:.2f}×")
     kv.add_row("max_num_seqs (resolved)", f"{r.max_num_seqs:,}")
     kv.add_row("max_num_batched_tokens", f"{r.max_num_batched_tokens:,}")
     kv.add_row("weights over all GPUs", f"{r.weights_bytes_total / 2**30:.2f} GiB")
@@ -369,7 +375,8 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
 
 
 def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
-             pipeline_parallel: int = 1, dtype: str = "auto", quantization: str = "none",
+             pipeline_parallel: int = 1, data_parallel: int = 1, expert_parallel: bool = False, nodes: int = 1,
+             dtype: str = "auto", quantization: str = "none",
              kv_cache_dtype: str = "auto", max_model_len: int = 8192, gpu_memory_utilization: float | None = None,
              max_num_batched_tokens: int | None = None, max_num_seqs: int | None = None, engine: str = "vllm",
              engine_version: str | None = None, price: float | None = None, fmt: str = "table",
@@ -394,7 +401,7 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     assert model is not None and gpu is not None
     _check_engine_choices(dtype, quantization, kv_cache_dtype, engine)
     for name, value in (("--tensor-parallel", tensor_parallel), ("--pipeline-parallel", pipeline_parallel),
-                        ("--max-model-len", max_model_len)):
+                        ("--data-parallel", data_parallel), ("--nodes", nodes), ("--max-model-len", max_model_len)):
         if value < 1:
             fail_usage(f"{name} must be at least 1 (got {value})")
     _check_gpu_memory_utilization(gpu_memory_utilization)
@@ -409,7 +416,8 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     report = size_fn(SizingInput(
         model=m, gpu=g, engine=e,
         calibration=None if cal is None else cal.match(g.key, e.engine, e.version, tensor_parallel, m.hf_id),
-        tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, dtype=dtype,
+        tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel, data_parallel=data_parallel,
+        expert_parallel=expert_parallel, multi_node=nodes > 1, dtype=dtype,
         quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
         max_num_seqs=max_num_seqs, price_per_gpu_hour=price, target_load=load.target_load(),
@@ -429,6 +437,9 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
              request_rate: float | None = None, ttft_p95_ms: float | None = None,
              tpot_ms: float | None = None, calibration: str | None = None) -> int:
     """List every GPU type × tensor-parallel size (× quantization) that fits the model, cheapest first.
+
+    A model no node holds gets the fewest whole nodes that do (tensor parallel inside a
+    node, pipeline across nodes), marked ``8×2pp`` with the reason below the table.
 
     With --request-rate (and --ttft-p95-ms/--tpot-ms) each option gets the replicas the
     rate needs and its $/1M output tokens at that load, cheapest first; options that
@@ -562,6 +573,12 @@ def register(app: typer.Typer) -> None:
         gpu: Annotated[Optional[str], typer.Option("--gpu", "-g", help="GPU catalog key.")] = None,  # noqa: UP045
         tensor_parallel: Annotated[int, typer.Option("--tensor-parallel", "--tp", help="Tensor-parallel size.")] = 1,
         pipeline_parallel: Annotated[int, typer.Option("--pipeline-parallel", "--pp", help="Pipeline stages.")] = 1,
+        data_parallel: Annotated[
+            int, typer.Option("--data-parallel", "--dp", help="Data-parallel ranks (each its own KV cache).")] = 1,
+        expert_parallel: Annotated[
+            bool, typer.Option("--expert-parallel", "--ep",
+                               help="Whole MoE experts per GPU over tensor × data (--enable-expert-parallel).")] = False,
+        nodes: Annotated[int, typer.Option("--nodes", help="Nodes the replica spans (lifts the one-node bound).")] = 1,
         dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16 or float32.")] = "auto",
         quantization: Annotated[str, typer.Option("--quantization", help="none, awq, gptq, fp8, ...")] = "none",
         kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="auto or fp8.")] = "auto",
@@ -603,6 +620,7 @@ def register(app: typer.Typer) -> None:
         """
         raise typer.Exit(run_size(
             spec, model=model, gpu=gpu, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
+            data_parallel=data_parallel, expert_parallel=expert_parallel, nodes=nodes,
             dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype, max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
             max_num_seqs=max_num_seqs, engine=engine, engine_version=engine_version, price=price, fmt=fmt,
@@ -710,7 +728,8 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
         t.add_column(col, justify="left" if col in ("GPU", "quant", "SLO") else "right")
     for o in options:
         cap = o.report.capacity
-        row = [o.gpu_key, str(o.tensor_parallel), o.quantization.split(" ")[0], str(o.gpu_count),
+        tp = str(o.tensor_parallel) if o.nodes == 1 else f"{o.tensor_parallel}×{o.pipeline_parallel}pp"
+        row = [o.gpu_key, tp, o.quantization.split(" ")[0], str(o.gpu_count),
                f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
                f"{cap.decode_tokens_per_s:,.0f}" if cap else "-", _money(o.cost_per_hour)]
         if rated:
@@ -718,6 +737,10 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
         row += [_money(o.cost_per_1m_output_tokens, 3), "ok" if o.slo_missed is None else f"missed: {o.slo_missed}"]
         t.add_row(*row)
     console.print(t)
+    for o in options:
+        if o.why:
+            console.print(f"{o.gpu_key} {o.tensor_parallel}×{o.pipeline_parallel}pp spans {o.nodes} nodes: {o.why} "
+                          "(deployment.target leaderWorkerSet or inferenceService, docs/topologies.md)")
     if not options:
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")
 

@@ -187,6 +187,7 @@ def _effective_stage(analyses: Sequence[Analysis], docs: Sequence[object], resul
     are checked with the service's own documents and the shared runtimes.
     """
     from .effective import workloads
+    from .effective.kserve import multinode_groups
     from .rules import EffectiveContext, load_all, run_rules
 
     load_all()
@@ -201,6 +202,8 @@ def _effective_stage(analyses: Sequence[Analysis], docs: Sequence[object], resul
         for w in found:
             result.workloads.append((key, w))
             out.extend(run_rules(EffectiveContext(a.validated, a.resolved, w, objects, found), stage="effective"))
+        # The worker pods of a multi-node InferenceService: shown by --explain, checked by LD811.
+        result.workloads.extend((key, g.worker) for g in multinode_groups(objects) if g.worker is not None)
     return out
 
 

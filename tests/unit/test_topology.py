@@ -107,10 +107,13 @@ def test_gpus_that_do_not_split_over_the_nodes(tmp_path: Path) -> None:
     assert d.is_error and "do not split evenly" in d.message
 
 
-def test_multi_node_needs_the_leaderworkerset_target(tmp_path: Path) -> None:
-    text = BASE.replace("  target: leaderWorkerSet\n", "  target: inferenceService\n")
+def test_multi_node_needs_a_target_that_renders_it(tmp_path: Path) -> None:
+    text = BASE.replace("  target: leaderWorkerSet\n", "  target: llmInferenceService\n")
     [d] = _only(_diags(tmp_path, text), "LD801")
     assert d.is_error and d.line == _line_of(text, "nodes: 2")
+    # The classic InferenceService renders a workerSpec now (LD809/LD810 say what KServe refuses).
+    text = BASE.replace("  target: leaderWorkerSet\n", "  target: inferenceService\n")
+    assert not _only(_diags(tmp_path, text), "LD801")
 
 
 def test_rdma_fabric_needs_its_devices(tmp_path: Path) -> None:

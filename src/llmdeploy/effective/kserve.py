@@ -14,6 +14,8 @@ from typing import Any
 from .. import naming
 from .knative import knative_rewrite
 from .model import Container, EnvVar, Pod, Port, Probe, Workload
+from .multinode import MultiNodeGroup
+from .multinode import apply as _multinode_apply
 from .storage import storage_read
 
 __all__ = ["ANNOTATION_DENYLIST", "KSERVE_VERSION", "merge_container", "workloads"]
@@ -235,6 +237,9 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
             else "Standard"
         rt_name, rt_spec = _runtime_for(o, runtimes)
         pod_spec = effective_pod(o, rt_spec, mode)
+        if "workerSpec" in ((o.get("spec") or {}).get("predictor") or {}):
+            # A multi-node predictor: KServe adds the Ray env and GPU count to the head.
+            _multinode_apply(o, rt_spec, pod_spec, merge_container, _merge_list)
         labels, annotations = pod_metadata(rt_spec, o, mode)
         name, ns = meta.get("name", ""), meta.get("namespace", "")
         predictor = naming.predictor_deployment(name)
@@ -256,6 +261,52 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
                   tuple(str(v.get("name")) for v in pod_spec.get("volumes") or []), pod_spec)
         out.append(Workload(name, ns, mode, kind, workload_name, predictor, port, pod, ENGINE_CONTAINER,
                             storage, rt_name))
+    return out
+
+
+def multinode_groups(objects: Iterable[Mapping[str, Any]]) -> list[MultiNodeGroup]:
+    """Every multi-node InferenceService (``predictor.workerSpec``): its head and worker pods.
+
+    The worker pod: ``multiNodeProcess`` and ``reconcileWorker`` (components/predictor.go
+    @ v0.20.0) — the runtime's and the InferenceService's worker labels and annotations,
+    the generation label, ``app: isvc.<name>-predictor-worker``; no worker in Knative mode.
+    """
+    from . import multinode as mn
+
+    objs = [o for o in objects if isinstance(o, Mapping)]
+    runtimes = {(o.get("metadata") or {}).get("name"): (o.get("spec") or {})
+                for o in objs if o.get("kind") in ("ClusterServingRuntime", "ServingRuntime")}
+    heads = {(w.namespace, w.isvc): w for w in workloads(objs)}
+    out = []
+    for o in objs:
+        pred = (o.get("spec") or {}).get("predictor") or {}
+        if o.get("kind") != "InferenceService" or "workerSpec" not in pred:
+            continue
+        meta = o.get("metadata") or {}
+        name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
+        head = heads.get((ns, name))
+        mode = head.mode if head else "Standard"
+        rt_name, rt_spec = _runtime_for(o, runtimes)
+        pod_spec, info = _multinode_apply(o, rt_spec, effective_pod(o, rt_spec, mode), merge_container, _merge_list)
+        worker = None
+        if pod_spec is not None and mode == "Standard":
+            labels, annotations = pod_metadata(rt_spec, o, mode)
+            rws = rt_spec.get("workerSpec") or {}
+            labels = {**{str(k): str(v) for k, v in (rws.get("labels") or {}).items()}, **labels,
+                      "serving.kserve.io/inferenceservice-generation": mn.GENERATION,
+                      "app": f"{naming.RAW_APP_LABEL_PREFIX}{mn.worker_deployment(name)}"}
+            annotations = {**{str(k): str(v) for k, v in (rws.get("annotations") or {}).items()}, **annotations}
+            sc = pod_spec.get("securityContext") or {}
+            sa = pod_spec.get("serviceAccountName")
+            storage = storage_read(str(pred.get("model", {}).get("storageUri", "")), sa, None)
+            pod = Pod(labels, annotations, tuple(to_container(c, sc) for c in pod_spec["containers"]), sa,
+                      tuple(str(v.get("name")) for v in pod_spec.get("volumes") or []), pod_spec)
+            worker = Workload(name, ns, mode, "Deployment", mn.worker_deployment(name), mn.worker_service(name), 0,
+                              pod, mn.WORKER_CONTAINER, storage, rt_name)
+        n = int(info["node_count"])
+        out.append(MultiNodeGroup(name, ns, mode, int(info["tensor"]), int(info["pipeline"]), n,
+                                  int(info["head_gpus"]), int(info["worker_gpus"]), max(0, n - 1),
+                                  mn.head_service(name), mn.worker_service(name), info["error"], head, worker))
     return out
 
 

@@ -48,6 +48,11 @@ def build_plan(analysis: Analysis) -> Plan:
 
         return lws.build_plan(ctx)
     engine = kserve.plan_engine(ctx)
+    multi_node = ctx.spec.resources.nodes > 1
+    if multi_node:
+        from . import multinode
+
+        engine = multinode.head_engine(ctx, engine)
     sections = [scaling.plan_scaling(ctx, engine)]
     sections.append(rollout.plan_rollout(ctx, engine, sections[0]))
     sections.append(monitoring.plan_monitoring(ctx, engine))
@@ -69,5 +74,8 @@ def build_plan(analysis: Analysis) -> Plan:
     for s in sections:
         manifests.extend(s.manifests)
         notes.extend(s.notes)
+    if multi_node:
+        manifests, mn_notes = multinode.finish(ctx, engine, manifests)
+        notes.extend(mn_notes)
     manifests.sort(key=Manifest.sort_key)
     return Plan(ctx, tuple(manifests), tuple(notes))

@@ -26,6 +26,13 @@ from ..sizing.topology import (
 from .registry import EffectiveContext, Finding, RuleContext, rule
 
 TARGET = "leaderWorkerSet"
+ISVC_TARGET = "inferenceService"
+MULTI_NODE_TARGETS = (TARGET, ISVC_TARGET)
+#: Storage KServe v0.20.0 accepts on a multi-node InferenceService
+#: (pkg/apis/serving/v1beta1/inference_service_validation.go ``validateMultiNodeVariables``).
+ISVC_MULTI_NODE_STORAGE = ("pvc", "oci")
+#: Environment KServe sets itself on the head and worker containers (pkg/constants/constants.go).
+KSERVE_PARALLEL_ENV = ("TENSOR_PARALLEL_SIZE", "PIPELINE_PARALLEL_SIZE")
 #: Storage the LeaderWorkerSet target can give the engine without KServe's storage initializer.
 LWS_STORAGE = ("hf", "pvc")
 #: NCCL's troubleshooting guide asks containers for at least 1 GiB of /dev/shm
@@ -43,22 +50,32 @@ def _layout(ctx: RuleContext):  # type: ignore[no-untyped-def]
 
 @rule("LD801")
 def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
-    """A replica that spans nodes needs the target that renders it.
+    """A replica that spans nodes needs a target that renders it.
 
     ``resources.nodes`` above 1 is rendered as a LeaderWorkerSet
-    (``deployment.target: leaderWorkerSet``): one group of pods per replica, vLLM's Ray head on the leader and
-    Ray workers on the other pods. The InferenceService targets render one pod per
-    replica. The Ray bootstrap script is vLLM's (``multi-node-serving.sh`` in the
-    ``vllm/vllm-openai`` image), so the target serves vLLM only; data parallel across
-    nodes needs vLLM's own data-parallel launcher (``--data-parallel-address``), which
-    this target does not render.
+    (``deployment.target: leaderWorkerSet``: one group of pods per replica) or as a
+    multi-node InferenceService (``deployment.target: inferenceService``: the predictor's
+    ``workerSpec``, a head and a worker Deployment, KServe v0.20.0; LD809 lists what KServe
+    refuses there). Both run vLLM's Ray head on the first pod and Ray workers on the
+    others; the Ray bootstrap script is vLLM's (``multi-node-serving.sh`` in the
+    ``vllm/vllm-openai`` image), so they serve vLLM only. The llmInferenceService target's
+    ``worker`` is not rendered: for ``worker`` with ``parallelism.pipeline`` KServe
+    v0.20.0's controller merges the well-known config
+    ``kserve-config-llm-worker-pipeline-parallel``
+    (pkg/controller/v1alpha2/llmisvc/config_merge.go), which the release does not ship
+    (config/llmisvcconfig has only the data-parallel worker configs), so the service fails
+    with "config not found" unless the cluster provides one; its data-parallel configs run
+    the llm-d image's own launcher. Data parallel across nodes needs vLLM's data-parallel
+    launcher (``--data-parallel-address``), which no target renders.
 
     Fails::
 
         resources:
           gpu: {type: h100-sxm}
           parallelism: {tensor: 8, pipeline: 2}
-          nodes: 2                 # deployment.target is inferenceService
+          nodes: 2
+        deployment:
+          target: llmInferenceService
 
     Passes::
 
@@ -72,18 +89,24 @@ def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
     s = ctx.spec
     target = s.deployment.target
     nodes = s.resources.nodes
-    if nodes > 1 and target != TARGET:
+    if nodes > 1 and target not in MULTI_NODE_TARGETS:
         yield Finding(("resources", "nodes"),
-                      f"a replica on {nodes} nodes is rendered only as a LeaderWorkerSet; deployment.target is "
-                      f"{target}", "set deployment.target: leaderWorkerSet (or fit the replica on one node)")
+                      f"a replica on {nodes} nodes is rendered as a LeaderWorkerSet or a multi-node "
+                      f"InferenceService; deployment.target is {target} (KServe v0.20.0 does not ship the "
+                      "pipeline-parallel worker config its LLMInferenceService controller needs)",
+                      "set deployment.target: leaderWorkerSet or inferenceService (or fit the replica on one node)")
     if target == TARGET and s.runtime.engine != "vllm":
         yield Finding(("runtime", "engine"),
                       f"the leaderWorkerSet target bootstraps vLLM's Ray cluster; {s.runtime.engine} has no such "
                       "script", "use runtime.engine: vllm, or deployment.target: inferenceService")
+    elif nodes > 1 and target == ISVC_TARGET and s.runtime.engine != "vllm":
+        yield Finding(("runtime", "engine"),
+                      f"a multi-node InferenceService bootstraps vLLM's Ray cluster; {s.runtime.engine} has no such "
+                      "script", "use runtime.engine: vllm, or fit the replica on one node")
     if nodes > 1 and s.resources.parallelism.data > 1:
         yield Finding(("resources", "parallelism", "data"),
-                      "data parallel across nodes needs vLLM's data-parallel launcher, which the LeaderWorkerSet "
-                      "target does not render", "use replicas (scaling.minReplicas) for more throughput, "
+                      "data parallel across nodes needs vLLM's data-parallel launcher, which no "
+                      "target renders", "use replicas (scaling.minReplicas) for more throughput, "
                       "parallelism.data: 1 inside each replica")
 
 
@@ -445,3 +468,245 @@ def group_starts_and_serves(ctx: EffectiveContext) -> Iterator[Finding]:
             yield Finding(("deployment", "target"),
                           f"the worker pods of {g.name} do not join the leader at LWS_LEADER_ADDRESS",
                           "report this as a bug in llmdeploy")
+
+
+def _isvc_multi_node(ctx: RuleContext) -> bool:
+    s = ctx.spec
+    return s.deployment.target == ISVC_TARGET and s.resources.nodes > 1
+
+
+@rule("LD809")
+def isvc_multi_node_limits(ctx: RuleContext) -> Iterator[Finding]:
+    """A multi-node InferenceService asks only for what KServe v0.20.0 runs with a ``workerSpec``.
+
+    KServe's admission webhook refuses a predictor with a ``workerSpec`` whose
+    ``storageUri`` is not ``pvc://`` or ``oci://``, whose autoscaler class is not
+    ``none``, or whose container sets ``TENSOR_PARALLEL_SIZE``/``PIPELINE_PARALLEL_SIZE``
+    (KServe sets them itself), and a canary predictor with a ``workerSpec``
+    (pkg/apis/serving/v1beta1/inference_service_validation.go ``validateMultiNodeVariables``
+    and the canary check, v0.20.0). Knative mode is accepted but never starts a worker:
+    the controller builds the worker pod spec and then hands only the head's to Knative
+    (pkg/controller/v1beta1/inferenceservice/components/predictor.go ``Reconcile``,
+    v0.20.0), so the head waits for Ray nodes that never come. Candidate rollouts
+    (canary, A/B, blue-green) render a second predictor: refused likewise.
+
+    Fails::
+
+        model:
+          storageUri: hf://Qwen/Qwen3-235B-A22B
+        resources:
+          nodes: 2
+        deployment:
+          target: inferenceService
+
+    Passes::
+
+        model:
+          storageUri: pvc://qwen3-235b-weights/Qwen3-235B-A22B
+        resources:
+          nodes: 2
+        deployment:
+          target: inferenceService
+          mode: standard
+        scaling:
+          autoscaler: none
+    """
+    if not _isvc_multi_node(ctx):
+        return
+    s = ctx.spec
+    scheme = storage_scheme(s.model.storage_uri)
+    if scheme not in ISVC_MULTI_NODE_STORAGE:
+        yield Finding(("model", "storageUri"),
+                      f"KServe refuses {scheme or 'this'} storage on a multi-node InferenceService: only pvc:// and "
+                      "oci:// (inference_service_validation.go validateMultiNodeVariables, v0.20.0)",
+                      "copy the weights to a ReadOnlyMany PVC (pvc://claim/path) or an OCI model image, or use "
+                      "deployment.target: leaderWorkerSet (hf:// downloaded on every node)")
+    if s.deployment.mode != "standard":
+        yield Finding(("deployment", "mode"),
+                      "in Knative mode KServe never creates the worker Deployment of a multi-node InferenceService "
+                      "(components/predictor.go, v0.20.0): the head waits for its Ray workers forever",
+                      "set deployment.mode: standard")
+    if s.scaling.autoscaler != "none":
+        yield Finding(("scaling", "autoscaler"),
+                      f"KServe refuses autoscaler {s.scaling.autoscaler} on a multi-node InferenceService: only the "
+                      "class none (inference_service_validation.go validateMultiNodeVariables, v0.20.0)",
+                      "set scaling.autoscaler: none, or use deployment.target: leaderWorkerSet (KEDA scales groups)")
+    if s.rollout.strategy != "rolling":
+        yield Finding(("rollout", "strategy"),
+                      f"rollout {s.rollout.strategy} renders a second predictor, and KServe refuses a workerSpec on "
+                      "a canary (inference_service_validation.go, v0.20.0)", "use rollout.strategy: rolling")
+    for i, e in enumerate(s.runtime.env):
+        if e.name in KSERVE_PARALLEL_ENV:
+            yield Finding(("runtime", "env", i, "name"),
+                          f"KServe refuses {e.name} in the environment of a multi-node InferenceService: it sets it "
+                          "from workerSpec (validateMultiNodeVariables, v0.20.0)",
+                          "remove it; resources.parallelism sets the sizes")
+
+
+@rule("LD810")
+def isvc_multi_node_one_group(ctx: RuleContext) -> Iterator[Finding]:
+    """A multi-node InferenceService is one group: one head, ``nodes − 1`` workers.
+
+    KServe v0.20.0 runs the head Deployment at ``minReplicas`` pods but the worker
+    Deployment at ``RAY_NODE_COUNT − 1`` pods, whatever ``minReplicas`` says
+    (reconcilers/deployment/deployment_reconciler.go ``createRawDeployment``): a second
+    head gets no workers and waits in Ray's start-up forever, while the workers all join
+    one head through the headless Service ``<name>-head-<generation>``. More replicas of
+    a multi-node model need one InferenceService each or the LeaderWorkerSet target
+    (one group per replica, scaled by KEDA).
+
+    Fails::
+
+        resources:
+          nodes: 2
+        scaling:
+          autoscaler: none
+          minReplicas: 2
+
+    Passes::
+
+        resources:
+          nodes: 2
+        scaling:
+          autoscaler: none
+          minReplicas: 1
+    """
+    if not _isvc_multi_node(ctx):
+        return
+    sc = ctx.spec.scaling
+    if sc.min_replicas != 1:
+        yield Finding(("scaling", "minReplicas"),
+                      f"a multi-node InferenceService runs one group; minReplicas {sc.min_replicas} would start "
+                      f"{sc.min_replicas} Ray heads for the {ctx.spec.resources.nodes - 1} worker pods KServe creates",
+                      "set scaling.minReplicas: 1, or use deployment.target: leaderWorkerSet for several groups")
+    elif isinstance(sc.max_replicas, int) and sc.max_replicas > 1 and ctx.user_set(("scaling", "maxReplicas")):
+        yield Finding(("scaling", "maxReplicas"),
+                      f"maxReplicas {sc.max_replicas} has no effect: a multi-node InferenceService runs one group "
+                      "with autoscaler none", "remove scaling.maxReplicas", severity=Severity.WARNING)
+
+
+@rule("LD811", stage="effective")
+def isvc_group_starts(ctx: EffectiveContext) -> Iterator[Finding]:
+    """The head and workers KServe builds from a multi-node InferenceService form the whole Ray cluster.
+
+    Read on the pods KServe v0.20.0 makes of the rendered InferenceService and
+    ClusterServingRuntime (``effective.kserve.multinode_groups``): the node count
+    ``computeRayNodeAndGPUs`` derives from tensor × pipeline and the worker container's
+    GPUs must equal ``resources.nodes`` and the GPUs must suffice (else KServe reports
+    ``InvalidGPUAllocation``); the runtime must have a ``workerSpec``; the head must wait
+    for ``RAY_NODE_COUNT`` Ray nodes and the workers must join ``HEAD_SVC``; the worker
+    pod runs under the same UID as the head and needs ``USER``/``HOME`` (see LD602).
+    """
+    from ..effective.kserve import multinode_groups
+
+    if not ctx.first:
+        return
+    nodes = ctx.spec.resources.nodes
+    engine = ctx.resolved.engine
+    for g in multinode_groups(ctx.objects):
+        if g.error:
+            yield Finding(("resources", "nodes"), f"KServe cannot build InferenceService {g.isvc}'s group: {g.error}",
+                          "report this as a bug in llmdeploy")
+            continue
+        if g.node_count != nodes:
+            yield Finding(("resources", "nodes"),
+                          f"KServe derives {g.node_count} Ray nodes for {g.isvc} (tensor {g.tensor} × pipeline "
+                          f"{g.pipeline} over {g.worker_gpus} GPUs per worker), the spec asks for {nodes}",
+                          "make tensor × pipeline divisible by resources.nodes")
+        head = g.head.pod.container(g.head.engine_container) if g.head else None
+        if head is not None and "RAY_NODE_COUNT" not in " ".join(head.command + head.args):
+            yield Finding(("deployment", "target"), f"the head of {g.isvc} does not wait for RAY_NODE_COUNT Ray "
+                          "nodes: vLLM starts before its workers joined", "report this as a bug in llmdeploy")
+        if g.worker is None:
+            continue  # Knative: LD809
+        wc = g.worker.pod.container(g.worker.engine_container)
+        if wc is None:
+            continue
+        if "HEAD_SVC" not in " ".join(wc.command + wc.args):
+            yield Finding(("deployment", "target"), f"the workers of {g.isvc} do not join the head at HEAD_SVC",
+                          "report this as a bug in llmdeploy")
+        unknown_uid = bool(wc.run_as_user) and engine is not None and wc.run_as_user not in engine.image_passwd_uids
+        if unknown_uid and not ((wc.env_value("USER") or wc.env_value("LOGNAME")) and wc.env_value("HOME")):
+            yield Finding(("runtime", "env"),
+                          f"the worker pods of {g.isvc} run as UID {wc.run_as_user} without USER/LOGNAME or HOME: "
+                          "Ray and torch fail at start-up", "report this as a bug in llmdeploy")
+
+
+@rule("LD812", Severity.WARNING)
+def expert_parallel_has_experts_to_place(ctx: RuleContext) -> Iterator[Finding]:
+    """Expert parallelism needs routed experts and more than one GPU to place them on.
+
+    vLLM turns ``--enable-expert-parallel`` into an expert-parallel group only for the
+    fused MoE layers, and only when tensor × data parallel exceeds 1
+    (vllm/model_executor/layers/fused_moe/config.py ``FusedMoEParallelConfig.make``,
+    ``use_ep = dp × pcp × tp > 1 and enable_expert_parallel``, vllm@002d607). On a dense
+    model, or on one GPU, the flag changes nothing; the spec probably meant something else
+    (a MoE checkpoint, or ``data`` > 1 for wide expert parallelism).
+
+    Fails::
+
+        model: {id: meta-llama/Llama-3.1-8B-Instruct}
+        resources:
+          parallelism: {tensor: 2, expert: true}
+
+    Passes::
+
+        model: {id: Qwen/Qwen3-235B-A22B}
+        resources:
+          parallelism: {tensor: 8, expert: true}
+    """
+    par = ctx.spec.resources.parallelism
+    model = ctx.resolved.model
+    if not par.expert or model is None:
+        return
+    if model.moe is None or model.moe.num_experts <= 1:
+        yield Finding(("resources", "parallelism", "expert"),
+                      f"{model.hf_id} has no routed experts: --enable-expert-parallel changes nothing",
+                      "remove parallelism.expert, or serve a mixture-of-experts model")
+    elif par.tensor * par.data == 1:
+        yield Finding(("resources", "parallelism", "expert"),
+                      "expert parallel over one GPU (tensor × data = 1) places every expert on it: "
+                      "vLLM enables it only when tensor × data parallel exceeds 1",
+                      "raise parallelism.data (wide expert parallelism) or parallelism.tensor, or remove "
+                      "parallelism.expert")
+
+
+@rule("LD813", Severity.WARNING)
+def experts_divide_the_expert_group(ctx: RuleContext) -> Iterator[Finding]:
+    """The routed experts divide evenly over the expert-parallel group (tensor × data GPUs).
+
+    With expert parallel each GPU of the tensor × data group holds whole experts; vLLM's
+    ``determine_expert_map`` (vllm/model_executor/layers/fused_moe/layer.py; later
+    releases move it to expert_map_manager.py) gives the first ``experts mod group`` GPUs
+    one expert more, and with ``--enable-eplb`` asserts that the experts divide. The
+    fuller GPUs hold more weights, so every DP rank's KV cache is sized by them (the
+    sizing counts the fullest GPU) and they do more expert work per step while the others
+    wait at the all-to-all.
+
+    Fails::
+
+        model: {id: Qwen/Qwen3-235B-A22B}     # 128 routed experts
+        resources:
+          parallelism: {tensor: 8, data: 6, expert: true}   # 48 GPUs: 3 or 2 experts each
+
+    Passes::
+
+        model: {id: Qwen/Qwen3-235B-A22B}
+        resources:
+          parallelism: {tensor: 8, data: 2, expert: true}   # 16 GPUs: 8 experts each
+    """
+    par = ctx.spec.resources.parallelism
+    model = ctx.resolved.model
+    if not par.expert or model is None or model.moe is None or model.moe.num_experts <= 1:
+        return
+    group = par.tensor * par.data
+    experts = model.moe.num_experts
+    if group > 1 and experts % group:
+        most = math.ceil(experts / group)
+        good = [g for g in range(2, min(experts, 64) + 1) if experts % g == 0 and g % par.tensor == 0][:6]
+        yield Finding(("resources", "parallelism", "data" if par.data > 1 else "tensor"),
+                      f"{experts} routed experts over an expert-parallel group of {group} GPUs (tensor "
+                      f"{par.tensor} × data {par.data}): {experts % group} GPUs hold {most} experts, the others "
+                      f"{most - 1}; the fuller GPUs bound every rank's KV cache and set the pace of each step",
+                      "choose tensor × data dividing the expert count"
+                      + (f" ({', '.join(map(str, good))} GPUs)" if good else ""))

@@ -45,6 +45,7 @@ from .memory import (
     kv_layers_on_stage,
     kv_tokens,
     max_concurrency,
+    moe_shards,
     non_torch_bytes,
     pipeline_stages,
     request_kv_bytes,
@@ -91,6 +92,8 @@ TP_CHOICES = (1, 2, 4, 8)
 KV_ERROR_BAND = 0.03
 # Warnings that say a configuration that fits may still fail at start.
 _RISKS = frozenset({SizingProblem.SAMPLER_WARMUP_OOM, SizingProblem.CUDA_GRAPHS_OUTSIDE_BUDGET})
+#: The most nodes ``plan`` spreads one replica over (one pipeline stage per node).
+MAX_PLAN_NODES = 4
 
 
 # --------------------------------------------------------------------------- data
@@ -120,7 +123,11 @@ class SizingInput:
         engine: the engine version (its table gives defaults and the memory model).
         tensor_parallel: GPUs that split every layer.
         pipeline_parallel: stages of consecutive layers.
-        data_parallel: engine replicas inside one pod (multiplies GPUs and throughput).
+        data_parallel: engine replicas of one replica (multiplies GPUs and throughput; each
+            has its own KV cache and batch; a MoE model's routed experts are spread over
+            tensor × data GPUs, :func:`~llmdeploy.sizing.memory.moe_shards`).
+        expert_parallel: ``--enable-expert-parallel``: whole routed experts per GPU over the
+            tensor × data GPUs instead of a slice of every expert.
         dtype: ``auto`` (the checkpoint's) or a torch dtype.
         quantization: the spec's quantization (a pre-quantized checkpoint's own
             method wins, as in vLLM).
@@ -148,6 +155,7 @@ class SizingInput:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     data_parallel: int = 1
+    expert_parallel: bool = False
     dtype: str = "auto"
     quantization: str = "none"
     kv_cache_dtype: str = "auto"
@@ -188,7 +196,9 @@ class SizingReport:
     """The verdict and the numbers behind it.
 
     ``per_gpu`` is the GPU that limits the KV cache (vLLM takes the minimum over ranks);
-    ``per_stage`` has one breakdown per pipeline stage.
+    ``per_stage`` has one breakdown per pipeline stage. With data parallel,
+    ``kv_cache_tokens`` is one DP rank's cache (each rank has its own, as each vLLM
+    engine logs it) and ``max_concurrency`` the sum over the ``data_parallel`` ranks.
     """
 
     fits: bool
@@ -212,6 +222,7 @@ class SizingReport:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     data_parallel: int = 1
+    expert_parallel: bool = False
     dtype: str = "bfloat16"
     quantization: str = "none"
     kv_cache_dtype: str = "auto"
@@ -236,6 +247,11 @@ class SizingReport:
         b = self.kv_error_band
         return int(self.kv_cache_tokens * (1 - b)), int(self.kv_cache_tokens * (1 + b) + 0.999)
 
+    @property
+    def expert_parallel_size(self) -> int:
+        """GPUs the routed experts are spread over as whole experts (1 without expert parallel)."""
+        return moe_shards(self.tensor_parallel, self.data_parallel, self.expert_parallel)[1]
+
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
         """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
 
@@ -256,7 +272,8 @@ class SizingReport:
             "engine_memory_model": {"era": self.engine_era, "budget": self.engine_budget,
                                     "cuda_graphs_counted": self.cuda_graphs_counted},
             "parallelism": {"tensor": self.tensor_parallel, "pipeline": self.pipeline_parallel,
-                            "data": self.data_parallel, "gpu_count": self.gpu_count},
+                            "data": self.data_parallel, "gpu_count": self.gpu_count,
+                            "expert": self.expert_parallel, "expert_parallel_size": self.expert_parallel_size},
             "dtype": self.dtype,
             "quantization": self.quantization,
             "kv_cache_dtype": self.kv_cache_dtype,
@@ -265,6 +282,7 @@ class SizingReport:
             "per_stage": [s.to_json() for s in self.per_stage],
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "kv_cache_tokens": self.kv_cache_tokens,
+            "kv_cache_tokens_all_ranks": self.kv_cache_tokens * self.data_parallel,
             "max_concurrency": round(self.max_concurrency, 3),
             "max_model_len": self.max_model_len,
             "max_num_seqs": self.max_num_seqs,
@@ -300,12 +318,16 @@ class Option:
     replicas: int | None = None
     cost_per_1m_output_tokens: float | None = None
     slo_missed: str | None = None
+    pipeline_parallel: int = 1
+    nodes: int = 1  # > 1: a multi-node replica, tensor parallel inside a node, pipeline across
+    why: str | None = None  # why a multi-node layout is proposed
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
         cap = self.report.capacity
         per_1m = self.cost_per_1m_output_tokens
         return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
+                "pipeline_parallel": self.pipeline_parallel, "nodes": self.nodes, "why": self.why,
                 "quantization": self.quantization,
                 "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": round(self.max_concurrency, 3),
@@ -424,7 +446,8 @@ def _prep(inp: SizingInput) -> _Prep:
     total = cuda_total_bytes(gpu, mm)
     tokens, default_seqs = _batch(inp, mm, total / GIB)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
-    w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
+    w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp, inp.data_parallel,
+                                         inp.expert_parallel)
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
@@ -443,11 +466,12 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     """The memory split when the engine profiles ``seqs`` sequences."""
     model, mm = inp.model, p.mm
     tp = inp.tensor_parallel
+    moe_tp = moe_shards(tp, inp.data_parallel, inp.expert_parallel)[0]
     piecewise, full = cuda_graph_sizes(mm, seqs, p.tokens)
     graphs = 0 if inp.enforce_eager else piecewise + full
     breakdowns, toks, kvb = [], [], []
     for st, w in zip(p.stages, p.weights, strict=True):
-        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs)
+        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs, moe_tp)
         if inp.calibration is not None:
             act = max(0, int(act + inp.calibration.activation_gib * GIB))
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
@@ -613,9 +637,10 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
     tokens = c.kv_cache_tokens
     # vLLM's "Maximum concurrency": blocks over the blocks one request takes (hybrid models:
     # windowed and recurrent groups take fewer than the token count suggests).
-    conc = max_concurrency(int(c.stage_kv_bytes[c.binding]), inp.model, c.mm, inp.tensor_parallel,
-                           c.prep.stages[c.binding], inp.max_model_len, c.tokens, inp.kv_cache_dtype,
-                           c.act_dtype)
+    # Each data-parallel rank has its own KV cache and batch: the replica holds the sum.
+    conc = inp.data_parallel * max_concurrency(
+        int(c.stage_kv_bytes[c.binding]), inp.model, c.mm, inp.tensor_parallel, c.prep.stages[c.binding],
+        inp.max_model_len, c.tokens, inp.kv_cache_dtype, c.act_dtype)
     gpu_count = inp.tensor_parallel * inp.pipeline_parallel * inp.data_parallel
     price = inp.price_per_gpu_hour if inp.price_per_gpu_hour is not None else inp.gpu.price_per_gpu_hour_usd
     capacity = None
@@ -644,7 +669,8 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
         max_model_len=inp.max_model_len, weights_bytes_total=c.weights_total, gpu_count=gpu_count,
         max_num_seqs=seqs, max_num_batched_tokens=c.tokens, load_time_seconds=load, capacity=capacity,
         tensor_parallel=inp.tensor_parallel, pipeline_parallel=inp.pipeline_parallel,
-        data_parallel=inp.data_parallel, dtype=c.act_dtype, quantization=c.quant.label,
+        data_parallel=inp.data_parallel, expert_parallel=inp.expert_parallel, dtype=c.act_dtype,
+        quantization=c.quant.label,
         kv_cache_dtype=inp.kv_cache_dtype, gpu_memory_utilization=c.util, engine=inp.engine.engine,
         engine_era=c.mm.era, engine_budget=c.mm.budget, per_stage=c.stages, stage_kv_cache_tokens=c.stage_tokens,
         cuda_graphs_counted=c.mm.cudagraph_in_budget, assumptions=adv.memory_assumptions(inp, c),
@@ -686,7 +712,8 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
     eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
     return SizingInput(
         model=model, gpu=gpu, engine=engine, tensor_parallel=par.tensor, pipeline_parallel=par.pipeline,
-        data_parallel=par.data, dtype=spec.model.dtype, quantization=spec.model.quantization,
+        data_parallel=par.data, expert_parallel=par.expert, dtype=spec.model.dtype,
+        quantization=spec.model.quantization,
         kv_cache_dtype=rt.kv_cache_dtype, max_model_len=rt.max_model_len,
         gpu_memory_utilization=rt.gpu_memory_utilization, max_num_batched_tokens=rt.max_num_batched_tokens,
         max_num_seqs=seqs,
@@ -727,8 +754,12 @@ def plan_options(
     ``target_load.requests_per_second`` each option gets the replicas the rate needs at
     the operating point the SLO allows, and the options are ordered by dollars per
     million output tokens at that load; options that miss the SLO even with one
-    sequence per replica come last, with the reason. For each GPU only TP sizes up to
-    its ``gpus_per_node`` are tried; a configuration needing more than one node is left out.
+    sequence per replica come last, with the reason. For each GPU the TP sizes up to
+    its ``gpus_per_node`` are tried; when none fits on a node of 8+ NVLink/Infinity Fabric
+    GPUs, the fewest nodes (2 to ``MAX_PLAN_NODES``, whose count divides the layers) with
+    tensor parallel over a node and one pipeline stage per node, with ``why`` saying so:
+    so a 16-bit model too large for a node is listed next to its quantized one-node
+    options, cheapest first.
     """
     if gpus is None:
         from ..catalog import gpus as catalog_gpus
@@ -748,6 +779,15 @@ def plan_options(
     return out
 
 
+def _multi_node_capable(gpu: GPU) -> bool:
+    """Nodes worth joining into one replica: 8 or more GPUs on NVLink / Infinity Fabric.
+
+    Tensor parallel then stays on the node's fast links and only pipeline stages cross
+    the network (docs/topologies.md); nodes of a few PCIe GPUs are left out.
+    """
+    return gpu.gpus_per_node >= 8 and gpu.interconnect != "pcie"
+
+
 @lru_cache(maxsize=512)
 def _plan_options(
     model: ModelConfig, max_model_len: int, engine: EngineVersionInfo, dtype: str, quantization: str,
@@ -757,11 +797,18 @@ def _plan_options(
 ) -> tuple[Option, ...]:
     out: list[Option] = []
     for gpu in gpus:
-        for tp in tp_choices:
-            if tp > gpu.gpus_per_node:
-                continue
-            r = _size(SizingInput(model=model, gpu=gpu, engine=engine, tensor_parallel=tp, dtype=dtype,
-                                  quantization=quantization, kv_cache_dtype=kv_cache_dtype,
+        layouts = [(tp, 1) for tp in tp_choices if tp <= gpu.gpus_per_node]
+        # When no one-node layout fits, the fewest whole nodes that do: tensor parallel over
+        # a node's GPUs, one pipeline stage per node (docs/topologies.md; LD802-LD804 hold).
+        if _multi_node_capable(gpu):
+            layouts += [(gpu.gpus_per_node, n) for n in range(2, MAX_PLAN_NODES + 1) if model.num_layers % n == 0]
+        fitted_one_node = False
+        for tp, pp in layouts:
+            if pp > 1 and fitted_one_node:
+                break
+            r = _size(SizingInput(model=model, gpu=gpu, engine=engine, tensor_parallel=tp, pipeline_parallel=pp,
+                                  multi_node=pp > 1,
+                                  dtype=dtype, quantization=quantization, kv_cache_dtype=kv_cache_dtype,
                                   max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
                                   target_load=target_load, slo=slo,
                                   calibration=None if calibration is None else
@@ -769,6 +816,14 @@ def _plan_options(
                       advise=False)
             if not r.fits:
                 continue
+            why = None
+            if pp > 1:
+                q = r.quantization.split(" ")[0]
+                how = "unquantized" if q == "none" else f"in {q}"
+                why = (f"one {gpu.key} node ({gpu.gpus_per_node} GPUs) cannot hold {model.hf_id} {how}; {pp} nodes: "
+                       f"tensor {tp} inside each node, pipeline {pp} across them ({model.num_layers // pp} layers "
+                       "per stage)")
+            fitted_one_node = fitted_one_node or pp == 1
             cap = r.capacity
             cost = cap.cost_per_hour if cap is not None else None
             per_1m = cap.cost_per_1m_output_tokens if cap is not None else None
@@ -779,7 +834,9 @@ def _plan_options(
                 per_1m = cost * replicas / (rate * cap.output_tokens * 3600) * 1e6
             out.append(Option(gpu.key, gpu.name, tp, r.gpu_count, r.kv_cache_tokens, r.max_concurrency,
                               cost, r.per_gpu.weights_gib, r, r.quantization, replicas, per_1m,
-                              cap.slo_missed if cap is not None else None))
+                              cap.slo_missed if cap is not None else None, pp, pp, why))
+            if pp > 1:
+                break  # the fewest nodes that fit; more only add cost
     return tuple(out)
 
 

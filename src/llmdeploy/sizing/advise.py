@@ -76,6 +76,7 @@ def parallelism_problems(inp: SizingInput) -> list[Reason]:
         out.append(_r(P.PARALLELISM_DOES_NOT_DIVIDE, f"pipeline parallel {pp} exceeds the {m.num_layers} layers of {m.hf_id}",
                       f"use at most {m.num_layers} stages", F_PP))
     per_node = inp.gpu.gpus_per_node
+    dp = inp.data_parallel
     if tp * pp > per_node and not inp.multi_node:
         where = F_TP if tp > per_node else F_PP
         domain = inp.gpu.nvlink_domain
@@ -88,6 +89,11 @@ def parallelism_problems(inp: SizingInput) -> list[Reason]:
                     f"replica's tensor parallelism stays on NVLink; or keep tensor × pipeline ≤ {per_node}")
         out.append(_r(P.MORE_GPUS_THAN_A_NODE, f"tensor × pipeline parallel = {tp * pp} GPUs, but a {inp.gpu.key} node has "
                       f"{per_node}; one replica would span nodes", hint, where))
+    elif tp * pp * dp > per_node and not inp.multi_node:
+        out.append(_r(P.MORE_GPUS_THAN_A_NODE, f"tensor × pipeline × data parallel = {tp * pp * dp} GPUs, but a "
+                      f"{inp.gpu.key} node has {per_node}; one replica would span nodes",
+                      f"keep tensor × pipeline × data ≤ {per_node}, or spread the data-parallel ranks over nodes "
+                      "(resources.nodes)", ("resources", "parallelism", "data")))
     return out
 
 
@@ -218,9 +224,13 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
         errors.append(_r(P.KV_CACHE_TOO_SMALL, msg, hint, F_LEN))
     else:
         conc = c.kv_cache_tokens / inp.max_model_len
-        if conc < LOW_CONCURRENCY:
-            warns.append(_r(P.LOW_CONCURRENCY, f"the KV cache holds {c.kv_cache_tokens:,} tokens: only {conc:.2f} requests of "
-                            f"maxModelLen {inp.max_model_len:,} fit at once",
+        dp = inp.data_parallel
+        if conc * dp < LOW_CONCURRENCY:
+            # Each data-parallel rank has its own KV cache and batch: the replica holds dp times one.
+            where = (f"each of the {dp} data-parallel ranks' KV cache holds {c.kv_cache_tokens:,} tokens: only "
+                     f"{conc * dp:.2f} requests" if dp > 1 else
+                     f"the KV cache holds {c.kv_cache_tokens:,} tokens: only {conc:.2f} requests")
+            warns.append(_r(P.LOW_CONCURRENCY, f"{where} of maxModelLen {inp.max_model_len:,} fit at once",
                             "lower maxModelLen to what requests need, add GPUs or use kvCacheDtype fp8", F_LEN))
         elif inp.max_num_seqs and conc < inp.max_num_seqs:
             warns.append(_r(P.LOW_CONCURRENCY, f"maxNumSeqs is {inp.max_num_seqs} but the KV cache holds {conc:.1f} requests of "
@@ -395,7 +405,9 @@ def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
         if o.gpu_key == inp.gpu.key or o.max_concurrency < LOW_CONCURRENCY or o.cost_per_hour is None:
             continue
         if current is None or o.cost_per_hour < current:
-            out.append(f"{o.gpu_count} × {o.gpu_key} (tensor parallel {o.tensor_parallel}) fits at about "
+            layout = (f"tensor parallel {o.tensor_parallel}" if o.nodes == 1 else
+                      f"tensor parallel {o.tensor_parallel} × pipeline {o.pipeline_parallel} over {o.nodes} nodes")
+            out.append(f"{o.gpu_count} × {o.gpu_key} ({layout}) fits at about "
                        f"${o.cost_per_hour:.2f}/h: {o.kv_cache_tokens:,} KV tokens")
             break
     # 3. the longest maxModelLen that fits as configured

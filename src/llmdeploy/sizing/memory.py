@@ -45,6 +45,7 @@ __all__ = [
     "kv_tokens",
     "max_capture_size",
     "max_concurrency",
+    "moe_shards",
     "non_torch_bytes",
     "pipeline_stages",
     "quant_format",
@@ -369,9 +370,30 @@ class _LayerParams:
     experts: float = 0.0  # the routed experts alone (part of mlp_linear)
 
 
+def moe_shards(tp: int, dp: int, ep: bool) -> tuple[int, int]:
+    """(tensor split of each routed expert, expert-parallel group size) in vLLM's MoE layers.
+
+    vLLM flattens tensor × data parallel for the fused MoE layers
+    (vllm/model_executor/layers/fused_moe/config.py ``FusedMoEParallelConfig.make`` and
+    ``flatten_tp_across_dp_and_pcp``, vllm@002d607): without ``--enable-expert-parallel``
+    every routed expert is split over all TP × DP GPUs (``tp_size = dp × tp``, ``ep_size
+    = 1``); with it each GPU holds whole experts (``tp_size = 1``, ``ep_size = dp × tp``).
+    Attention, dense MLPs, shared experts, embeddings and the LM head stay split by TP
+    and are replicated on every DP rank.
+    """
+    group = tp * dp
+    return (1, group) if ep and group > 1 else (group, 1)
+
+
 @lru_cache(maxsize=4096)
-def _layer_params(model: ModelConfig, tp: int, moe_layer: bool) -> _LayerParams:
-    """One decoder layer's parameters on one TP rank (vLLM's tensor-parallel layers)."""
+def _layer_params(model: ModelConfig, tp: int, moe_layer: bool, dp: int = 1, ep: bool = False) -> _LayerParams:
+    """One decoder layer's parameters on one TP rank (vLLM's tensor-parallel layers).
+
+    Routed experts follow :func:`moe_shards`: with expert parallel the rank holding the
+    most experts holds ``ceil(E / EP)`` of them whole (vLLM's ``determine_expert_map``,
+    vllm/model_executor/layers/fused_moe/layer.py: the first ``E mod EP`` ranks take one
+    more).
+    """
     h = model.hidden_size
     plain: float = (4 if model.family in ("gemma2", "gemma3") else 2) * h  # RMSNorms, replicated
     if model.mla is not None:
@@ -407,15 +429,17 @@ def _layer_params(model: ModelConfig, tp: int, moe_layer: bool) -> _LayerParams:
     experts = 0.0
     if moe_layer and model.moe is not None:
         moe = model.moe
-        experts = moe.num_experts * 3 * h * moe.moe_intermediate_size / tp
+        moe_tp, ep_size = moe_shards(tp, dp, ep)
+        local = math.ceil(moe.num_experts / ep_size)
+        experts = local * 3 * h * moe.moe_intermediate_size / moe_tp
         q = model.quantization
         if q is not None and (q.scheme == "mxfp4" or q.method == "mxfp4"):
             # vLLM's MXFP4 MoE (vllm/model_executor/layers/quantization/mxfp4.py create_weights,
             # triton_kernels / Marlin layout) pads the hidden size to 256 and each rank's
             # intermediate size to 128: gpt-oss-20b logs 13.64 GiB at TP1 and 7.01 at TP2 on
             # H100 (v0.19.0), 6-8 % over the packed count.
-            inter = math.ceil(moe.moe_intermediate_size / tp / 128) * 128
-            experts = moe.num_experts * 3 * math.ceil(h / 256) * 256 * inter
+            inter = math.ceil(moe.moe_intermediate_size / moe_tp / 128) * 128
+            experts = local * 3 * math.ceil(h / 256) * 256 * inter
         mlp = experts + 3 * h * moe.shared_intermediate_size / tp
         plain += h * moe.num_experts  # router (ReplicatedLinear, never quantized)
         if model.family == "qwen2_moe" and moe.shared_intermediate_size:
@@ -463,13 +487,13 @@ def _stage_layer_counts(model: ModelConfig, stage: StageLayout) -> tuple[int, in
 
 @lru_cache(maxsize=4096)
 def _stage_params(
-    model: ModelConfig, tp: int, stage: StageLayout, pp: int, *, pad: bool
+    model: ModelConfig, tp: int, stage: StageLayout, pp: int, *, pad: bool, dp: int = 1, ep: bool = False
 ) -> tuple[float, float, float, float]:
     """(linear params, MLP linear params outside the first/last layer, 16-bit params,
     routed-expert params) of one rank."""
     dense_n, moe_n = _stage_layer_counts(model, stage)
-    dense = _layer_params(model, tp, False)
-    moe = _layer_params(model, tp, True)
+    dense = _layer_params(model, tp, False, dp, ep)
+    moe = _layer_params(model, tp, True, dp, ep)
     linear = dense_n * (dense.attn_linear + dense.mlp_linear) + moe_n * (moe.attn_linear + moe.mlp_linear)
     experts = moe_n * moe.experts
     recurrent = _stage_share(model.recurrent_layers, model, stage)
@@ -481,7 +505,7 @@ def _stage_params(
     mlp_inner = dense_n * dense.mlp_linear + moe_n * moe.mlp_linear
     for layer in {0, model.num_layers - 1}:
         if stage.first_layer <= layer < stage.first_layer + stage.num_layers:
-            mlp_inner -= _layer_params(model, tp, _is_moe_layer(model, layer)).mlp_linear
+            mlp_inner -= _layer_params(model, tp, _is_moe_layer(model, layer), dp, ep).mlp_linear
     vocab = _padded_vocab(model.vocab_size, tp) if pad else model.vocab_size
     rows = vocab / tp
     if stage.is_first:
@@ -497,9 +521,9 @@ def _stage_params(
 
 def _rank_bytes(
     model: ModelConfig, q: Quantization, act_bytes: int, tp: int, stage: StageLayout, pp: int,
-    *, pad: bool,
+    *, pad: bool, dp: int = 1, ep: bool = False,
 ) -> float:
-    linear, mlp_inner, plain, experts = _stage_params(model, tp, stage, pp, pad=pad)
+    linear, mlp_inner, plain, experts = _stage_params(model, tp, stage, pp, pad=pad, dp=dp, ep=ep)
     bpp = weight_bytes_per_param(q, act_bytes)
     if q.experts_only:
         return experts * bpp + (linear - experts + plain) * act_bytes
@@ -549,8 +573,13 @@ def _loaded_parameters(model: ModelConfig) -> int | None:
 @lru_cache(maxsize=4096)
 def weights_per_stage(
     model: ModelConfig, mm: MemoryModel, q: Quantization, dtype: str, tp: int, pp: int,
+    dp: int = 1, ep: bool = False,
 ) -> tuple[tuple[int, ...], int]:
     """Weight bytes one GPU of each pipeline stage holds, and the total over all GPUs.
+
+    With data parallel ``dp`` > 1 a MoE model's routed experts are spread over the
+    TP × DP GPUs (split inside each expert, or whole experts with expert parallel
+    ``ep``; :func:`moe_shards`) while the rest is replicated on every DP rank.
 
     Linear layers are split over TP (column/row parallel) except MLA's down
     projections and the MoE router (replicated); KV projections are replicated once
@@ -591,10 +620,10 @@ def weights_per_stage(
     rope = rope_cache_bytes(model, act)
     per_stage = []
     for st in stages:
-        b = _rank_bytes(model, q, act, tp, st, pp, pad=True) * scale
+        b = _rank_bytes(model, q, act, tp, st, pp, pad=True, dp=dp, ep=ep) * scale
         b += rope + _mla_extra_bytes(model, mm, q, act, tp, st.num_layers)
         per_stage.append(int(b))
-    return tuple(per_stage), sum(per_stage) * tp
+    return tuple(per_stage), sum(per_stage) * tp * dp
 
 
 # --------------------------------------------------------------------------- KV cache
@@ -822,7 +851,8 @@ def _moe_workspace_elements(model: ModelConfig, tp: int, tokens: int) -> float:
 
     vllm/model_executor/layers/fused_moe/fused_moe.py ``fused_experts_impl`` holds
     ``(M, top_k, 2N)``, ``(M·top_k, N)`` and ``(M, top_k, K)`` caches, N being the
-    expert intermediate size per rank and K the hidden size.
+    expert intermediate size per rank and K the hidden size; ``tp`` is the MoE layer's
+    tensor split (:func:`moe_shards`: 1 with expert parallel).
     """
     moe = model.moe
     if moe is None:
@@ -832,9 +862,11 @@ def _moe_workspace_elements(model: ModelConfig, tp: int, tokens: int) -> float:
 
 def activation_bytes(
     model: ModelConfig, mm: MemoryModel, q: Quantization, act_dtype: str, tp: int,
-    stage: StageLayout, tokens: int, seqs: int,
+    stage: StageLayout, tokens: int, seqs: int, moe_tp: int | None = None,
 ) -> int:
     """Peak activation of the profile run on one GPU of ``stage``.
+
+    ``moe_tp`` is the routed experts' tensor split (:func:`moe_shards`; default ``tp``).
 
     The profile run pushes ``tokens`` (``max_num_batched_tokens``) through the model
     and, on the last stage, samples ``seqs`` rows over the vocabulary. The peak is the
@@ -867,7 +899,7 @@ def activation_bytes(
         # MXFP4 experts run through their own kernels (triton_kernels / FlashInfer / Marlin), not
         # fused_experts' intermediate caches: v0.19.0 gpt-oss-20b logs 2.87 GiB, the sampler alone.
         factor = a.moe_workspace_factor_fp8_block if q.block_fp8 else a.moe_workspace_factor
-        moe = factor * _moe_workspace_elements(model, tp, tokens) * b
+        moe = factor * _moe_workspace_elements(model, tp if moe_tp is None else moe_tp, tokens) * b
     sampler = 0.0
     if stage.is_last:
         sampler = min(seqs, tokens) * model.vocab_size * a.sampler_bytes_per_logit

@@ -485,7 +485,8 @@ class Resources(_Model):
         description=(
             "Nodes one replica spans. Above 1 each node runs one pod with tensor × pipeline ÷ nodes "
             "GPUs (tensor parallel inside a node, pipeline stages across nodes); needs "
-            "`deployment.target: leaderWorkerSet` (docs/topologies.md)."
+            "`deployment.target: leaderWorkerSet` or `inferenceService` (KServe's workerSpec; "
+            "docs/topologies.md)."
         ),
         ge=1,
         le=64,
