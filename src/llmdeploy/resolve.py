@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .catalog import GPU, CatalogError, ModelConfig
     from .engines import EngineVersionInfo
     from .sizing import SizingReport
+    from .sizing.roles import DisaggSizing
     from .spec.models import LLMService
     from .spec.validate import Validated
 
@@ -31,6 +32,11 @@ class Resolved:
     # Why a lookup failed (rules LD114 and LD115 report them at the spec line).
     gpu_error: CatalogError | None = None
     model_error: CatalogError | None = None
+    # Prefill/decode disaggregation: the prefill pool's GPU, its sizing, and both roles (sizing.roles).
+    prefill_gpu: GPU | None = None
+    prefill_gpu_error: CatalogError | None = None
+    prefill_sizing: SizingReport | None = None
+    roles: DisaggSizing | None = None
 
 
 @dataclass
@@ -90,6 +96,13 @@ def resolve(v: Validated) -> Resolved:
     # Both missing is reported by rule LD113.
 
     r.engine = resolve_engine(spec.runtime.engine, spec.runtime.image, spec.runtime.engine_version)
+    if spec.disaggregation is not None:
+        from .sizing.roles import prefill_gpu_type
+
+        try:
+            r.prefill_gpu = get_gpu(prefill_gpu_type(spec))
+        except CatalogError as exc:
+            r.prefill_gpu_error = exc
     return r
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..derive.lora import VLLM_DEFAULT_MAX_LORA_RANK, lora_gpu_bytes, lora_limits, supported_rank
 from ..diagnostics import Severity
+from ..effective import disagg as pd
 from ..effective import llmisvc as eff
 from .registry import EffectiveContext, Finding, RuleContext, rule
 from .runtime import _admits, _policy_selects
@@ -395,17 +396,14 @@ def pool_selects_workload(ctx: EffectiveContext) -> Iterable[Finding]:
     w = ctx.workload
     if obj is None or w is None:
         return
-    selector = eff.fixed_pod_labels(w.isvc)
+    role = pd.role_of(w, obj)
+    selector = eff.fixed_pod_labels(w.isvc) if role == "both" else pd.fixed_labels(w.isvc, role)
     for k, v in selector.items():
         if w.pod.labels.get(k) != v:
             yield Finding(("metadata", "labels"),
                           f"the workload pod label {k}={w.pod.labels.get(k)} differs from the Deployment selector's "
                           f"{k}={v}: the API server refuses the Deployment", f"do not set the label {k}")
-    c = w.pod.container(w.engine_container)
-    listen = None
-    if c is not None:
-        value = c.arg_value("--port")
-        listen = int(value) if value and value.isdigit() else None
+    listen = pd.serving_port(w)  # the engine's --port, or the P/D routing sidecar's in front of it
     for name, sel, ports in eff.pools(ctx.objects, obj):
         if not sel or any(w.pod.labels.get(k) != v for k, v in sel.items()):
             yield Finding(("router", "pool"), f"InferencePool {name} selects {sel}, which the pods of Deployment "

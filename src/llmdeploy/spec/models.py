@@ -934,6 +934,54 @@ class Router(_Model):
     )
 
 
+# --------------------------------------------------------------------------- disaggregation
+
+
+KvConnector = Literal["nixl", "lmcache", "p2pNccl"]
+
+
+class PrefillRole(_Model):
+    """The prefill pool of a disaggregated service; the decode pool is the service itself (`resources`, `scaling`)."""
+
+    replicas: int | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Prefill replicas, or `auto`: from `scaling.targetLoad` and the per-role model (prompt tokens per "
+            "second of one prefill replica, `llmdeploy size`); 1 without a target load."
+        ),
+    )
+    tensor: int | None = Field(
+        None, description="Tensor-parallel size of a prefill replica. Default: `resources.parallelism.tensor`.",
+        ge=1, le=64,
+    )
+    gpu: str | None = Field(
+        None,
+        description="GPU catalog key of the prefill pods (`llmdeploy catalog gpus`). Default: `resources.gpu.type`.",
+        min_length=1,
+        max_length=64,
+    )
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= MAX_REPLICAS:
+            raise ValueError(f"must be 'auto' or an integer between 1 and {MAX_REPLICAS} (got {v})")
+        return v
+
+
+class Disaggregation(_Model):
+    """Prefill/decode disaggregation: prompts run on a prefill pool, generation on the decode pool (docs/topologies.md)."""
+
+    connector: KvConnector = Field(
+        description=(
+            "KV-cache connector that moves each prompt's KV cache from prefill to decode (vLLM "
+            "`--kv-transfer-config`): `nixl` (NixlConnector, vLLM ≥ 0.9.0, over UCX: RDMA when the pods have it), "
+            "`lmcache` (LMCacheConnectorV1), `p2pNccl` (P2pNcclConnector, vLLM ≥ 0.9.2)."
+        ),
+    )
+    prefill: PrefillRole = Field(default_factory=PrefillRole, description="The prefill pool.")
+
+
 # --------------------------------------------------------------------------- security
 
 
@@ -1001,6 +1049,9 @@ class LLMService(_Model):
     scaling: Scaling = Field(default_factory=Scaling, description="Autoscaling.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rollout strategy.")
     router: Router = Field(default_factory=Router, description="The llm-d router (llmInferenceService target).")
+    disaggregation: Disaggregation | None = Field(
+        None, description="Prefill/decode disaggregation (llmInferenceService target): a prefill pool beside this one."
+    )
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring.")
     security: Security = Field(default_factory=Security, description="The secret scan's allow-list.")
 
