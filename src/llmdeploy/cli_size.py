@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .catalog import GPU, ModelConfig
     from .engines import EngineVersionInfo
     from .sizing import Option, SizingReport
+    from .sizing.roles import DisaggSizing
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
@@ -296,6 +297,26 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
         console.print(f"  - {a}")
 
 
+def render_roles(console: Console, roles: DisaggSizing) -> None:
+    """Both pools of a disaggregated service (``sizing.roles``): shape, rate, latency, ratio, and the alternative."""
+    from rich.table import Table
+
+    t = Table(title=f"Prefill/decode disaggregation ({roles.connector} KV transfer, estimates)", title_justify="left")
+    for col in ("role", "GPUs/replica", "replicas", "req/s/replica", "tok/s/replica", "latency", "batch", "KV tokens"):
+        t.add_column(col, justify="left" if col == "role" else "right")
+    for r, latency in ((roles.prefill, "TTFT"), (roles.decode, "TPOT")):
+        t.add_row(r.role, f"{r.gpus_per_replica} × {r.gpu}", f"{r.replicas}", f"{r.requests_per_s_per_replica:,.2f}",
+                  f"{r.tokens_per_s_per_replica:,.0f}", f"{latency} {r.latency_ms:,.0f} ms", f"{r.concurrency:,}",
+                  f"{r.kv_cache_tokens:,}")
+    console.print(t)
+    console.print(f"{roles.ratio}; KV transfer ≈ {roles.transfer_ms:.1f} ms per typical prompt; {roles.gpus} GPUs"
+                  + (f" ({_money(roles.cost_per_hour)}/h)" if roles.cost_per_hour is not None else ""))
+    console.print(f"Cheaper: {roles.cheaper} ({roles.why})")
+    console.print("Assumptions (roles):")
+    for a in roles.assumptions:
+        console.print(f"  - {a}")
+
+
 def _write_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -317,6 +338,7 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
     if diags:
         sys.stderr.write(format_text(diags))
     reports: list[tuple[str, SizingReport]] = []
+    roles: dict[str, DisaggSizing] = {}  # disaggregated services: both pools (spec's target load)
     for a in analyses:
         r = a.resolved
         if a.spec is None or r is None or r.sizing is None:
@@ -333,18 +355,28 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
             else:
                 report = size_spec(a.spec, r.model, r.gpu, engine)
         reports.append((a.label, report))
+        if r.roles is not None:
+            roles[a.label] = r.roles
     if not reports:
         print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
         return EXIT_INVALID
     if fmt == "json":
-        _write_json(reports[0][1].to_json(_rule_ids()) if len(reports) == 1 else
-                    [{"service": label, **rep.to_json(_rule_ids())} for label, rep in reports])
+        def one(label: str, rep: SizingReport) -> dict[str, Any]:
+            out = rep.to_json(_rule_ids())
+            if label in roles:
+                out["disaggregation"] = roles[label].to_json()
+            return out
+        _write_json(one(*reports[0]) if len(reports) == 1 else
+                    [{"service": label, **one(label, rep)} for label, rep in reports])
     else:
         console = _console()
         for i, (label, rep) in enumerate(reports):
             if i:
                 console.print()
-            render_report(console, rep, f"{label}: {rep.model.hf_id} on {rep.gpu_count} × {rep.gpu.name}")
+            render_report(console, rep, f"{label}: {rep.model.hf_id} on {rep.gpu_count} × {rep.gpu.name}"
+                          + (" (decode role)" if label in roles else ""))
+            if label in roles:
+                render_roles(console, roles[label])
     failed = any(d.is_error for d in diags) or not all(rep.fits for _, rep in reports)
     return EXIT_INVALID if failed else EXIT_OK
 

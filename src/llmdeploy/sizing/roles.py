@@ -230,10 +230,13 @@ def size_roles(spec: LLMService, model: ModelConfig, decode_gpu: GPU, prefill_gp
             else (float(gpus), float(agg_gpus), "GPUs")
         cheaper = "disaggregated" if mine <= theirs else "aggregated"
         fmt = (lambda v: f"${v:.2f}/h") if unit == "$/h" else (lambda v: f"{v:.0f} GPUs")
-        why = (f"disaggregated {fmt(mine)} vs aggregated {fmt(theirs)} for {rps:g} req/s"
+        agg_tpot = decode.capacity.decode_step_seconds * 1e3 if decode.capacity is not None else None
+        tpots = (f"; TPOT ≈ {d_tpot * 1e3:.0f} ms disaggregated vs {agg_tpot:.0f} ms aggregated, where prompts "
+                 "share the decode steps") if agg_tpot is not None else ""
+        why = (f"disaggregated {fmt(mine)} vs aggregated {fmt(theirs)} for {rps:g} req/s{tpots}"
                + ("" if cheaper == "disaggregated" else
-                  "; P/D pays off when long prompts stall decode (TPOT) or prefill and decode want "
-                  "different GPUs or tensor sizes"))
+                  "; P/D pays off when long prompts stall decode beyond the TPOT target or the roles "
+                  "want different GPUs or tensor sizes"))
     assumptions = (
         f"prefill: {per_step} prompt(s) of {prompt} tokens per step (token budget {budget})",
         (f"decode: {conc} sequences of {prompt} + {output} tokens, TPOT p95 ≤ {itl_target * 1e3:g} ms "
