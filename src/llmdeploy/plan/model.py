@@ -177,9 +177,16 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
+_HASH_OMIT_WHEN_UNSET = ("disaggregation",)
+
+
 def spec_hash(spec: LLMService) -> str:
     """Short, stable hash of the resolved spec (profile and defaults applied)."""
     data = spec.model_dump(mode="json", by_alias=True)
+    # Optional sections added after v1alpha1 shipped: unset, they leave existing services' hashes alone.
+    for key in _HASH_OMIT_WHEN_UNSET:
+        if data.get(key) is None:
+            data.pop(key, None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return digest[:16]
 
