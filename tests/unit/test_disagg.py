@@ -72,7 +72,8 @@ def test_example_renders_both_roles_and_passes_the_crds(tmp_path: Path, shared_c
     # The decode preset runs vLLM on 8001 behind the routing sidecar; the prefill preset on 8000.
     assert decode_main["ports"][0]["containerPort"] == 8001
     assert prefill_main["ports"][0]["containerPort"] == 8000
-    assert prefill["parallelism"] == {"tensor": 8} and prefill["replicas"] >= 1
+    assert prefill["parallelism"] == {"tensor": 8}
+    assert "replicas" not in prefill  # KEDA owns the count (PreserveDeploymentReplicas)
     for c in (decode_main, prefill_main):
         assert {"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} \
             in c["env"]
@@ -114,6 +115,28 @@ def test_without_disaggregation_nothing_changes(tmp_path: Path) -> None:
     assert "prefill" not in svc["spec"]
     assert svc["spec"]["template"]["containers"][0]["ports"][0]["containerPort"] == 8000
     assert not any(a.startswith("--kv-transfer-config") for a in svc["spec"]["template"]["containers"][0]["args"])
+
+
+def test_keda_scales_each_role_on_its_own_signal(tmp_path: Path) -> None:
+    objs = _objs(_render(tmp_path, BASE))
+    sos = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "ScaledObject"}
+    decode, prefill = sos["deepseek-r1-pd"], sos["deepseek-r1-pd-prefill"]
+    assert decode["scaleTargetRef"]["name"] == "deepseek-r1-pd-kserve"
+    assert prefill["scaleTargetRef"]["name"] == "deepseek-r1-pd-kserve-prefill"
+    [dq] = [t["metadata"]["query"] for t in decode["triggers"]]
+    [pq] = [t["metadata"]["query"] for t in prefill["triggers"]]
+    assert "kv_cache_usage" in dq and 'pod=~"deepseek-r1-pd-kserve-[a-z0-9]+-[a-z0-9]+"' in dq
+    assert "num_requests_waiting" in pq and 'pod=~"deepseek-r1-pd-kserve-prefill-[a-z0-9]+-[a-z0-9]+"' in pq
+    rules = [o for o in objs if o["kind"] == "PrometheusRule" and o["metadata"]["name"] == "deepseek-r1-pd-pd-rules"]
+    alerts = {r["alert"] for g in rules[0]["spec"]["groups"] for r in g["rules"]}
+    assert alerts == {"LLMServicePrefillBacklog", "LLMServiceDecodeSaturated"}
+
+
+def test_fixed_replicas_set_the_prefill_count(tmp_path: Path) -> None:
+    text = BASE.replace("  autoscaler: keda\n", "  autoscaler: none\n").replace("    replicas: auto\n",
+                                                                               "    replicas: 3\n")
+    [svc] = [o for o in _objs(_render(tmp_path, text)) if o["kind"] == "LLMInferenceService"]
+    assert svc["spec"]["prefill"]["replicas"] == 3
 
 
 # --------------------------------------------------------------------------- rules

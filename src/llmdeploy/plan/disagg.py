@@ -46,7 +46,7 @@ from ..derive.disagg import (
 from ..effective import llmisvc as eff
 from ..sizing.roles import DisaggSizing, prefill_spec, size_disaggregated
 from .kserve import EnginePlan, plan_engine
-from .model import Manifest, PlanContext
+from .model import Manifest, PlanContext, Section
 
 __all__ = [
     "DECODE_ENGINE_PORT",
@@ -57,7 +57,10 @@ __all__ = [
     "note",
     "prefill_block",
     "prefill_context",
+    "role_alerts",
+    "role_queries",
     "roles",
+    "scale_roles",
     "widen_network_policy",
 ]
 
@@ -120,9 +123,12 @@ def prefill_block(ctx: PlanContext, template: Callable[[PlanContext, EnginePlan]
     engine = plan_engine(pctx)
     d = ctx.spec.disaggregation
     assert d is not None
-    replicas = d.prefill.replicas if isinstance(d.prefill.replicas, int) else both.prefill.replicas
-    return {"replicas": replicas, "parallelism": {"tensor": pctx.spec.resources.parallelism.tensor},
-            "labels": dict(labels), "template": decorate_pod(ctx, template(pctx, engine))}
+    out: dict[str, Any] = {}
+    if ctx.spec.scaling.autoscaler != "keda":  # under KEDA the prefill ScaledObject owns the count
+        out["replicas"] = d.prefill.replicas if isinstance(d.prefill.replicas, int) else both.prefill.replicas
+    out.update({"parallelism": {"tensor": pctx.spec.resources.parallelism.tensor},
+                "labels": dict(labels), "template": decorate_pod(ctx, template(pctx, engine))})
+    return out
 
 
 def _scorer_refs(kinds: list[tuple[str, int]], plugins: dict[str, str]) -> list[dict[str, Any]]:
@@ -197,3 +203,124 @@ def note(ctx: PlanContext) -> str:
             f"TTFT ≈ {p.latency_ms:.0f} ms incl. {r.transfer_ms:.1f} ms transfer); decode Deployment "
             f"{eff.deployment_name(ctx.name)} {d.replicas} × {d.gpus_per_replica} {d.gpu} ({d.concurrency} sequences, "
             f"TPOT ≈ {d.latency_ms:.0f} ms); {r.ratio}; {r.cheaper} is cheaper: {r.why}")
+
+
+# --------------------------------------------------------------------------- scaling and alerts per role
+
+
+def _pod_regex(ctx: PlanContext, role: str) -> str:
+    """The pods of one role: ``<name>-kserve-<hash>-<id>`` (decode), ``<name>-kserve-prefill-<hash>-<id>``."""
+    from ..effective.disagg import prefill_deployment_name
+
+    if role == "decode":
+        return eff.workload_pod_regex((ctx.name,))
+    return f"{prefill_deployment_name(ctx.name)}-[a-z0-9]+-[a-z0-9]+"
+
+
+def role_queries(ctx: PlanContext, role: str):  # type: ignore[no-untyped-def]
+    """The service's queries narrowed to one role's pods (both roles export the same ``model_name``)."""
+    from ..promql import ServiceQueries
+
+    return replace(ServiceQueries.for_service(ctx), pod_regex=_pod_regex(ctx, role))
+
+
+def scale_roles(ctx: PlanContext, section: Section) -> None:
+    """KEDA per role: the decode triggers scoped to the decode pods, and a ScaledObject for the prefill pool.
+
+    The decode pool keeps the service's own signal (``scaling.metric``: KV-cache use, running
+    requests, queue…), now counted on decode pods only. The prefill pool scales on its queue:
+    a prefill replica admits ``prompts per step`` (``llmdeploy size``) at once, so more waiting
+    prompts per replica than that means its TTFT grows by whole steps. KServe leaves a
+    Deployment's replicas to an external scaler when the spec sets none
+    (``PreserveDeploymentReplicas``, workload.go @ v0.20.0), so ``spec.prefill.replicas`` is
+    omitted under KEDA.
+    """
+    from ..promql import ServiceQueries
+
+    if ctx.spec.scaling.autoscaler != "keda":
+        return
+    from ..effective.disagg import prefill_deployment_name
+
+    base = ServiceQueries.for_service(ctx).sel
+    decode_sel = role_queries(ctx, "decode").sel
+    both = roles(ctx)
+    out = []
+    for m in section.manifests:
+        if m.kind != "ScaledObject" or m.name != ctx.name:
+            out.append(m)
+            continue
+        values = copy.deepcopy(dict(m.values))
+        for t in values["spec"].get("triggers") or []:
+            meta = t.get("metadata") or {}
+            if isinstance(meta.get("query"), str):
+                meta["query"] = meta["query"].replace(base, decode_sel)
+        out.append(replace(m, values=values))
+        pre = copy.deepcopy(values)
+        name = f"{ctx.name}-prefill"
+        pre["metadata"] = ctx.metadata(name, component="autoscaler")
+        spec = pre["spec"]
+        spec["scaleTargetRef"] = {**spec["scaleTargetRef"], "name": prefill_deployment_name(ctx.name)}
+        floor = both.prefill.replicas
+        spec["minReplicaCount"] = floor
+        spec["maxReplicaCount"] = max(floor, ctx.spec.scaling.max_replicas or floor)
+        if "fallback" in spec:
+            spec["fallback"]["replicas"] = floor
+        server = next((t["metadata"].get("serverAddress") for t in spec.get("triggers") or []
+                       if t.get("type") == "prometheus"), None)
+        trigger: dict[str, Any] = {"type": "prometheus", "name": "prefill-queue", "metricType": "AverageValue",
+                                   "metadata": {"query": role_queries(ctx, "prefill").waiting_total(),
+                                                "threshold": str(max(1, both.prefill.concurrency))}}
+        if server:
+            trigger["metadata"] = {"serverAddress": server, **trigger["metadata"]}
+        auth = next((t.get("authenticationRef") for t in spec.get("triggers") or [] if t.get("authenticationRef")),
+                    None)
+        if auth:
+            trigger["authenticationRef"] = auth
+        spec["triggers"] = [trigger]
+        out.append(replace(m, name=name, values=pre))
+    section.manifests = out
+    section.notes.append(f"scaling: {ctx.name}-prefill scales Deployment {prefill_deployment_name(ctx.name)} on "
+                         f"its queue (more than {max(1, both.prefill.concurrency)} waiting prompts per replica); the "
+                         "decode triggers count decode pods only")
+
+
+def role_alerts(ctx: PlanContext) -> Manifest | None:
+    """Alerts on role imbalance: a prefill backlog (TTFT grows) or a saturated decode pool behind an idle prefill.
+
+    vLLM's NIXL connector statistics are not among the engine table's metrics for the pinned
+    releases, so KV-transfer failures are not alerted on; a transfer that fails surfaces as
+    the decode pods' error rate, which the service's own alerts cover.
+    """
+    mon = ctx.spec.monitoring
+    if not mon.enabled or not mon.alerts.enabled:
+        return None
+    both = roles(ctx)
+    pq, dq = role_queries(ctx, "prefill"), role_queries(ctx, "decode")
+    per_step = max(1, both.prefill.concurrency)
+    who = f"{ctx.namespace}/{ctx.name}"
+    service = {"inferenceservice": ctx.name}
+    runbooks = mon.alerts.runbook_base_url
+
+    def alert(name: str, expr: str, summary: str, description: str) -> dict[str, Any]:
+        return {"alert": name, "expr": expr, "for": mon.alerts.for_duration,
+                "labels": {"severity": "warning", **service},
+                "annotations": {"summary": summary, "description": description,
+                                "runbook_url": f"{runbooks}#{name.lower()}"}}
+
+    rules = [
+        alert("LLMServicePrefillBacklog", f"({pq.waiting_total()}) / ({pq.replicas()}) > {per_step}",
+              f"{who}: the prefill pool is the bottleneck",
+              f"More than {per_step} prompts wait per prefill replica (one step's worth): time to first token grows "
+              "while the decode pool waits. Add prefill replicas (disaggregation.prefill.replicas)."),
+        alert("LLMServiceDecodeSaturated",
+              f"{dq.kv_cache_usage_max()} > {mon.alerts.kv_cache_usage:g} and ({pq.waiting_total()}) < 1",
+              f"{who}: the decode pool is the bottleneck",
+              "The decode pods' KV cache is nearly full while no prompt waits for prefill: generation, not "
+              "prefill, limits the service. Add decode replicas (scaling)."),
+    ]
+    name = f"{ctx.name}-pd-rules"
+    extra = dict(sorted(mon.labels.items()))
+    values = {"metadata": ctx.metadata(name, component="alerting", labels=extra),
+              "spec": {"groups": [{"name": f"llmdeploy.{ctx.namespace}.{ctx.name}.disaggregation", "rules": rules}]}}
+    return Manifest("monitoring/prometheusrule.yaml.j2", "PrometheusRule", name, values, namespace=ctx.namespace,
+                    aliases=("rules", "alerts", "monitoring"))
