@@ -132,6 +132,16 @@ def test_keda_scales_each_role_on_its_own_signal(tmp_path: Path) -> None:
     assert alerts == {"LLMServicePrefillBacklog", "LLMServiceDecodeSaturated"}
 
 
+def test_dashboard_has_a_row_per_role(tmp_path: Path) -> None:
+    objs = _objs(_render(tmp_path, BASE))
+    [cm] = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "deepseek-r1-pd-roles-dashboard"]
+    board = json.loads(next(iter(cm["data"].values())))
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert rows == ["Prefill pool", "Decode pool"]
+    text = json.dumps(board)
+    assert "deepseek-r1-pd-kserve-prefill-[a-z0-9]+-[a-z0-9]+" in text
+
+
 def test_fixed_replicas_set_the_prefill_count(tmp_path: Path) -> None:
     text = BASE.replace("  autoscaler: keda\n", "  autoscaler: none\n").replace("    replicas: auto\n",
                                                                                "    replicas: 3\n")
@@ -179,6 +189,14 @@ def test_prefill_role_that_does_not_fit_is_refused(tmp_path: Path) -> None:
     found = _only(tmp_path, text, "LD719")
     assert found and all(d.is_error for d in found)
     assert found[0].line == _line_of(text, "tensor: 2")
+
+
+def test_a_prefill_shape_shared_with_decode_is_reported_once(tmp_path: Path) -> None:
+    """Regression: LD719 repeated the decode role's LD201 when both roles run the same GPUs."""
+    text = BASE.replace("    type: h200\n", "    type: l4\n")
+    diags = _analysis(tmp_path, text).diagnostics
+    assert [d for d in diags if d.rule == "LD201"]
+    assert not [d for d in diags if d.rule == "LD719"]
 
 
 def test_kv_transfer_over_tcp_warns(tmp_path: Path) -> None:

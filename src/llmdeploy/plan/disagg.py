@@ -58,6 +58,7 @@ __all__ = [
     "prefill_block",
     "prefill_context",
     "role_alerts",
+    "role_dashboard",
     "role_queries",
     "roles",
     "scale_roles",
@@ -324,3 +325,51 @@ def role_alerts(ctx: PlanContext) -> Manifest | None:
               "spec": {"groups": [{"name": f"llmdeploy.{ctx.namespace}.{ctx.name}.disaggregation", "rules": rules}]}}
     return Manifest("monitoring/prometheusrule.yaml.j2", "PrometheusRule", name, values, namespace=ctx.namespace,
                     aliases=("rules", "alerts", "monitoring"))
+
+
+def role_dashboard(ctx: PlanContext) -> Manifest | None:
+    """A Grafana dashboard with one row per role: what each pool is sized on, beside the service's own dashboard."""
+    import json
+
+    from .dashboard import SCHEMA_VERSION, _Layout, _stat, _timeseries, dashboard_uid
+
+    mon = ctx.spec.monitoring
+    d = mon.dashboard
+    if not mon.enabled or not d.enabled:
+        return None
+    both = roles(ctx)
+    pq, dq = role_queries(ctx, "prefill"), role_queries(ctx, "decode")
+    lay = _Layout()
+    lay.row("Prefill pool")
+    lay.add(_stat("Prefill replicas", "Prefill pods exporting metrics.", "none", pq.replicas()), 6, 4)
+    lay.add(_stat("Waiting prompts", "Prompts queued on the prefill pods.", "none", pq.waiting_total(),
+                  float(max(1, both.prefill.concurrency))), 6, 4)
+    lay.add(_stat("TTFT p95", "Time to first token measured by the prefill engines.", "s", pq.ttft()), 6, 4)
+    lay.add(_timeseries("Prefill queue per replica", "Waiting prompts ÷ prefill replicas; above one step's worth "
+                        "the TTFT grows.", "none", [(f"({pq.waiting_total()}) / ({pq.replicas()})", "per replica")],
+                        float(max(1, both.prefill.concurrency))), 12, 8)
+    lay.row("Decode pool")
+    lay.add(_stat("Decode replicas", "Decode pods exporting metrics.", "none", dq.replicas()), 6, 4)
+    lay.add(_stat("Running sequences", "Sequences generating on the decode pods.", "none", dq.running_total()), 6, 4)
+    lay.add(_stat("KV cache (fullest)", "KV-cache use of the fullest decode pod.", "percentunit",
+                  dq.kv_cache_usage_max(), mon.alerts.kv_cache_usage), 6, 4)
+    lay.add(_timeseries("Inter-token latency p95", "Decode steps carry no prompts: this is the decode pool's TPOT.",
+                        "s", [(dq.itl(), "p95")], mon.alerts.itl_p95_seconds), 12, 8)
+    service = f"{ctx.namespace}/{ctx.name}"
+    dashboard = {
+        "description": f"llmdeploy: the prefill and decode pools of {service}.",
+        "editable": True, "graphTooltip": 1, "id": None, "panels": lay.panels, "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION, "tags": ["llmdeploy", "disaggregation", ctx.namespace],
+        "templating": {"list": [{"current": {}, "hide": 0, "includeAll": False, "label": "Data source",
+                                 "multi": False, "name": "datasource", "options": [], "query": "prometheus",
+                                 "refresh": 1, "regex": "", "skipUrlSync": False, "type": "datasource"}]},
+        "time": {"from": "now-3h", "to": "now"}, "timezone": "browser",
+        "title": f"LLM roles {service}", "uid": dashboard_uid(ctx.namespace, f"{ctx.name}-roles"), "version": 1,
+    }
+    name = f"{ctx.name}-roles-dashboard"
+    ns = d.namespace or ctx.namespace
+    text = json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    values = {"metadata": ctx.metadata(name, namespace=ns, component="dashboard", labels=dict(sorted(d.labels.items()))),
+              "data": {f"{ctx.namespace}-{ctx.name}-roles.json": text}}
+    return Manifest("monitoring/dashboard-configmap.yaml.j2", "ConfigMap", name, values, namespace=ns,
+                    aliases=("dashboard", "monitoring"))

@@ -588,9 +588,7 @@ def build_plan(ctx: PlanContext) -> Plan:
     if ctx.spec.disaggregation is not None:
         sections[2].manifests = disagg.widen_network_policy(ctx, sections[2].manifests)
         disagg.scale_roles(ctx, sections[0])
-        alerts = disagg.role_alerts(ctx)
-        if alerts is not None:
-            manifests.append(alerts)
+        manifests += [m for m in (disagg.role_alerts(ctx), disagg.role_dashboard(ctx)) if m is not None]
         notes.append(disagg.note(ctx))
     for s in sections:
         manifests.extend(s.manifests)

@@ -138,7 +138,8 @@ def prefill_role_fits(ctx: RuleContext) -> Iterator[Finding]:
     The prefill pool is sized like a replica of its own (its GPU, its tensor parallel,
     the service's model and ``maxModelLen``; ``llmdeploy size`` shows it): weights, the
     activations of a full token budget and at least one ``maxModelLen`` prompt of KV cache
-    must fit, and its tensor group must fit one node.
+    must fit, and its tensor group must fit one node. A problem the decode role shares
+    (the same GPU and tensor size) is reported once, by the sizing rules (LD2xx).
 
     Fails::
 
@@ -159,7 +160,11 @@ def prefill_role_fits(ctx: RuleContext) -> Iterator[Finding]:
     if d is None or rep is None:
         return
     where = ("disaggregation", "prefill", "tensor") if d.prefill.tensor is not None else ("disaggregation", "prefill")
+    decode = ctx.resolved.sizing
+    already = {r.message for r in decode.reasons} if decode is not None else set()
     for reason in rep.reasons:
+        if reason.message in already:
+            continue  # the same shape as the decode role: its LD2xx error already says it
         yield Finding(where, f"prefill role ({rep.gpu_count} × {rep.gpu.key}): {reason.message}", reason.hint,
                       key=d.prefill.tensor is None)
 
