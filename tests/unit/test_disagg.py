@@ -307,3 +307,43 @@ def test_decode_throughput_per_gpu_is_near_sglangs_tensor_parallel_figure(tmp_pa
     per_gpu = d.tokens_per_s_per_replica / d.gpus_per_replica
     tp = _report("sglang-large-scale-ep")["derived"]["tp_decode_output_tokens_per_s_per_gpu"]
     assert tp / 2 <= per_gpu <= tp * 2, per_gpu
+
+
+# --------------------------------------------------------------------------- the leaderWorkerSet target: DisaggregatedSet
+
+LWS_EXAMPLE = EXAMPLES / "deepseek-r1-h200-pd-lws.llmdeploy.yaml"
+LWS_BASE = LWS_EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_lws_target_renders_a_disaggregatedset_that_passes_the_crd(tmp_path: Path, shared_crds: Path) -> None:
+    res = _render(tmp_path, LWS_BASE, shared_crds)
+    objs = _objs(res)
+    assert not res.unchecked
+    [ds] = [o for o in objs if o["kind"] == "DisaggregatedSet"]
+    assert ds["apiVersion"] == "disaggregatedset.x-k8s.io/v1"
+    roles = {r["name"]: r["spec"] for r in ds["spec"]["roles"]}
+    assert set(roles) == {"prefill", "decode"}
+    kv = '--kv-transfer-config={"kv_connector":"NixlConnector","kv_role":"kv_both"}'
+    for name, spec in roles.items():
+        leader = spec["leaderWorkerTemplate"]["leaderTemplate"]
+        assert leader["metadata"]["labels"]["llm-d.ai/role"] == name
+        assert kv in leader["spec"]["containers"][0]["args"]
+        assert spec["replicas"] >= 1
+    assert ds["spec"]["placementPolicy"] == {"type": "ExclusiveTopology", "topology": "nvidia.com/gpu.clique"}
+    # The effective pods are the two roles' leaders, under the names the controller gives them.
+    names = sorted(w.workload_name for _, w in res.workloads)
+    assert len(names) == 2 and names[0].endswith("-decode") and names[1].endswith("-prefill")
+    assert all(n.startswith("deepseek-r1-pd-lws-0-") for n in names)
+    # Monitoring and the PDB select the set's pods, not a LeaderWorkerSet of the service's name.
+    [pm] = [o for o in objs if o["kind"] == "PodMonitor"]
+    assert pm["spec"]["selector"]["matchLabels"]["disaggregatedset.x-k8s.io/name"] == "deepseek-r1-pd-lws"
+    services = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
+    assert {"deepseek-r1-pd-lws-prefill", "deepseek-r1-pd-lws-decode"} <= services
+
+
+def test_lws_target_warns_that_it_needs_a_router_and_refuses_keda(tmp_path: Path) -> None:
+    [d] = _only(tmp_path, LWS_BASE, "LD723")
+    assert not d.is_error and d.line == _line_of(LWS_BASE, "disaggregation:")
+    text = LWS_BASE.replace("  autoscaler: none\n", "  autoscaler: keda\n  maxReplicas: 4\n")
+    errors = [d for d in _only(tmp_path, text, "LD723") if d.is_error]
+    assert errors and errors[0].line == _line_of(text, "autoscaler: keda")

@@ -22,6 +22,8 @@ Read from kserve/kserve v0.20.0 (cited, never copied):
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -51,7 +53,8 @@ from .llmisvc import (
 from .model import Pod, Workload
 from .storage import storage_read
 
-__all__ = ["DECODE_PORT", "ROUTING_SIDECAR", "prefill_deployment_name", "workloads"]
+__all__ = ["DECODE_PORT", "ROUTING_SIDECAR", "dset_leaderworkersets", "dset_pod_regex", "fixed_labels",
+           "prefill_deployment_name", "revision", "role_of", "serving_port", "workloads"]
 
 DECODE_PORT = 8001
 ROUTING_SIDECAR = "llm-d-routing-sidecar"
@@ -198,3 +201,60 @@ def serving_port(w: Workload) -> int | None:
         port = flags.get("--port", "")
         return int(port) if port.isdigit() else None
     return listen
+
+
+# --------------------------------------------------------------------------- DisaggregatedSet (LWS v0.10.0)
+
+DSET_GROUP = "disaggregatedset.x-k8s.io"
+
+
+def revision(roles: Any) -> str:
+    """``ComputeRevision``: the first 8 hex digits of sha256 over ``[{name, template}]`` of the roles.
+
+    Go's encoding/json writes the typed LeaderWorkerTemplate (its field order, its omitted
+    defaults), which this JSON of the rendered mapping only approximates: the value names
+    objects and labels here, it is not guaranteed to be the controller's.
+    """
+    data = [{"name": r.get("name"), "template": (r.get("spec") or {}).get("leaderWorkerTemplate")}
+            for r in roles or [] if isinstance(r, Mapping)]
+    return hashlib.sha256(json.dumps(data, separators=(",", ":"), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def dset_pod_regex(names: Iterable[str]) -> str:
+    """Every pod of these DisaggregatedSets: ``<set>-<slice>-<revision>-<role>-<group>[-<worker>]``."""
+    ns = sorted(set(names))
+    alt = ns[0] if len(ns) == 1 else "(" + "|".join(ns) + ")"
+    return f"{alt}-[0-9]+-[0-9a-f]+-[a-z0-9-]+-[0-9]+(-[0-9]+)?"
+
+
+def dset_leaderworkersets(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The LeaderWorkerSets the DisaggregatedSet controller creates for slice 0 of every DisaggregatedSet.
+
+    ``lws_manager.go`` ``Create`` @ LWS v0.10.0: name ``<set>-0-<revision>-<role>``
+    (``GenerateName``), the role's LeaderWorkerSet spec, and the set's labels
+    (``GenerateLabels``: ``app``, name, role, slice, revision) merged over the leader and
+    worker templates' own labels.
+    """
+    out = []
+    for o in objects:
+        if not isinstance(o, Mapping) or o.get("kind") != "DisaggregatedSet" \
+                or not str(o.get("apiVersion", "")).startswith(DSET_GROUP + "/"):
+            continue
+        meta = o.get("metadata") or {}
+        name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
+        roles = (o.get("spec") or {}).get("roles") or []
+        rev = revision(roles)
+        for role in roles:
+            rname = str(role.get("name", ""))
+            auto = {"app": f"{name}-0-{rname}", f"{DSET_GROUP}/name": name, f"{DSET_GROUP}/role": rname,
+                    f"{DSET_GROUP}/slice": "0", f"{DSET_GROUP}/revision": rev}
+            spec = copy.deepcopy(dict(role.get("spec") or {}))
+            lt = spec.get("leaderWorkerTemplate") or {}
+            for key in ("leaderTemplate", "workerTemplate"):
+                t = lt.get(key)
+                if t is not None:
+                    t.setdefault("metadata", {})["labels"] = {**(t["metadata"].get("labels") or {}), **auto}
+            out.append({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+                        "metadata": {"name": f"{name}-0-{rev}-{rname}", "namespace": ns, "labels": auto},
+                        "spec": spec})
+    return out

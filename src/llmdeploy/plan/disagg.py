@@ -37,12 +37,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..catalog import get_gpu
-from ..derive.disagg import (
-    KV_TRANSFER_FLAG,
-    LLMD_SIDECAR_CONNECTOR,
-    NIXL_SIDE_CHANNEL_HOST_ENV,
-    kv_transfer_config,
-)
+from ..derive.disagg import KV_TRANSFER_FLAG, NIXL_SIDE_CHANNEL_HOST_ENV, kv_transfer_config
 from ..effective import llmisvc as eff
 from ..sizing.roles import DisaggSizing, prefill_spec, size_disaggregated
 from .kserve import EnginePlan, plan_engine
@@ -92,23 +87,23 @@ def prefill_context(ctx: PlanContext) -> PlanContext:
     return _prefill(ctx)[0]
 
 
-def decorate_pod(ctx: PlanContext, pod: dict[str, Any]) -> dict[str, Any]:
+def decorate_pod(ctx: PlanContext, pod: dict[str, Any], container: str = eff.MAIN_CONTAINER) -> dict[str, Any]:
     """A role's pod with the KV connector: ``--kv-transfer-config``, NIXL's side channel host, RDMA devices."""
     out = copy.deepcopy(pod)
     kv = kv_transfer_config(ctx.spec, ctx.engine)
     ic = ctx.spec.resources.interconnect
     for c in out["containers"]:
-        if c.get("name") != eff.MAIN_CONTAINER:
+        if c.get("name") != container:
             continue
         if kv is not None:
             c["args"] = [*c.get("args", []), f"{KV_TRANSFER_FLAG}={kv}"]
         d = ctx.spec.disaggregation
-        user_env = {e.name for e in ctx.spec.runtime.env}
-        if d is not None and d.connector == LLMD_SIDECAR_CONNECTOR and NIXL_SIDE_CHANNEL_HOST_ENV not in user_env:
+        present = {e.name for e in ctx.spec.runtime.env} | {str(e.get("name")) for e in c.get("env") or []}
+        if d is not None and d.connector == "nixl" and NIXL_SIDE_CHANNEL_HOST_ENV not in present:
             c["env"] = [*c.get("env", []), {"name": NIXL_SIDE_CHANNEL_HOST_ENV,
                                             "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         res = c.get("resources") or {}
-        for k, v in sorted(ic.rdma_resources.items()):
+        for k, v in sorted(ic.rdma_resources.items()):  # (the LeaderWorkerSet plan may have added them)
             res.setdefault("requests", {})[k] = str(v)
             res.setdefault("limits", {})[k] = str(v)
         if ic.fabric in ("infiniband", "roce"):

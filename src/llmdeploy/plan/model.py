@@ -31,6 +31,7 @@ SPEC_HASH_LABEL = "llmdeploy.dev/spec-hash"
 KIND_ORDER = (
     "Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterServingRuntime", "ServingRuntime",
     "InferenceService", "LLMInferenceService", "InferencePool", "InferenceObjective", "LeaderWorkerSet",
+    "DisaggregatedSet",
     "TriggerAuthentication", "ScaledObject", "HTTPRoute", "Canary",
     "PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "ServiceMonitor", "PrometheusRule",
 )
@@ -133,6 +134,10 @@ class PlanContext:
 
     def workload_pod_regex(self, names: tuple[str, ...]) -> str:
         """A regex for the pod names of these InferenceServices (or LLMInferenceServices on that target)."""
+        if self.spec.deployment.target == "leaderWorkerSet" and self.spec.disaggregation is not None:
+            from ..effective.disagg import dset_pod_regex  # a DisaggregatedSet's LeaderWorkerSets
+
+            return dset_pod_regex(names)
         if self.spec.deployment.target == "leaderWorkerSet":
             from ..effective.lws import pod_regex
 

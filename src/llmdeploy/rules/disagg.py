@@ -17,18 +17,20 @@ from ..engines import releases, resolve_engine
 from .registry import Finding, RuleContext, rule
 
 TARGET = "llmInferenceService"
+LWS_TARGET = "leaderWorkerSet"
 
 
 @rule("LD716")
 def disaggregation_target(ctx: RuleContext) -> Iterator[Finding]:
-    """Prefill/decode disaggregation is rendered on the LLMInferenceService target, with vLLM, one node per pod.
+    """Prefill/decode disaggregation is rendered on the LLMInferenceService and LeaderWorkerSet targets, with vLLM.
 
     KServe v0.20.0 renders a prefill pool from ``LLMInferenceService.spec.prefill``
     (``workload_single_node.go`` ``reconcileSingleNodePrefill``: Deployment
     ``<name>-kserve-prefill``, pods labelled ``llm-d.ai/role: prefill``) and the llm-d router
-    schedules each request on a prefill and a decode pod. The InferenceService and
-    LeaderWorkerSet targets have no second pool and no P/D router, and TGI has no KV
-    connector; a replica that spans nodes is not rendered with a prefill pool.
+    schedules each request on a prefill and a decode pod; on the leaderWorkerSet target
+    llmdeploy renders an LWS v0.10.0 DisaggregatedSet (LD723). The InferenceService target
+    has no second pool, and TGI has no KV connector; a replica that spans nodes is not
+    rendered with a prefill pool.
 
     Fails::
 
@@ -43,9 +45,9 @@ def disaggregation_target(ctx: RuleContext) -> Iterator[Finding]:
     s = ctx.spec
     if s.disaggregation is None:
         return
-    if s.deployment.target != TARGET:
-        yield Finding(("disaggregation",), f"prefill/decode disaggregation is rendered only on the {TARGET} target "
-                      f"(deployment.target is {s.deployment.target})",
+    if s.deployment.target not in (TARGET, LWS_TARGET):
+        yield Finding(("disaggregation",), "prefill/decode disaggregation is rendered on the llmInferenceService "
+                      f"and leaderWorkerSet targets (deployment.target is {s.deployment.target})",
                       f"set deployment.target: {TARGET}, or remove disaggregation", key=True)
     if s.runtime.engine != "vllm":
         yield Finding(("runtime", "engine"), f"{s.runtime.engine} has no KV connector for prefill/decode "
@@ -255,3 +257,41 @@ def prefill_replicas_from_load(ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(("disaggregation", "prefill"), "prefill replicas are auto but scaling.targetLoad is not set: "
                       "one prefill replica", "set scaling.targetLoad, or disaggregation.prefill.replicas", key=True)
 
+
+
+@rule("LD723", Severity.WARNING)
+def disaggregated_set_limits(ctx: RuleContext) -> Iterator[Finding]:
+    """A DisaggregatedSet (leaderWorkerSet target) needs a P/D-aware router in front, and is not autoscaled.
+
+    LWS v0.10.0's DisaggregatedSet creates one LeaderWorkerSet per role and rolls them out
+    together, but routes nothing: a request must reach a prefill pod first and then a decode
+    pod that pulls the KV cache (LWS's own vLLM example: "prefill<->decode wiring are
+    deployment-specific"). llmdeploy labels the pods ``llm-d.ai/role: prefill|decode`` (what the
+    llm-d router's ``prefill-filter``/``decode-filter`` select) and renders one Service per
+    role; the router is the cluster's (warning). Per-role autoscaling goes through
+    DisaggregatedSetRoleScaler objects, which llmdeploy does not render: ``scaling.autoscaler:
+    keda`` is refused.
+
+    Fails::
+
+        deployment: {target: leaderWorkerSet}
+        disaggregation: {connector: nixl}
+        scaling: {autoscaler: keda}
+
+    Passes (with the router warning)::
+
+        deployment: {target: leaderWorkerSet}
+        disaggregation: {connector: nixl}
+        scaling: {autoscaler: none}
+    """
+    s = ctx.spec
+    if s.disaggregation is None or s.deployment.target != LWS_TARGET:
+        return
+    yield Finding(("disaggregation",), "a DisaggregatedSet routes nothing: requests need a P/D-aware router (the "
+                  "llm-d router's P/D profiles) in front of the pods labelled llm-d.ai/role",
+                  "point your router at the Services <name>-prefill and <name>-decode, or use deployment.target: "
+                  "llmInferenceService (KServe runs the router)", key=True)
+    if s.scaling.autoscaler == "keda":
+        yield Finding(("scaling", "autoscaler"), "KEDA cannot scale the roles of a DisaggregatedSet (its scale "
+                      "subresources are the per-role DisaggregatedSetRoleScalers, not rendered)",
+                      "set scaling.autoscaler: none (fixed replicas per role)", severity=Severity.ERROR)
