@@ -43,7 +43,7 @@ from typing import Any
 
 from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
-from . import disagg
+from . import disagg, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .model import Manifest, Plan, PlanContext, Section
 
@@ -570,6 +570,9 @@ def build_plan(ctx: PlanContext) -> Plan:
     sections = [scale, monitoring.plan_monitoring(ctx, engine), policy.plan_policy(ctx, engine, [ctx.name])]
     router, manifests = _router(ctx, route=route)
     manifests += router_monitoring(ctx)
+    rw = rewrite.rewrite_manifest(ctx)  # router.modelRewrites
+    if rw is not None:
+        manifests.append(rw)
     sa = storage_service_account_manifest(ctx)
     if sa is not None:
         manifests.append(sa)

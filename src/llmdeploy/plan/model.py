@@ -30,7 +30,7 @@ SPEC_HASH_LABEL = "llmdeploy.dev/spec-hash"
 # event, but the order reads better and matches `helm template`).
 KIND_ORDER = (
     "Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterServingRuntime", "ServingRuntime",
-    "InferenceService", "LLMInferenceService", "InferencePool", "InferenceObjective", "LeaderWorkerSet",
+    "InferenceService", "LLMInferenceService", "InferencePool", "InferenceObjective", "InferenceModelRewrite", "LeaderWorkerSet",
     "DisaggregatedSet",
     "TriggerAuthentication", "ScaledObject", "HTTPRoute", "Canary",
     "PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "ServiceMonitor", "PrometheusRule",
@@ -182,16 +182,19 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-_HASH_OMIT_WHEN_UNSET = ("disaggregation",)
+_HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"))
 
 
 def spec_hash(spec: LLMService) -> str:
     """Short, stable hash of the resolved spec (profile and defaults applied)."""
     data = spec.model_dump(mode="json", by_alias=True)
     # Optional sections added after v1alpha1 shipped: unset, they leave existing services' hashes alone.
-    for key in _HASH_OMIT_WHEN_UNSET:
-        if data.get(key) is None:
-            data.pop(key, None)
+    for path in _HASH_OMIT_WHEN_UNSET:
+        node = data
+        for key in path[:-1]:
+            node = node.get(key) or {}
+        if node.get(path[-1]) in (None, []):
+            node.pop(path[-1], None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return digest[:16]
 

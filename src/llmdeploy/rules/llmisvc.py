@@ -585,3 +585,52 @@ def lora_slots_memory(ctx: RuleContext) -> Iterable[Finding]:
                       Severity.WARNING)
     else:
         yield Finding(("model", "loras"), what)
+
+
+@rule("LD724")
+def model_rewrites_reach_served_models(ctx: RuleContext) -> Iterable[Finding]:
+    """Every target of `router.modelRewrites` is a model the service serves, on a router that has the kind.
+
+    The llm-d router rewrites the request's `model` to a target and then schedules it on
+    the pool (InferenceModelRewrite, `llm-d.ai/v1alpha2`, llm-d router ≥ 0.9): a target
+    the engines do not serve — neither the served name nor a LoRA adapter's name (`--lora-modules`,
+    workload_lora.go @ KServe v0.20.0) — is answered "model not found" by vLLM for every
+    request the rule matches. Older routers do not know the kind. On other targets there is
+    no router to rewrite (warning).
+
+    Fails::
+
+        model: {loras: [{name: sql, storageUri: hf://org/sql-lora}]}
+        router:
+          modelRewrites:
+            - {model: chat-sql, targets: [{model: sql-v2}]}
+
+    Passes::
+
+        router:
+          modelRewrites:
+            - {model: chat-sql, targets: [{model: sql, weight: 90}, {model: chat, weight: 10}]}
+    """
+    s = ctx.spec
+    rewrites = s.router.model_rewrites
+    if not rewrites:
+        return
+    if not _llm(ctx):
+        yield Finding(("router", "modelRewrites"), f"router.modelRewrites has no effect on the "
+                      f"{s.deployment.target} target (it has no llm-d router)",
+                      "set deployment.target: llmInferenceService or remove modelRewrites",
+                      severity=Severity.WARNING, key=True)
+        return
+    parts = [int(p) for p in s.router.llmd_router_version.split(".")]
+    if (parts + [0])[:2] < [0, 9]:
+        yield Finding(("router", "llmdRouterVersion"), f"llm-d router {s.router.llmd_router_version} has no "
+                      "InferenceModelRewrite (llm-d.ai/v1alpha2 arrives with 0.9)",
+                      "raise router.llmdRouterVersion to your router's release, or remove modelRewrites")
+    served = {s.model.served_name or s.metadata.name} | {a.name for a in s.model.loras}
+    for i, r in enumerate(rewrites):
+        for j, t in enumerate(r.targets):
+            if t.model not in served:
+                yield Finding(("router", "modelRewrites", i, "targets", j, "model"),
+                              f"rewrite target {t.model!r} is not served by the engines (they serve "
+                              f"{', '.join(sorted(served))}): every request for {r.model!r} routed there fails",
+                              "name the served model or one of model.loras")

@@ -877,6 +877,24 @@ class RouterObjective(_Model):
     )
 
 
+class RewriteTarget(_Model):
+    """One model a rewritten request may go to, and its share."""
+
+    model: str = Field(description="A model the service serves: its served name or a LoRA adapter's name.",
+                       min_length=1, max_length=256)
+    weight: int = Field(1, description="Relative share of the requests (weight ÷ sum of the weights).", ge=1,
+                        le=1_000_000)
+
+
+class ModelRewrite(_Model):
+    """Requests that name ``model`` are served by the ``targets`` (an llm-d InferenceModelRewrite)."""
+
+    model: str = Field(description="The model name clients send (the request body's `model`).", min_length=1,
+                       max_length=256)
+    targets: list[RewriteTarget] = Field(description="Where those requests go, weighted.", min_length=1,
+                                         max_length=16)
+
+
 class Router(_Model):
     """The llm-d router in front of the llmInferenceService target."""
 
@@ -924,6 +942,14 @@ class Router(_Model):
     )
     objective: RouterObjective | None = Field(
         None, description="Request priority in the endpoint picker (renders an InferenceObjective)."
+    )
+    model_rewrites: list[ModelRewrite] = Field(
+        default_factory=_list,
+        description=(
+            "Route a client-facing model name to served models or LoRA adapters by weight (an llm-d.ai "
+            "InferenceModelRewrite; llm-d router ≥ 0.9)."
+        ),
+        max_length=32,
     )
     llmd_router_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")] = Field(
         "0.9.0",
