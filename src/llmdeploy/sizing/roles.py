@@ -16,7 +16,8 @@ Each pool is sized on the same calibrated step-time model as an aggregated repli
   GPU, as in DGX H100/H200 nodes; plain Ethernet: 25 Gb/s TCP per pod, the UCX fallback).
   The connector's buffer comes out of the KV cache of both roles: NixlConnector registers
   the paged KV cache in place (``kv_buffer_device: cuda``, no extra buffer; vLLM
-  ``nixl_connector.py`` log "Registering KV_Caches … use_host_buffer: False"),
+  ``nixl_connector.py`` log "Registering KV_Caches … use_host_buffer: False", quoted in
+  vllm-project/vllm#29369),
   LMCacheConnectorV1 stages in host memory, P2pNcclConnector reserves ``kv_buffer_size``
   (vLLM ``KVTransferConfig`` default 1e9 bytes) on every GPU.
 
