@@ -437,13 +437,15 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
              engine: str = "vllm", engine_version: str | None = None, fmt: str = "table",
              prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
              request_rate: float | None = None, ttft_p95_ms: float | None = None,
-             tpot_ms: float | None = None) -> int:
+             tpot_ms: float | None = None, disaggregation: bool = True) -> int:
     """List every GPU type × tensor-parallel size (× quantization) that fits the model, cheapest first.
 
     With --request-rate (and --ttft-p95-ms/--tpot-ms) each option gets the replicas the
     rate needs and its $/1M output tokens at that load, cheapest first; options that
-    miss the SLO come last with the reason. Exit 0 when at least one configuration
-    fits, 1 when none does.
+    miss the SLO come last with the reason. With a rate each shape also comes
+    disaggregated (prefill and decode pools, ``sizing.roles``) unless
+    --no-disaggregation, and the cheapest shape's verdict says why. Exit 0 when at least
+    one configuration fits, 1 when none does.
     """
     _choice("--format", fmt, ("table", "json"))
     quants = tuple(dict.fromkeys(q.strip() for q in quantization.split(",") if q.strip())) or ("none",)
@@ -461,6 +463,10 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
     options = plan_options(m, max_model_len=max_model_len, engine=info, dtype=dtype, quantizations=quants,
                            kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
                            gpus=gpus, target_load=load.target_load(), slo=load.slo())
+    if disaggregation:
+        from .sizing.roles import with_disaggregated
+
+        options = with_disaggregated(options, load.target_load(), load.slo())
     if fmt == "json":
         _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
                      "engine_version": info.version,
@@ -640,6 +646,9 @@ def register(app: typer.Typer) -> None:
         request_rate: RequestRate = None,
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
+        disaggregation: Annotated[bool, typer.Option(
+            "--disaggregation/--no-disaggregation",
+            help="With --request-rate, also rank each shape as prefill/decode pools (P/D).")] = True,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     ) -> None:
         """List every GPU type × tensor-parallel size that fits the model, cheapest first.
@@ -650,7 +659,8 @@ def register(app: typer.Typer) -> None:
             model, max_model_len=max_model_len, gpu=gpu, dtype=dtype, quantization=quantization,
             kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization, engine=engine,
             engine_version=engine_version, fmt=fmt, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-            concurrency=concurrency, request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms))
+            concurrency=concurrency, request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms,
+            disaggregation=disaggregation))
 
     catalog_app = typer.Typer(help="List the GPUs and models llmdeploy knows.", no_args_is_help=True)
     app.add_typer(catalog_app, name="catalog")
@@ -701,22 +711,37 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
             else "cheapest first")
     t = Table(title=f"{m.hf_id} at maxModelLen {max_model_len:,} ({info.engine} {info.version}): "
                     f"{len(options)} configurations fit, {what}")
-    cols = ["GPU", "TP", "quant", "GPUs", "GiB/GPU", "KV tokens", "out tok/s", "$/hour"]
+    pd = any(o.disaggregation is not None for o in options)
+    cols = ["GPU", "TP", "quant"] + (["topology"] if pd else []) + ["GPUs", "GiB/GPU", "KV tokens", "out tok/s",
+                                                                    "$/hour"]
     if rated:
         cols += ["replicas"]
     cols += ["$/1M out", "SLO"]
     for col in cols:
-        t.add_column(col, justify="left" if col in ("GPU", "quant", "SLO") else "right")
+        t.add_column(col, justify="left" if col in ("GPU", "quant", "topology", "SLO") else "right")
     for o in options:
         cap = o.report.capacity
-        row = [o.gpu_key, str(o.tensor_parallel), o.quantization.split(" ")[0], str(o.gpu_count),
-               f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
-               f"{cap.decode_tokens_per_s:,.0f}" if cap else "-", _money(o.cost_per_hour)]
+        ds = o.disaggregation
+        row = [o.gpu_key, str(o.tensor_parallel), o.quantization.split(" ")[0]] + (
+            [o.topology if o.disaggregation is not None else "agg"] if pd else []) + [
+            str(o.gpu_count), f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
+            (f"{ds.decode.tokens_per_s_per_replica:,.0f}" if ds is not None
+             else f"{cap.decode_tokens_per_s:,.0f}" if cap else "-"), _money(o.cost_per_hour)]
         if rated:
-            row.append("-" if o.replicas is None else str(o.replicas))
+            row.append("-" if o.replicas is None else
+                       f"{ds.prefill.replicas}+{ds.decode.replicas}" if ds is not None else str(o.replicas))
         row += [_money(o.cost_per_1m_output_tokens, 3), "ok" if o.slo_missed is None else f"missed: {o.slo_missed}"]
         t.add_row(*row)
     console.print(t)
+    if pd:
+        best = options[0]
+        same = next(o for o in options if o.disaggregation is not None and (o.gpu_key, o.tensor_parallel,
+                                                                           o.quantization) ==
+                    (best.gpu_key, best.tensor_parallel, best.quantization))
+        assert same.disaggregation is not None
+        console.print(f"Aggregated vs P/D on {best.gpu_key} TP {best.tensor_parallel}: {same.disaggregation.cheaper} "
+                      f"is cheaper ({same.disaggregation.why}). P/D rows: prefill and decode pools of this shape, "
+                      "NIXL over RDMA (agg: one pool); out tok/s is one decode replica's; replicas are prefill+decode.")
     if not options:
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")
 

@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
     from ..engines import EngineVersionInfo
     from ..spec.models import LLMService
+    from .roles import DisaggSizing
 
 __all__ = [
     "Capacity",
@@ -71,6 +72,7 @@ __all__ = [
     "engine_batch_defaults",
     "largest_max_model_len",
     "plan_options",
+    "rank_options",
     "size",
     "size_spec",
 ]
@@ -270,13 +272,17 @@ class Option:
     replicas: int | None = None
     cost_per_1m_output_tokens: float | None = None
     slo_missed: str | None = None
+    requested_quantization: str = "none"  # the --quantization asked for (``quantization`` is what runs)
+    topology: str = "aggregated"  # or "P/D p:d" (:func:`.roles.disaggregated_option`)
+    disaggregation: DisaggSizing | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form (a P/D option adds both pools, the ratio and the verdict under ``disaggregation``)."""
         cap = self.report.capacity
         per_1m = self.cost_per_1m_output_tokens
         return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
-                "quantization": self.quantization,
+                "quantization": self.quantization, "topology": self.topology,
+                "disaggregation": self.disaggregation.to_json() if self.disaggregation is not None else None,
                 "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": round(self.max_concurrency, 3),
                 "weights_gib_per_gpu": round(self.weights_gib_per_gpu, 3),
@@ -659,7 +665,9 @@ def plan_options(
     slo: Slo | None = None,
     quantizations: tuple[str, ...] | None = None,
 ) -> list[Option]:
-    """Every GPU × TP (× quantization) that fits, cheapest first.
+    """Every GPU × TP (× quantization) that fits, cheapest first (:func:`rank_options`).
+
+    :func:`.roles.with_disaggregated` adds each option's prefill/decode alternative.
 
     Without a request rate "cheapest" is per hour (GPUs without a price last). With
     ``target_load.requests_per_second`` each option gets the replicas the rate needs at
@@ -676,13 +684,20 @@ def plan_options(
     for q in quantizations or (quantization,):
         out.extend(_plan_options(model, max_model_len, engine, dtype, q, kv_cache_dtype,
                                  gpu_memory_utilization, tuple(gpus), tuple(tp_choices), target_load, slo))
-    rated = target_load is not None and target_load.requests_per_second is not None
+    return rank_options(out, rated=target_load is not None and target_load.requests_per_second is not None)
+
+
+def rank_options(options: list[Option], *, rated: bool) -> list[Option]:
+    """Cheapest first: per 1M output tokens at the load (SLO misses last) when ``rated``, else per hour.
+
+    Ties go to fewer GPUs, then to the larger KV cache, then to the aggregated topology.
+    """
     if rated:
-        out.sort(key=lambda o: (o.slo_missed is not None, o.cost_per_1m_output_tokens is None,
-                                o.cost_per_1m_output_tokens or 0.0, o.gpu_count, -o.kv_cache_tokens))
-    else:
-        out.sort(key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count, -o.kv_cache_tokens))
-    return out
+        return sorted(options, key=lambda o: (o.slo_missed is not None, o.cost_per_1m_output_tokens is None,
+                                              o.cost_per_1m_output_tokens or 0.0, o.gpu_count, -o.kv_cache_tokens,
+                                              o.topology != "aggregated"))
+    return sorted(options, key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count,
+                                          -o.kv_cache_tokens, o.topology != "aggregated"))
 
 
 @lru_cache(maxsize=512)
@@ -712,7 +727,7 @@ def _plan_options(
                 per_1m = cost * replicas / (rate * cap.output_tokens * 3600) * 1e6
             out.append(Option(gpu.key, gpu.name, tp, r.gpu_count, r.kv_cache_tokens, r.max_concurrency,
                               cost, r.per_gpu.weights_gib, r, r.quantization, replicas, per_1m,
-                              cap.slo_missed if cap is not None else None))
+                              cap.slo_missed if cap is not None else None, quantization))
     return tuple(out)
 
 

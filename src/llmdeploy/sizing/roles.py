@@ -33,25 +33,30 @@ from typing import TYPE_CHECKING
 
 from ..records import record
 from . import perf
-from .capacity import ITL_P95_OVER_MEAN, TARGET_UTILIZATION, deployment
+from .capacity import ITL_P95_OVER_MEAN, TARGET_UTILIZATION, TTFT_P95_OVER_MEAN, deployment
 from .memory import GIB, resolve_quantization
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
     from ..engines import EngineVersionInfo
     from ..spec.models import LLMService
-    from . import SizingReport
+    from . import Option, SizingReport, TargetLoad
+    from .capacity import Slo
 
 __all__ = [
     "CONNECTOR_GPU_BUFFER_BYTES",
     "LINK_BYTES_PER_S",
     "DisaggSizing",
+    "RoleLoad",
     "RoleSizing",
+    "disaggregated_option",
     "prefill_gpu_type",
     "prefill_spec",
     "prefill_tensor",
+    "roles_for",
     "size_disaggregated",
     "size_roles",
+    "with_disaggregated",
 ]
 
 #: GPU memory the connector reserves per GPU beside the KV cache (bytes).
@@ -160,6 +165,21 @@ def _replicas(rps: float | None, per_replica: float, fallback: int) -> int:
     return max(1, math.ceil(rps / (per_replica * TARGET_UTILIZATION) - 1e-9))
 
 
+@record
+class RoleLoad:
+    """What both pools are sized for: the typical request, the rate, the link and the targets."""
+
+    prompt: int
+    output: int
+    rps: float | None
+    quantization: str
+    fabric: str  # infiniband | roce | ethernet
+    connector: str  # nixl | lmcache | p2pNccl
+    itl_target_s: float  # p95 inter-token latency target
+    min_decode_replicas: int = 1
+    prefill_replicas: int | None = None  # fixed by the spec, else from the rate
+
+
 def size_roles(spec: LLMService, model: ModelConfig, decode_gpu: GPU, prefill_gpu: GPU,
                decode: SizingReport, prefill: SizingReport) -> DisaggSizing:
     """Both pools of ``spec`` (which has ``disaggregation``) from their two sizing reports."""
@@ -168,10 +188,20 @@ def size_roles(spec: LLMService, model: ModelConfig, decode_gpu: GPU, prefill_gp
     tl = spec.scaling.target_load
     prompt = int(tl.avg_prompt_tokens) if tl else (decode.capacity.prompt_tokens if decode.capacity else 512)
     output = int(tl.avg_output_tokens) if tl else (decode.capacity.output_tokens if decode.capacity else 256)
-    rps = float(tl.requests_per_second) if tl else None
-    q = spec.model.quantization
-    fabric = spec.resources.interconnect.fabric
-    connector = dis.connector
+    given = dis.prefill.replicas
+    load = RoleLoad(prompt, output, float(tl.requests_per_second) if tl else None, spec.model.quantization,
+                    spec.resources.interconnect.fabric, dis.connector, spec.monitoring.alerts.itl_p95_seconds,
+                    spec.scaling.min_replicas, given if isinstance(given, int) else None)
+    return roles_for(load, model, decode_gpu, prefill_gpu, decode, prefill)
+
+
+def roles_for(load: RoleLoad, model: ModelConfig, decode_gpu: GPU, prefill_gpu: GPU,
+              decode: SizingReport, prefill: SizingReport) -> DisaggSizing:
+    """Both pools for ``load`` from their two sizing reports (the decode report's capacity is the aggregated one)."""
+    prompt, output, rps = load.prompt, load.output, load.rps
+    q = load.quantization
+    fabric = load.fabric
+    connector = load.connector
 
     # Prefill: whole prompts fill the token budget (chunks of it when a prompt is longer).
     p_kv = _kv_after_buffer(prefill, connector)
@@ -198,17 +228,15 @@ def size_roles(spec: LLMService, model: ModelConfig, decode_gpu: GPU, prefill_gp
     def tpot(c: int) -> float:
         return perf.step_time(dd, c, 0, c * (prompt + output / 2)).seconds
 
-    itl_target = spec.monitoring.alerts.itl_p95_seconds
+    itl_target = load.itl_target_s
     while conc > 1 and tpot(conc) * ITL_P95_OVER_MEAN > itl_target:
         conc = max(1, int(conc * 0.9))
     d_tpot = tpot(conc)
     d_rps = conc / (output * d_tpot) * decode.data_parallel
     ttft = perf.prefill_seconds(pd, prompt) + pd.hw.ttft_overhead_s + transfer_s + tpot(1)
 
-    d_fixed = spec.scaling.min_replicas
-    p_given = dis.prefill.replicas
-    p_reps = p_given if isinstance(p_given, int) else _replicas(rps, p_rps, 1)
-    d_reps = _replicas(rps, d_rps, d_fixed)
+    p_reps = load.prefill_replicas if load.prefill_replicas is not None else _replicas(rps, p_rps, 1)
+    d_reps = _replicas(rps, d_rps, load.min_decode_replicas)
     p_role = RoleSizing("prefill", prefill_gpu.key, prefill.gpu_count, p_reps, p_rps, p_tokens_s, ttft * 1e3,
                         per_step, p_kv, CONNECTOR_GPU_BUFFER_BYTES[connector] / GIB)
     d_role = RoleSizing("decode", decode_gpu.key, decode.gpu_count, d_reps, d_rps, d_rps * output, d_tpot * 1e3,
@@ -240,8 +268,9 @@ def size_roles(spec: LLMService, model: ModelConfig, decode_gpu: GPU, prefill_gp
                   "want different GPUs or tensor sizes"))
     assumptions = (
         f"prefill: {per_step} prompt(s) of {prompt} tokens per step (token budget {budget})",
-        (f"decode: {conc} sequences of {prompt} + {output} tokens, TPOT p95 ≤ {itl_target * 1e3:g} ms "
-         f"taken as {ITL_P95_OVER_MEAN:g} × mean"),
+        (f"decode: {conc} sequences of {prompt} + {output} tokens, "
+         + (f"TPOT p95 ≤ {itl_target * 1e3:g} ms taken as {ITL_P95_OVER_MEAN:g} × mean"
+            if math.isfinite(itl_target) else "no TPOT target")),
         (f"KV transfer over {fabric}: {LINK_BYTES_PER_S[fabric] / 1e9:g} GB/s per tensor rank, "
          f"{prefill.kv_bytes_per_token} bytes per token per rank"),
         f"{connector} connector: {CONNECTOR_GPU_BUFFER_BYTES[connector] / GIB:.2f} GiB per GPU taken from the KV cache",
@@ -258,3 +287,52 @@ def size_disaggregated(spec: LLMService, model: ModelConfig, gpu: GPU, prefill_g
 
     prefill = size_spec(prefill_spec(spec), model, prefill_gpu, engine)
     return prefill, size_roles(spec, model, gpu, prefill_gpu, decode, prefill)
+
+
+#: What a ``plan`` P/D option assumes about the cluster: NIXL over RDMA, the setup P/D is built for.
+PLAN_CONNECTOR = "nixl"
+PLAN_FABRIC = "infiniband"
+
+
+def with_disaggregated(options: list[Option], target_load: TargetLoad | None, slo: Slo | None) -> list[Option]:
+    """``plan``'s options plus each one's P/D alternative, ranked together (unchanged without a rate)."""
+    from . import rank_options
+
+    if target_load is None or target_load.requests_per_second is None:
+        return options
+    pd = [d for o in options if o.disaggregation is None
+          and (d := disaggregated_option(o, target_load, slo)) is not None]
+    return rank_options([*options, *pd], rated=True)
+
+
+def disaggregated_option(option: Option, target_load: TargetLoad, slo: Slo | None) -> Option | None:
+    """The P/D alternative of one aggregated ``plan`` option, or None without a request rate.
+
+    Both pools take the option's shape (GPU, tensor size, KV cache), are sized by
+    :func:`roles_for` for the target load, and the verdict (cheaper, why) is that of
+    ``size`` on a disaggregated spec. The option's ``replicas`` count both pools, its
+    $/1M output tokens is the fleet's cost over the tokens the load asks for (as for the
+    aggregated options), and it misses the SLO when TTFT (prefill, transfer, first
+    decode step) or TPOT (after the decode pool dropped to one sequence) misses it.
+    """
+    from dataclasses import replace
+
+    r = option.report
+    rps = target_load.requests_per_second
+    if rps is None or r.capacity is None:
+        return None
+    itl = slo.tpot_ms / 1e3 if slo is not None and slo.tpot_ms is not None else math.inf
+    load = RoleLoad(int(target_load.avg_prompt_tokens), int(target_load.avg_output_tokens), float(rps),
+                    option.requested_quantization,
+                    PLAN_FABRIC, PLAN_CONNECTOR, itl)
+    ds = roles_for(load, r.model, r.gpu, r.gpu, r, r)
+    missed = []
+    if slo is not None and slo.tpot_ms is not None and ds.decode.latency_ms * ITL_P95_OVER_MEAN > slo.tpot_ms:
+        missed.append(f"TPOT p95 ≈ {ds.decode.latency_ms * ITL_P95_OVER_MEAN:.0f} ms > {slo.tpot_ms:g} ms")
+    if slo is not None and slo.ttft_p95_ms is not None \
+            and ds.prefill.latency_ms * TTFT_P95_OVER_MEAN > slo.ttft_p95_ms:
+        missed.append(f"TTFT p95 ≈ {ds.prefill.latency_ms * TTFT_P95_OVER_MEAN:.0f} ms > {slo.ttft_p95_ms:g} ms")
+    per_1m = (ds.cost_per_hour / (float(rps) * load.output * 3600) * 1e6) if ds.cost_per_hour is not None else None
+    return replace(option, topology=f"P/D {ds.prefill.replicas}:{ds.decode.replicas}",
+                   replicas=ds.prefill.replicas + ds.decode.replicas, cost_per_1m_output_tokens=per_1m,
+                   slo_missed="; ".join(missed) or None, disaggregation=ds)
