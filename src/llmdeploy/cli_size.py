@@ -220,7 +220,8 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     mem.add_column("share of total", justify="right")
     mem.add_column("")
     rows = [
-        ("weights", b.weights_gib), ("activation peak", b.activation_gib), ("non-torch", b.non_torch_gib),
+        ("weights", b.weights_gib), *([("LoRA slots", b.lora_gib)] if b.lora_gib > 0 else []),
+        ("activation peak", b.activation_gib), ("non-torch", b.non_torch_gib),
         ("CUDA graphs" + ("" if r.cuda_graphs_counted else " (above budget)"), b.cuda_graph_gib),
         ("KV cache", b.kv_cache_gib),
     ]
@@ -239,6 +240,8 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     kv.add_row("max_num_seqs (resolved)", f"{r.max_num_seqs:,}")
     kv.add_row("max_num_batched_tokens", f"{r.max_num_batched_tokens:,}")
     kv.add_row("weights over all GPUs", f"{r.weights_bytes_total / 2**30:.2f} GiB")
+    if r.lora_cpu_cache_bytes is not None:
+        kv.add_row("LoRA CPU cache per engine worker", f"{r.lora_cpu_cache_bytes / 2**30:.2f} GiB")
     kv.add_row("start-up time (estimate)", f"{r.load_time_seconds:.0f} s")
     console.print(kv)
     verdict = "[green]FITS[/green]" if r.fits else "[red]DOES NOT FIT[/red]"

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..derive.lora import VLLM_DEFAULT_MAX_LORA_RANK, lora_gpu_bytes, lora_limits, supported_rank
+from ..derive.lora import VLLM_DEFAULT_MAX_LORA_RANK, lora_limits, supported_rank
 from ..diagnostics import Severity
 from ..effective import disagg as pd
 from ..effective import llmisvc as eff
@@ -553,33 +553,28 @@ def lora_slots_memory(ctx: RuleContext) -> Iterable[Finding]:
     """The LoRA slots take GPU memory that the KV cache then lacks.
 
     vLLM reserves buffers for `--max-loras` adapters at `--max-lora-rank` in every layer
-    before it sizes the KV cache (vllm/lora/layers, stacked `lora_a`/`lora_b` per
-    projection slice; derive/lora.py has the formula), so the cache ends up that much
-    smaller than `llmdeploy size` reports (sizing does not count LoRA yet). Reported as
-    information; a warning above a quarter of the KV cache, an error when the slots take
-    all of it (the engine does not start). Lower `model.maxLoras`, use adapters of a lower
-    rank, or give the replica more GPU memory.
+    when it loads the model, before it sizes the KV cache (vllm/lora/layers, stacked
+    `lora_a`/`lora_b` per projection slice; sizing/lora.py has the formula). `llmdeploy
+    size` subtracts them from the KV cache; this rule says how much of the cache they
+    took: information, a warning above a quarter of it or when nothing is left (the
+    sizing error then names the shortage). Lower `model.maxLoras`, use adapters of a
+    lower rank, or give the replica more GPU memory.
     """
     s = ctx.spec
     limits = lora_limits(s)
     model, sizing = ctx.resolved.model, ctx.resolved.sizing
-    if limits is None or model is None or sizing is None:
+    if limits is None or model is None or sizing is None or sizing.per_gpu.lora_gib <= 0:
         return
-    dtype = s.model.dtype if s.model.dtype != "auto" else model.torch_dtype
-    need = lora_gpu_bytes(model, limits, tensor_parallel=s.resources.parallelism.tensor,
-                          pipeline_parallel=s.resources.parallelism.pipeline, dtype=dtype)
-    if need is None:
-        return
-    need_gib = need / 2**30
+    need_gib = sizing.per_gpu.lora_gib
     kv_gib = sizing.per_gpu.kv_cache_gib
-    share = need_gib / kv_gib if kv_gib > 0 else float("inf")
-    tokens = int(sizing.kv_cache_tokens * min(1.0, share))
+    share = need_gib / (need_gib + kv_gib)
+    tokens = int(sizing.kv_cache_tokens * need_gib / kv_gib) if kv_gib > 0 else 0
     what = (f"{limits.max_loras} LoRA slot(s) at rank {limits.max_rank} take {need_gib:.2f} GiB per GPU, "
-            f"{min(share, 1.0):.0%} of the {kv_gib:.2f} GiB KV cache (about {tokens:,} tokens fewer than "
-            "llmdeploy size reports)")
-    if share >= 1:
+            f"{share:.0%} of the memory the KV cache would have without them"
+            + (f" (about {tokens:,} tokens; llmdeploy size counts them)" if tokens else ""))
+    if kv_gib <= 0:
         yield Finding(("model", "loras"), what + ": the engine has no KV cache left and does not start",
-                      "lower model.maxLoras or the adapters' rank, or use a larger GPU", Severity.ERROR)
+                      "lower model.maxLoras or the adapters' rank, or use a larger GPU", Severity.WARNING)
     elif share > 0.25:
         yield Finding(("model", "loras"), what, "lower model.maxLoras or the adapters' rank if the cache is tight",
                       Severity.WARNING)

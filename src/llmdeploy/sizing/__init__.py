@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import GPU, ModelConfig
     from ..engines import EngineVersionInfo
     from ..spec.models import LLMService
+    from .lora import LoraLimits
     from .roles import DisaggSizing
 
 __all__ = [
@@ -130,6 +131,8 @@ class SizingInput:
         slo: latency targets (p95 TTFT, TPOT); they bound ``max_num_seqs`` auto and the
             operating point replicas are sized at.
         concurrencies: offered concurrencies of the capacity curve (None: the default set).
+        lora: the LoRA limits (``--max-loras`` slots at ``--max-lora-rank``); their GPU
+            slots come out of the KV cache (:mod:`.lora`).
     """
 
     model: ModelConfig
@@ -153,6 +156,7 @@ class SizingInput:
     chunked_prefill: bool | None = None
     slo: Slo | None = None
     concurrencies: tuple[int, ...] | None = None
+    lora: LoraLimits | None = None
 
 
 @record
@@ -166,6 +170,7 @@ class MemoryBreakdown:
     non_torch_gib: float
     cuda_graph_gib: float
     kv_cache_gib: float
+    lora_gib: float = 0.0  # the LoRA slots, allocated with the weights
 
     def to_json(self) -> dict[str, float]:
         """JSON form, rounded to the MiB."""
@@ -213,6 +218,8 @@ class SizingReport:
     cuda_graphs_counted: bool = False
     assumptions: tuple[str, ...] = field(default=())
     max_num_seqs_reason: str = ""
+    lora: LoraLimits | None = None
+    lora_cpu_cache_bytes: int | None = None  # one engine worker's adapter cache in host memory
 
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
         """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
@@ -251,6 +258,11 @@ class SizingReport:
             "weights_bytes_total": self.weights_bytes_total,
             "load_time_seconds": self.load_time_seconds,
             "capacity": self.capacity.to_json() if self.capacity is not None else None,
+            "lora": None if self.lora is None else {
+                "max_loras": self.lora.max_loras, "max_lora_rank": self.lora.max_rank,
+                "max_cpu_loras": self.lora.max_cpu_loras, "gpu_slots_gib": round(self.per_gpu.lora_gib, 3),
+                "cpu_cache_gib_per_worker": None if self.lora_cpu_cache_bytes is None
+                else round(self.lora_cpu_cache_bytes / 2**30, 3)},
             "assumptions": list(self.assumptions),
         }
 
@@ -318,6 +330,7 @@ class _Prep:
     non_torch: int
     kv_per_token: tuple[int, ...]
     request_bytes: tuple[int, ...]
+    lora: tuple[int, ...] = ()  # LoRA slot bytes per stage's GPU (empty: no adapters or not modelled)
 
 
 @record
@@ -405,8 +418,15 @@ def _prep(inp: SizingInput) -> _Prep:
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
                  for st in stages)
+    lora: tuple[int, ...] = ()
+    if inp.lora is not None:
+        from .lora import lora_slot_bytes
+
+        per = [lora_slot_bytes(model, inp.lora, tensor_parallel=tp, layers=st.num_layers, dtype=act_dtype)
+               for st in stages]
+        lora = tuple(b for b in per if b is not None) if all(b is not None for b in per) else ()
     return _Prep(mm, act_dtype, quant, util, total, total * util, tokens, default_seqs, stages, w_stage,
-                 w_total, non_torch_bytes(mm, gpu, tp, pp), kvpt, reqb)
+                 w_total, non_torch_bytes(mm, gpu, tp, pp), kvpt, reqb, lora)
 
 
 def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
@@ -416,10 +436,11 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     piecewise, full = cuda_graph_sizes(mm, seqs, p.tokens)
     graphs = 0 if inp.enforce_eager else piecewise + full
     breakdowns, toks, kvb = [], [], []
-    for st, w in zip(p.stages, p.weights, strict=True):
+    for i, (st, w) in enumerate(zip(p.stages, p.weights, strict=True)):
         act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs)
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
-        kv = p.usable - w - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
+        lora = p.lora[i] if p.lora else 0
+        kv = p.usable - w - lora - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
         kv = kv * mm.kv_budget_fraction if kv > 0 else kv
         toks.append(kv_tokens(int(kv), model, mm, tp, st, inp.max_model_len, p.tokens, inp.kv_cache_dtype,
                               p.act_dtype))
@@ -427,6 +448,7 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
         breakdowns.append(MemoryBreakdown(
             total_gib=p.total / GIB, usable_gib=p.usable / GIB, weights_gib=w / GIB, activation_gib=act / GIB,
             non_torch_gib=p.non_torch / GIB, cuda_graph_gib=cg / GIB, kv_cache_gib=max(kv, 0) / GIB,
+            lora_gib=lora / GIB,
         ))
     binding = min(range(len(toks)), key=lambda i: (toks[i], kvb[i]))
     return _Core(p, seqs, tuple(breakdowns), tuple(toks), tuple(kvb), binding, graphs)
@@ -614,11 +636,19 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
         kv_cache_dtype=inp.kv_cache_dtype, gpu_memory_utilization=c.util, engine=inp.engine.engine,
         engine_era=c.mm.era, engine_budget=c.mm.budget, per_stage=c.stages, stage_kv_cache_tokens=c.stage_tokens,
         cuda_graphs_counted=c.mm.cudagraph_in_budget, assumptions=adv.memory_assumptions(inp, c),
-        max_num_seqs_reason=seqs_reason,
+        max_num_seqs_reason=seqs_reason, lora=inp.lora, lora_cpu_cache_bytes=_lora_cpu(inp, c.act_dtype),
     )
     if advise:
         report = replace(report, suggestions=tuple(adv.suggestions(inp, report)))
     return report
+
+
+def _lora_cpu(inp: SizingInput, dtype: str) -> int | None:
+    if inp.lora is None:
+        return None
+    from .lora import lora_cpu_cache_bytes
+
+    return lora_cpu_cache_bytes(inp.model, inp.lora, dtype)
 
 
 # --------------------------------------------------------------------------- spec and options
@@ -626,6 +656,8 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
 
 def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo) -> SizingInput:
     """The :class:`SizingInput` a spec describes (``maxNumSeqs: auto`` → None)."""
+    from .lora import lora_limits
+
     rt = spec.runtime
     par = spec.resources.parallelism
     tl = spec.scaling.target_load
@@ -642,6 +674,7 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
                                tl.concurrency) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
+        lora=lora_limits(spec),
     )
 
 
