@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .catalog import GPU, ModelConfig
     from .engines import EngineVersionInfo
     from .sizing import Option, SizingReport
+    from .sizing.roles import DisaggSizing
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
@@ -232,7 +233,8 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     mem.add_column("share of total", justify="right")
     mem.add_column("")
     rows = [
-        ("weights", b.weights_gib), ("activation peak", b.activation_gib), ("non-torch", b.non_torch_gib),
+        ("weights", b.weights_gib), *([("LoRA slots", b.lora_gib)] if b.lora_gib > 0 else []),
+        ("activation peak", b.activation_gib), ("non-torch", b.non_torch_gib),
         ("CUDA graphs" + ("" if r.cuda_graphs_counted else " (above budget)"), b.cuda_graph_gib),
         ("KV cache", b.kv_cache_gib),
     ]
@@ -258,6 +260,8 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     kv.add_row("max_num_seqs (resolved)", f"{r.max_num_seqs:,}")
     kv.add_row("max_num_batched_tokens", f"{r.max_num_batched_tokens:,}")
     kv.add_row("weights over all GPUs", f"{r.weights_bytes_total / 2**30:.2f} GiB")
+    if r.lora_cpu_cache_bytes is not None:
+        kv.add_row("LoRA CPU cache per engine worker", f"{r.lora_cpu_cache_bytes / 2**30:.2f} GiB")
     kv.add_row("start-up time (estimate)", f"{r.load_time_seconds:.0f} s")
     console.print(kv)
     verdict = ("[red]DOES NOT FIT[/red]" if not r.fits else
@@ -319,6 +323,26 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
         console.print(f"  - {a}")
 
 
+def render_roles(console: Console, roles: DisaggSizing) -> None:
+    """Both pools of a disaggregated service (``sizing.roles``): shape, rate, latency, ratio, and the alternative."""
+    from rich.table import Table
+
+    t = Table(title=f"Prefill/decode disaggregation ({roles.connector} KV transfer, estimates)", title_justify="left")
+    for col in ("role", "GPUs/replica", "replicas", "req/s/replica", "tok/s/replica", "latency", "batch", "KV tokens"):
+        t.add_column(col, justify="left" if col == "role" else "right")
+    for r, latency in ((roles.prefill, "TTFT"), (roles.decode, "TPOT")):
+        t.add_row(r.role, f"{r.gpus_per_replica} × {r.gpu}", f"{r.replicas}", f"{r.requests_per_s_per_replica:,.2f}",
+                  f"{r.tokens_per_s_per_replica:,.0f}", f"{latency} {r.latency_ms:,.0f} ms", f"{r.concurrency:,}",
+                  f"{r.kv_cache_tokens:,}")
+    console.print(t)
+    console.print(f"{roles.ratio}; KV transfer ≈ {roles.transfer_ms:.1f} ms per typical prompt; {roles.gpus} GPUs"
+                  + (f" ({_money(roles.cost_per_hour)}/h)" if roles.cost_per_hour is not None else ""))
+    console.print(f"Cheaper: {roles.cheaper} ({roles.why})")
+    console.print("Assumptions (roles):")
+    for a in roles.assumptions:
+        console.print(f"  - {a}")
+
+
 def _write_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -341,6 +365,7 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
     if diags:
         sys.stderr.write(format_text(diags))
     reports: list[tuple[str, SizingReport]] = []
+    roles: dict[str, DisaggSizing] = {}  # disaggregated services: both pools (spec's target load)
     for a in analyses:
         r = a.resolved
         if a.spec is None or r is None or r.sizing is None:
@@ -358,18 +383,28 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
             else:
                 report = size_spec(a.spec, r.model, r.gpu, engine, r.calibration)
         reports.append((a.label, report))
+        if r.roles is not None:
+            roles[a.label] = r.roles
     if not reports:
         print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
         return EXIT_INVALID
     if fmt == "json":
-        _write_json(reports[0][1].to_json(_rule_ids()) if len(reports) == 1 else
-                    [{"service": label, **rep.to_json(_rule_ids())} for label, rep in reports])
+        def one(label: str, rep: SizingReport) -> dict[str, Any]:
+            out = rep.to_json(_rule_ids())
+            if label in roles:
+                out["disaggregation"] = roles[label].to_json()
+            return out
+        _write_json(one(*reports[0]) if len(reports) == 1 else
+                    [{"service": label, **one(label, rep)} for label, rep in reports])
     else:
         console = _console()
         for i, (label, rep) in enumerate(reports):
             if i:
                 console.print()
-            render_report(console, rep, f"{label}: {rep.model.hf_id} on {rep.gpu_count} × {rep.gpu.name}")
+            render_report(console, rep, f"{label}: {rep.model.hf_id} on {rep.gpu_count} × {rep.gpu.name}"
+                          + (" (decode role)" if label in roles else ""))
+            if label in roles:
+                render_roles(console, roles[label])
     failed = any(d.is_error for d in diags) or not all(rep.fits for _, rep in reports)
     return EXIT_INVALID if failed else EXIT_OK
 
@@ -435,7 +470,7 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
              engine: str = "vllm", engine_version: str | None = None, fmt: str = "table",
              prompt_tokens: int | None = None, output_tokens: int | None = None, concurrency: str | None = None,
              request_rate: float | None = None, ttft_p95_ms: float | None = None,
-             tpot_ms: float | None = None, calibration: str | None = None) -> int:
+             tpot_ms: float | None = None, calibration: str | None = None, disaggregation: bool = True) -> int:
     """List every GPU type × tensor-parallel size (× quantization) that fits the model, cheapest first.
 
     A model no node holds gets the fewest whole nodes that do (tensor parallel inside a
@@ -443,8 +478,10 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
 
     With --request-rate (and --ttft-p95-ms/--tpot-ms) each option gets the replicas the
     rate needs and its $/1M output tokens at that load, cheapest first; options that
-    miss the SLO come last with the reason. Exit 0 when at least one configuration
-    fits, 1 when none does.
+    miss the SLO come last with the reason. With a rate each shape also comes
+    disaggregated (prefill and decode pools, ``sizing.roles``) unless
+    --no-disaggregation, and the cheapest shape's verdict says why. Exit 0 when at least
+    one configuration fits, 1 when none does.
     """
     _choice("--format", fmt, ("table", "json"))
     quants = tuple(dict.fromkeys(q.strip() for q in quantization.split(",") if q.strip())) or ("none",)
@@ -463,6 +500,10 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
                            kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization,
                            gpus=gpus, target_load=load.target_load(), slo=load.slo(),
                            calibration=_read_calibration(calibration))
+    if disaggregation:
+        from .sizing.roles import with_disaggregated
+
+        options = with_disaggregated(options, load.target_load(), load.slo())
     if fmt == "json":
         _write_json({"model": m.hf_id, "max_model_len": max_model_len, "engine": info.engine,
                      "engine_version": info.version,
@@ -655,6 +696,9 @@ def register(app: typer.Typer) -> None:
         request_rate: RequestRate = None,
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
+        disaggregation: Annotated[bool, typer.Option(
+            "--disaggregation/--no-disaggregation",
+            help="With --request-rate, also rank each shape as prefill/decode pools (P/D).")] = True,
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
         calibration: CalibrationFile = None,
     ) -> None:
@@ -667,7 +711,7 @@ def register(app: typer.Typer) -> None:
             kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization, engine=engine,
             engine_version=engine_version, fmt=fmt, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
             concurrency=concurrency, request_rate=request_rate, ttft_p95_ms=ttft_p95_ms, tpot_ms=tpot_ms,
-            calibration=calibration))
+            calibration=calibration, disaggregation=disaggregation))
 
     catalog_app = typer.Typer(help="List the GPUs and models llmdeploy knows.", no_args_is_help=True)
     app.add_typer(catalog_app, name="catalog")
@@ -720,20 +764,26 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
             else "cheapest first")
     t = Table(title=f"{m.hf_id} at maxModelLen {max_model_len:,} ({info.engine} {info.version}): "
                     f"{len(options)} configurations fit, {what}")
-    cols = ["GPU", "TP", "quant", "GPUs", "GiB/GPU", "KV tokens", "out tok/s", "$/hour"]
+    pd = any(o.disaggregation is not None for o in options)
+    cols = ["GPU", "TP", "quant"] + (["topology"] if pd else []) + ["GPUs", "GiB/GPU", "KV tokens", "out tok/s",
+                                                                    "$/hour"]
     if rated:
         cols += ["replicas"]
     cols += ["$/1M out", "SLO"]
     for col in cols:
-        t.add_column(col, justify="left" if col in ("GPU", "quant", "SLO") else "right")
+        t.add_column(col, justify="left" if col in ("GPU", "quant", "topology", "SLO") else "right")
     for o in options:
         cap = o.report.capacity
+        ds = o.disaggregation
         tp = str(o.tensor_parallel) if o.nodes == 1 else f"{o.tensor_parallel}×{o.pipeline_parallel}pp"
-        row = [o.gpu_key, tp, o.quantization.split(" ")[0], str(o.gpu_count),
-               f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
-               f"{cap.decode_tokens_per_s:,.0f}" if cap else "-", _money(o.cost_per_hour)]
+        row = [o.gpu_key, tp, o.quantization.split(" ")[0]] + (
+            [o.topology if o.disaggregation is not None else "agg"] if pd else []) + [
+            str(o.gpu_count), f"{o.weights_gib_per_gpu:.1f}", f"{o.kv_cache_tokens:,}",
+            (f"{ds.decode.tokens_per_s_per_replica:,.0f}" if ds is not None
+             else f"{cap.decode_tokens_per_s:,.0f}" if cap else "-"), _money(o.cost_per_hour)]
         if rated:
-            row.append("-" if o.replicas is None else str(o.replicas))
+            row.append("-" if o.replicas is None else
+                       f"{ds.prefill.replicas}+{ds.decode.replicas}" if ds is not None else str(o.replicas))
         row += [_money(o.cost_per_1m_output_tokens, 3), "ok" if o.slo_missed is None else f"missed: {o.slo_missed}"]
         t.add_row(*row)
     console.print(t)
@@ -741,6 +791,15 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
         if o.why:
             console.print(f"{o.gpu_key} {o.tensor_parallel}×{o.pipeline_parallel}pp spans {o.nodes} nodes: {o.why} "
                           "(deployment.target leaderWorkerSet or inferenceService, docs/topologies.md)")
+    if pd:
+        best = options[0]
+        same = next(o for o in options if o.disaggregation is not None and (o.gpu_key, o.tensor_parallel,
+                                                                           o.quantization) ==
+                    (best.gpu_key, best.tensor_parallel, best.quantization))
+        assert same.disaggregation is not None
+        console.print(f"Aggregated vs P/D on {best.gpu_key} TP {best.tensor_parallel}: {same.disaggregation.cheaper} "
+                      f"is cheaper ({same.disaggregation.why}). P/D rows: prefill and decode pools of this shape, "
+                      "NIXL over RDMA (agg: one pool); out tok/s is one decode replica's; replicas are prefill+decode.")
     if not options:
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")
 

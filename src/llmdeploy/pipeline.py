@@ -57,6 +57,10 @@ def analyze(doc: SourceDoc, *, with_sizing: bool = True, calibration: Calibratio
         from .sizing.topology import size_spec  # knows a replica may span nodes (resources.nodes)
 
         r.sizing = size_spec(v.spec, r.model, r.gpu, r.engine, r.calibration)
+        if v.spec.disaggregation is not None and r.prefill_gpu is not None:
+            from .sizing.roles import size_disaggregated
+
+            r.prefill_sizing, r.roles = size_disaggregated(v.spec, r.model, r.gpu, r.prefill_gpu, r.engine, r.sizing)
     load_all()
     a.diagnostics.extend(run_rules(RuleContext(v, r)))
     a.diagnostics = sort_diagnostics(a.diagnostics)

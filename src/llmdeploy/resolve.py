@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engines import EngineVersionInfo
     from .sizing import SizingReport
     from .sizing.calibration import Calibration, CalibrationError
+    from .sizing.roles import DisaggSizing
     from .spec.models import LLMService
     from .spec.validate import Validated
 
@@ -35,6 +36,11 @@ class Resolved:
     # resources.calibration (or the command line's --calibration) read; LD212 reports an error.
     calibration: Calibration | None = None
     calibration_error: CalibrationError | None = None
+    # Prefill/decode disaggregation: the prefill pool's GPU, its sizing, and both roles (sizing.roles).
+    prefill_gpu: GPU | None = None
+    prefill_gpu_error: CatalogError | None = None
+    prefill_sizing: SizingReport | None = None
+    roles: DisaggSizing | None = None
 
 
 @dataclass
@@ -101,6 +107,13 @@ def resolve(v: Validated) -> Resolved:
             r.calibration = read_calibration(relative_to_spec(v, spec.resources.calibration))
         except CalibrationError as exc:
             r.calibration_error = exc
+    if spec.disaggregation is not None:
+        from .sizing.roles import prefill_gpu_type
+
+        try:
+            r.prefill_gpu = get_gpu(prefill_gpu_type(spec))
+        except CatalogError as exc:
+            r.prefill_gpu_error = exc
     return r
 
 

@@ -62,6 +62,9 @@ def test_rendered_facts(example: Path, rendered: dict[str, str]) -> None:
     spec = yaml.safe_load(example.read_text())
     docs = _docs(rendered[example.name])
     isvcs = [d for d in docs if d["kind"] in ("InferenceService", "LLMInferenceService", "LeaderWorkerSet")]
+    # A DisaggregatedSet's roles are LeaderWorkerSet specs (the prefill role at the service's tensor size here).
+    isvcs += [{"kind": "LeaderWorkerSet", "metadata": d["metadata"], "spec": r["spec"]}
+              for d in docs if d["kind"] == "DisaggregatedSet" for r in d["spec"]["roles"]]
     assert isvcs, "no InferenceService rendered"
     par = spec.get("resources", {}).get("parallelism", {})
     # One pod per node: a multi-node replica's GPUs split evenly over its pods.

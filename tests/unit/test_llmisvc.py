@@ -483,7 +483,7 @@ def test_network_policy_must_admit_the_router() -> None:
     assert render(ok).ok
 
 
-def test_lora_slots_memory_is_reported_and_refused_when_it_eats_the_kv_cache() -> None:
+def test_lora_slots_memory_is_reported_and_the_sizing_refuses_when_it_eats_the_kv_cache() -> None:
     from llmdeploy.catalog import get_model
     from llmdeploy.derive.lora import LoraLimits, lora_gpu_bytes
 
@@ -502,5 +502,10 @@ def test_lora_slots_memory_is_reported_and_refused_when_it_eats_the_kv_cache() -
 
     assert [d.severity.value for d in lora(8)] == ["info"]
     assert [d.severity.value for d in lora(128)] == ["warning"]
-    assert [d.severity.value for d in lora(512)] == ["error"]
+    # The slots eat the whole cache: sizing refuses (LD202, naming the slots), LD715 says why.
+    assert [d.severity.value for d in lora(512)] == ["warning"]
+    res = render(spec_text(model={"loras": [{"name": "a", "storageUri": "hf://o/a", "rank": 512},
+                                            {"name": "b", "storageUri": "hf://o/b", "rank": 512}]}))
+    assert [d.rule for d in res.diagnostics if d.is_error] == ["LD202"]
+    assert "LoRA slots 5.00" in next(d.message for d in res.diagnostics if d.rule == "LD202")
 

@@ -76,6 +76,8 @@ scaling:
 M = "manifests"
 CANARY = {"rollout.strategy": "canary", "rollout.candidate": {"image": "vllm/vllm-openai:v0.10.2"}}
 TOLERATION = {"key": "gpu", "operator": "Equal", "value": "a", "effect": "NoExecute", "tolerationSeconds": 60}
+PD = {"disaggregation": {"connector": "nixl"}}
+RW = {"router.modelRewrites": [{"model": "chat-a", "targets": [{"model": "sql", "weight": 1}]}]}
 SECRET_ENV = {"name": "BUILD_ID", "value": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"}
 CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "metadata.name": ({}, {"metadata.name": "chat2"}, M),
@@ -237,6 +239,13 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
                                    {"router.eppMetricsToken.key": "jwt"}, M),
     "router.objective.priority": ({}, {"router.objective.priority": 9}, M),
     "router.llmdRouterVersion": ({}, {"router.llmdRouterVersion": "0.8.0"}, M),
+    "router.modelRewrites[].model": (RW, {"router.modelRewrites[0].model": "chat-b"}, M),
+    "router.modelRewrites[].targets[].model": (RW, {"router.modelRewrites[0].targets[0].model": "chat-model"}, M),
+    "router.modelRewrites[].targets[].weight": (RW, {"router.modelRewrites[0].targets[0].weight": 7}, M),
+    "disaggregation.connector": (PD, {"disaggregation.connector": "lmcache"}, "LD717"),
+    "disaggregation.prefill.replicas": (PD, {"disaggregation.prefill.replicas": 3}, M),
+    "disaggregation.prefill.tensor": (PD, {"disaggregation.prefill.tensor": 2}, M),
+    "disaggregation.prefill.gpu": (PD, {"disaggregation.prefill.gpu": "l40s"}, M),
     "monitoring.enabled": ({}, {"monitoring.enabled": False}, M),
     "monitoring.scrape": ({}, {"monitoring.scrape": "serviceMonitor"}, M),
     "monitoring.scrapeInterval": ({}, {"monitoring.scrapeInterval": "30s"}, M),

@@ -17,7 +17,7 @@ CASES = ROOT / "tests" / "cases"
 
 # The modules of each id family (LD3xx: scaling, and the rollout rules LD311-LD315 beside them).
 CATEGORY_MODULE = {"1": ("spec",), "2": ("sizing",), "3": ("scaling", "rollout"), "4": ("security",),
-                   "5": ("monitoring",), "6": ("runtime",), "7": ("llmisvc",), "8": ("topology",)}
+                   "5": ("monitoring",), "6": ("runtime",), "7": ("llmisvc", "disagg"), "8": ("topology", "disagg")}
 
 
 def rule_ids() -> list[str]:

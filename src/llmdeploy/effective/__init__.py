@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .disagg import dset_leaderworkersets as _dset_leaderworkersets
+from .disagg import workloads as _pd_workloads
 from .knative import KNATIVE_VERSION, QUEUE_PORTS, USER_PORT_NAME
 from .kserve import ANNOTATION_DENYLIST, KSERVE_VERSION, merge_container
 from .kserve import pod_manifest as _isvc_pod_manifest
@@ -40,7 +42,9 @@ __all__ = [
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """Every InferenceService, LLMInferenceService and LeaderWorkerSet leader among ``objects``, as run."""
     objs = list(objects)
-    return _isvc_workloads(objs) + _llmisvc_workloads(objs) + _lws_workloads(objs)
+    services = [o for o in objs if isinstance(o, Mapping) and o.get("kind") == "Service"]
+    return (_isvc_workloads(objs) + _llmisvc_workloads(objs) + _pd_workloads(objs) + _lws_workloads(objs)
+            + _lws_workloads(_dset_leaderworkersets(objs) + services))
 
 
 def pod_manifest(w: Workload) -> dict[str, Any]:

@@ -333,6 +333,8 @@ def pod_manifest(w: Workload) -> dict[str, Any]:
         env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     if env:
         init["env"] = env
-    spec = {"serviceAccountName": w.pod.service_account, "initContainers": [init],
-            **{k: v for k, v in w.pod.raw.items() if k != "serviceAccountName"}}
+    # The template's own init containers (the P/D routing sidecar) come first: the storage
+    # initializer is appended (workload_storage.go attachStorageInitializer @ v0.20.0).
+    spec = {"serviceAccountName": w.pod.service_account, "initContainers": [*(w.pod.raw.get("initContainers") or []), init],
+            **{k: v for k, v in w.pod.raw.items() if k not in ("serviceAccountName", "initContainers")}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

@@ -288,7 +288,7 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
         meta = o.get("metadata") or {}
         spec = o.get("spec") or {}
         if spec.get("worker") is not None or spec.get("prefill") is not None:
-            continue  # multi-node / disaggregated: not a shape llmdeploy renders
+            continue  # multi-node; disaggregated: effective/disagg.py
         name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
         preset = copy.deepcopy(PRESET_POD)
         preset["containers"] = [copy.deepcopy(PRESET_MAIN)]

@@ -88,6 +88,7 @@ class EngineFeatures:
     prefix_caching_control: str | None
     chunked_prefill_control: str | None
     quantization: Mapping[str, QuantizationSupport]
+    kv_connectors: Mapping[str, str] = field(default_factory=dict)  # spec connector -> vLLM kv_connector name
 
     def supports(self, feature: str) -> bool:
         """True when the boolean feature ``feature`` (a field name) is available.
@@ -546,6 +547,7 @@ def _features_for(t: _Table, v: Version) -> EngineFeatures:
         prefix_caching_control=f.get("prefix_caching_control"),
         chunked_prefill_control=f.get("chunked_prefill_control"),
         quantization=MappingProxyType(quant),
+        kv_connectors=MappingProxyType({str(k): str(v) for k, v in (f.get("kv_connectors") or {}).items()}),
     )
 
 

@@ -43,6 +43,9 @@ def build_plan(analysis: Analysis) -> Plan:
         from . import llmisvc
 
         return llmisvc.build_plan(ctx)
+    if ctx.spec.deployment.target == "leaderWorkerSet" and ctx.spec.disaggregation is not None:
+        from . import disagg_lws
+        return disagg_lws.build_plan(ctx)
     if ctx.spec.deployment.target == "leaderWorkerSet":
         from . import lws
 

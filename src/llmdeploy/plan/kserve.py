@@ -274,8 +274,10 @@ def _resources(ctx: PlanContext, gpus: int, shm_gib: float) -> dict[str, Any]:
         # vLLM memory-maps safetensors shards while loading; each GPU worker holds at most
         # its shard, so host memory ≈ the weights plus 10 % and 8 GiB for Python, the
         # tokenizer and CUDA host buffers. The /dev/shm emptyDir (medium: Memory) counts
-        # against the container's memory limit, so it is added on top.
-        memory = gib(weights_gib * 1.1 + 8 + shm_gib)
+        # against the container's memory limit, so it is added on top, and so is each GPU
+        # worker's LoRA adapter cache (--max-cpu-loras adapters, sizing/lora.py).
+        lora_cpu_gib = (ctx.sizing.lora_cpu_cache_bytes or 0) / 2**30 * gpus
+        memory = gib(weights_gib * 1.1 + 8 + shm_gib + lora_cpu_gib)
     else:
         memory = r.memory
     res_name = ctx.gpu.resource_name

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
+from . import disagg, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .model import Manifest, Plan, PlanContext, Section
 
@@ -73,7 +74,9 @@ _CONTROLLER_LABELS = frozenset(eff.POD_FIXED_LABELS)
 def target_context(ctx: PlanContext) -> PlanContext:
     """The plan context of this target: the engine port is the presets' 8000."""
     spec = ctx.spec
-    runtime = spec.runtime.model_copy(update={"port": LLMISVC_ENGINE_PORT})
+    # Disaggregated: the decode preset runs vLLM on 8001 behind the routing sidecar on 8000.
+    port = disagg.DECODE_ENGINE_PORT if spec.disaggregation is not None else LLMISVC_ENGINE_PORT
+    runtime = spec.runtime.model_copy(update={"port": port})
     return replace(ctx, spec=spec.model_copy(update={"runtime": runtime}))
 
 
@@ -108,6 +111,10 @@ def epp_config(ctx: PlanContext) -> dict[str, Any]:
     picker's index is a hit in vLLM's prefix cache (llm-d-router v0.9.0
     approximateprefix/types.go: default 16, vLLM's default).
     """
+    if ctx.spec.disaggregation is not None:
+        return disagg.epp_config(ctx, SCORER_PLUGINS, {
+            "blockSizeTokens": ctx.spec.router.prefix_block_size or engine_block_size(ctx),
+            "maxPrefixTokensToMatch": ctx.spec.runtime.max_model_len})
     plugins: list[dict[str, Any]] = [{"type": "single-profile-handler"}]
     refs: list[dict[str, Any]] = []
     for kind, weight in scorers(ctx):
@@ -460,6 +467,9 @@ def llmisvc_manifest(ctx: PlanContext, engine: EnginePlan, router: dict[str, Any
         spec["annotations"] = {"prometheus.io/scrape": "true", "prometheus.io/port": str(engine.port),
                                "prometheus.io/path": engine.metrics_path}
     spec["template"] = _template(ctx, engine)
+    if ctx.spec.disaggregation is not None:
+        spec["template"] = disagg.decorate_pod(ctx, spec["template"])
+        spec["prefill"] = disagg.prefill_block(ctx, _template, spec["labels"])
     spec["router"] = router
     return Manifest("llmisvc/llminferenceservice.yaml.j2", "LLMInferenceService", name,
                     {"metadata": meta, "spec": spec}, namespace=ctx.namespace, aliases=("llmisvc",))
@@ -560,6 +570,9 @@ def build_plan(ctx: PlanContext) -> Plan:
     sections = [scale, monitoring.plan_monitoring(ctx, engine), policy.plan_policy(ctx, engine, [ctx.name])]
     router, manifests = _router(ctx, route=route)
     manifests += router_monitoring(ctx)
+    rw = rewrite.rewrite_manifest(ctx)  # router.modelRewrites
+    if rw is not None:
+        manifests.append(rw)
     sa = storage_service_account_manifest(ctx)
     if sa is not None:
         manifests.append(sa)
@@ -570,10 +583,16 @@ def build_plan(ctx: PlanContext) -> Plan:
         manifests += cand_manifests
         for s in sections[1:]:
             s.manifests = _select_both(s.manifests, ctx)
-    presets = "kserve-config-llm-template" + (", -scheduler, -router-route" if ctx.spec.router.pool == "managed" else "")
+    presets = ("kserve-config-llm-decode-template, -prefill-template" if ctx.spec.disaggregation is not None
+               else "kserve-config-llm-template") + (", -scheduler, -router-route" if ctx.spec.router.pool == "managed" else "")
     note = (f"target: LLMInferenceService {ctx.namespace}/{ctx.name} (KServe v0.20 presets {presets}); "
             f"pods of Deployment {eff.deployment_name(ctx.name)}")
     notes: list[str] = [note]
+    if ctx.spec.disaggregation is not None:
+        sections[2].manifests = disagg.widen_network_policy(ctx, sections[2].manifests)
+        disagg.scale_roles(ctx, sections[0])
+        manifests += [m for m in (disagg.role_alerts(ctx), disagg.role_dashboard(ctx)) if m is not None]
+        notes.append(disagg.note(ctx))
     for s in sections:
         manifests.extend(s.manifests)
         notes.extend(s.notes)

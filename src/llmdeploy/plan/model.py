@@ -30,7 +30,8 @@ SPEC_HASH_LABEL = "llmdeploy.dev/spec-hash"
 # event, but the order reads better and matches `helm template`).
 KIND_ORDER = (
     "Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterServingRuntime", "ServingRuntime",
-    "InferenceService", "LLMInferenceService", "InferencePool", "InferenceObjective", "LeaderWorkerSet",
+    "InferenceService", "LLMInferenceService", "InferencePool", "InferenceObjective", "InferenceModelRewrite", "LeaderWorkerSet",
+    "DisaggregatedSet",
     "TriggerAuthentication", "ScaledObject", "HTTPRoute", "Canary",
     "PodDisruptionBudget", "NetworkPolicy", "PodMonitor", "ServiceMonitor", "PrometheusRule",
 )
@@ -133,6 +134,10 @@ class PlanContext:
 
     def workload_pod_regex(self, names: tuple[str, ...]) -> str:
         """A regex for the pod names of these InferenceServices (or LLMInferenceServices on that target)."""
+        if self.spec.deployment.target == "leaderWorkerSet" and self.spec.disaggregation is not None:
+            from ..effective.disagg import dset_pod_regex  # a DisaggregatedSet's LeaderWorkerSets
+
+            return dset_pod_regex(names)
         if self.spec.deployment.target == "leaderWorkerSet":
             from ..effective.lws import pod_regex
 
@@ -177,12 +182,19 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
+_HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"), ("resources", "calibration"))
+
+
 def spec_hash(spec: LLMService) -> str:
     """Short, stable hash of the resolved spec (profile and defaults applied)."""
     data = spec.model_dump(mode="json", by_alias=True)
-    if data["resources"].get("calibration") is None:
-        # Added later (#14): a spec without one keeps the hash it had before the field existed.
-        data["resources"].pop("calibration", None)
+    # Optional sections added after v1alpha1 shipped: unset, they leave existing services' hashes alone.
+    for path in _HASH_OMIT_WHEN_UNSET:
+        node = data
+        for key in path[:-1]:
+            node = node.get(key) or {}
+        if node.get(path[-1]) in (None, []):
+            node.pop(path[-1], None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return digest[:16]
 

@@ -14,8 +14,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..derive.lora import VLLM_DEFAULT_MAX_LORA_RANK, lora_gpu_bytes, lora_limits, supported_rank
+from ..derive.lora import VLLM_DEFAULT_MAX_LORA_RANK, lora_limits, supported_rank
 from ..diagnostics import Severity
+from ..effective import disagg as pd
 from ..effective import llmisvc as eff
 from .registry import EffectiveContext, Finding, RuleContext, rule
 from .runtime import _admits, _policy_selects
@@ -395,17 +396,14 @@ def pool_selects_workload(ctx: EffectiveContext) -> Iterable[Finding]:
     w = ctx.workload
     if obj is None or w is None:
         return
-    selector = eff.fixed_pod_labels(w.isvc)
+    role = pd.role_of(w, obj)
+    selector = eff.fixed_pod_labels(w.isvc) if role == "both" else pd.fixed_labels(w.isvc, role)
     for k, v in selector.items():
         if w.pod.labels.get(k) != v:
             yield Finding(("metadata", "labels"),
                           f"the workload pod label {k}={w.pod.labels.get(k)} differs from the Deployment selector's "
                           f"{k}={v}: the API server refuses the Deployment", f"do not set the label {k}")
-    c = w.pod.container(w.engine_container)
-    listen = None
-    if c is not None:
-        value = c.arg_value("--port")
-        listen = int(value) if value and value.isdigit() else None
+    listen = pd.serving_port(w)  # the engine's --port, or the P/D routing sidecar's in front of it
     for name, sel, ports in eff.pools(ctx.objects, obj):
         if not sel or any(w.pod.labels.get(k) != v for k, v in sel.items()):
             yield Finding(("router", "pool"), f"InferencePool {name} selects {sel}, which the pods of Deployment "
@@ -555,35 +553,79 @@ def lora_slots_memory(ctx: RuleContext) -> Iterable[Finding]:
     """The LoRA slots take GPU memory that the KV cache then lacks.
 
     vLLM reserves buffers for `--max-loras` adapters at `--max-lora-rank` in every layer
-    before it sizes the KV cache (vllm/lora/layers, stacked `lora_a`/`lora_b` per
-    projection slice; derive/lora.py has the formula), so the cache ends up that much
-    smaller than `llmdeploy size` reports (sizing does not count LoRA yet). Reported as
-    information; a warning above a quarter of the KV cache, an error when the slots take
-    all of it (the engine does not start). Lower `model.maxLoras`, use adapters of a lower
-    rank, or give the replica more GPU memory.
+    when it loads the model, before it sizes the KV cache (vllm/lora/layers, stacked
+    `lora_a`/`lora_b` per projection slice; sizing/lora.py has the formula). `llmdeploy
+    size` subtracts them from the KV cache; this rule says how much of the cache they
+    took: information, a warning above a quarter of it or when nothing is left (the
+    sizing error then names the shortage). Lower `model.maxLoras`, use adapters of a
+    lower rank, or give the replica more GPU memory.
     """
     s = ctx.spec
     limits = lora_limits(s)
     model, sizing = ctx.resolved.model, ctx.resolved.sizing
-    if limits is None or model is None or sizing is None:
+    if limits is None or model is None or sizing is None or sizing.per_gpu.lora_gib <= 0:
         return
-    dtype = s.model.dtype if s.model.dtype != "auto" else model.torch_dtype
-    need = lora_gpu_bytes(model, limits, tensor_parallel=s.resources.parallelism.tensor,
-                          pipeline_parallel=s.resources.parallelism.pipeline, dtype=dtype)
-    if need is None:
-        return
-    need_gib = need / 2**30
+    need_gib = sizing.per_gpu.lora_gib
     kv_gib = sizing.per_gpu.kv_cache_gib
-    share = need_gib / kv_gib if kv_gib > 0 else float("inf")
-    tokens = int(sizing.kv_cache_tokens * min(1.0, share))
+    share = need_gib / (need_gib + kv_gib)
+    tokens = int(sizing.kv_cache_tokens * need_gib / kv_gib) if kv_gib > 0 else 0
     what = (f"{limits.max_loras} LoRA slot(s) at rank {limits.max_rank} take {need_gib:.2f} GiB per GPU, "
-            f"{min(share, 1.0):.0%} of the {kv_gib:.2f} GiB KV cache (about {tokens:,} tokens fewer than "
-            "llmdeploy size reports)")
-    if share >= 1:
+            f"{share:.0%} of the memory the KV cache would have without them"
+            + (f" (about {tokens:,} tokens; llmdeploy size counts them)" if tokens else ""))
+    if kv_gib <= 0:
         yield Finding(("model", "loras"), what + ": the engine has no KV cache left and does not start",
-                      "lower model.maxLoras or the adapters' rank, or use a larger GPU", Severity.ERROR)
+                      "lower model.maxLoras or the adapters' rank, or use a larger GPU", Severity.WARNING)
     elif share > 0.25:
         yield Finding(("model", "loras"), what, "lower model.maxLoras or the adapters' rank if the cache is tight",
                       Severity.WARNING)
     else:
         yield Finding(("model", "loras"), what)
+
+
+@rule("LD724")
+def model_rewrites_reach_served_models(ctx: RuleContext) -> Iterable[Finding]:
+    """Every target of `router.modelRewrites` is a model the service serves, on a router that has the kind.
+
+    The llm-d router rewrites the request's `model` to a target and then schedules it on
+    the pool (InferenceModelRewrite, `llm-d.ai/v1alpha2`, llm-d router ≥ 0.9): a target
+    the engines do not serve — neither the served name nor a LoRA adapter's name (`--lora-modules`,
+    workload_lora.go @ KServe v0.20.0) — is answered "model not found" by vLLM for every
+    request the rule matches. Older routers do not know the kind. On other targets there is
+    no router to rewrite (warning).
+
+    Fails::
+
+        model: {loras: [{name: sql, storageUri: hf://org/sql-lora}]}
+        router:
+          modelRewrites:
+            - {model: chat-sql, targets: [{model: sql-v2}]}
+
+    Passes::
+
+        router:
+          modelRewrites:
+            - {model: chat-sql, targets: [{model: sql, weight: 90}, {model: chat, weight: 10}]}
+    """
+    s = ctx.spec
+    rewrites = s.router.model_rewrites
+    if not rewrites:
+        return
+    if not _llm(ctx):
+        yield Finding(("router", "modelRewrites"), f"router.modelRewrites has no effect on the "
+                      f"{s.deployment.target} target (it has no llm-d router)",
+                      "set deployment.target: llmInferenceService or remove modelRewrites",
+                      severity=Severity.WARNING, key=True)
+        return
+    parts = [int(p) for p in s.router.llmd_router_version.split(".")]
+    if (parts + [0])[:2] < [0, 9]:
+        yield Finding(("router", "llmdRouterVersion"), f"llm-d router {s.router.llmd_router_version} has no "
+                      "InferenceModelRewrite (llm-d.ai/v1alpha2 arrives with 0.9)",
+                      "raise router.llmdRouterVersion to your router's release, or remove modelRewrites")
+    served = {s.model.served_name or s.metadata.name} | {a.name for a in s.model.loras}
+    for i, r in enumerate(rewrites):
+        for j, t in enumerate(r.targets):
+            if t.model not in served:
+                yield Finding(("router", "modelRewrites", i, "targets", j, "model"),
+                              f"rewrite target {t.model!r} is not served by the engines (they serve "
+                              f"{', '.join(sorted(served))}): every request for {r.model!r} routed there fails",
+                              "name the served model or one of model.loras")

@@ -325,7 +325,8 @@ def interconnect_is_usable(ctx: RuleContext) -> Iterator[Finding]:
     mounts into the pod (Mellanox k8s-rdma-shared-dev-plugin: ``rdma/<name>``; NVIDIA
     Network Operator: ``nvidia.com/hostdev``/SR-IOV): ``fabric: infiniband`` or ``roce``
     without ``rdmaResources`` silently runs over TCP. Interconnect settings on a
-    one-node replica do nothing (warning).
+    one-node replica do nothing (warning), unless the service is disaggregated: then they
+    are the network of the KV transfer between the prefill and decode pods (LD720).
 
     Fails::
 
@@ -344,7 +345,7 @@ def interconnect_is_usable(ctx: RuleContext) -> Iterator[Finding]:
     """
     r = ctx.spec.resources
     ic = r.interconnect
-    if r.nodes <= 1:
+    if r.nodes <= 1 and ctx.spec.disaggregation is None:  # P/D: the network of the KV transfer (LD720)
         if ctx.user_set(("resources", "interconnect")):
             yield Finding(("resources", "interconnect"),
                           "resources.interconnect applies to replicas that span nodes; this one runs on one node",

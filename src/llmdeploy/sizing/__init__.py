@@ -60,6 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engines import EngineVersionInfo
     from ..spec.models import LLMService
     from .calibration import Calibration, Correction
+    from .lora import LoraLimits
+    from .roles import DisaggSizing
 
 __all__ = [
     "Capacity",
@@ -73,6 +75,7 @@ __all__ = [
     "engine_batch_defaults",
     "largest_max_model_len",
     "plan_options",
+    "rank_options",
     "size",
     "size_spec",
 ]
@@ -147,6 +150,8 @@ class SizingInput:
         concurrencies: offered concurrencies of the capacity curve (None: the default set).
         calibration: a per-cluster correction from the user's own start-up logs
             (:mod:`.calibration`; ``--calibration FILE``, ``resources.calibration``).
+        lora: the LoRA limits (``--max-loras`` slots at ``--max-lora-rank``); their GPU
+            slots come out of the KV cache (:mod:`.lora`).
     """
 
     model: ModelConfig
@@ -172,6 +177,7 @@ class SizingInput:
     slo: Slo | None = None
     concurrencies: tuple[int, ...] | None = None
     calibration: Correction | None = None
+    lora: LoraLimits | None = None
 
 
 @record
@@ -185,6 +191,7 @@ class MemoryBreakdown:
     non_torch_gib: float
     cuda_graph_gib: float
     kv_cache_gib: float
+    lora_gib: float = 0.0  # the LoRA slots, allocated with the weights
 
     def to_json(self) -> dict[str, float]:
         """JSON form, rounded to the MiB."""
@@ -251,6 +258,8 @@ class SizingReport:
     def expert_parallel_size(self) -> int:
         """GPUs the routed experts are spread over as whole experts (1 without expert parallel)."""
         return moe_shards(self.tensor_parallel, self.data_parallel, self.expert_parallel)[1]
+    lora: LoraLimits | None = None
+    lora_cpu_cache_bytes: int | None = None  # one engine worker's adapter cache in host memory
 
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
         """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
@@ -291,6 +300,11 @@ class SizingReport:
             "weights_bytes_total": self.weights_bytes_total,
             "load_time_seconds": self.load_time_seconds,
             "capacity": self.capacity.to_json() if self.capacity is not None else None,
+            "lora": None if self.lora is None else {
+                "max_loras": self.lora.max_loras, "max_lora_rank": self.lora.max_rank,
+                "max_cpu_loras": self.lora.max_cpu_loras, "gpu_slots_gib": round(self.per_gpu.lora_gib, 3),
+                "cpu_cache_gib_per_worker": None if self.lora_cpu_cache_bytes is None
+                else round(self.lora_cpu_cache_bytes / 2**30, 3)},
             "assumptions": list(self.assumptions),
             "verdict": self.verdict,
             "kv_cache_tokens_band": None if self.kv_error_band is None else {
@@ -321,14 +335,18 @@ class Option:
     pipeline_parallel: int = 1
     nodes: int = 1  # > 1: a multi-node replica, tensor parallel inside a node, pipeline across
     why: str | None = None  # why a multi-node layout is proposed
+    requested_quantization: str = "none"  # the --quantization asked for (``quantization`` is what runs)
+    topology: str = "aggregated"  # or "P/D p:d" (:func:`.roles.disaggregated_option`)
+    disaggregation: DisaggSizing | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form (a P/D option adds both pools, the ratio and the verdict under ``disaggregation``)."""
         cap = self.report.capacity
         per_1m = self.cost_per_1m_output_tokens
         return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
                 "pipeline_parallel": self.pipeline_parallel, "nodes": self.nodes, "why": self.why,
                 "quantization": self.quantization,
+                "disaggregation": self.disaggregation.to_json() if self.disaggregation is not None else None,
                 "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": round(self.max_concurrency, 3),
                 "weights_gib_per_gpu": round(self.weights_gib_per_gpu, 3),
@@ -364,6 +382,7 @@ class _Prep:
     non_torch: int
     kv_per_token: tuple[int, ...]
     request_bytes: tuple[int, ...]
+    lora: tuple[int, ...] = ()  # LoRA slot bytes per stage's GPU (empty: no adapters or not modelled)
 
 
 @record
@@ -458,8 +477,15 @@ def _prep(inp: SizingInput) -> _Prep:
         non_torch = max(0, int(non_torch + cal.non_torch_gib * GIB))
         if cal.weights_gib:
             w_stage = tuple(max(0, int(w + cal.weights_gib * GIB)) for w in w_stage)
+    lora: tuple[int, ...] = ()
+    if inp.lora is not None:
+        from .lora import lora_slot_bytes
+
+        per = [lora_slot_bytes(model, inp.lora, tensor_parallel=tp, layers=st.num_layers, dtype=act_dtype)
+               for st in stages]
+        lora = tuple(b for b in per if b is not None) if all(b is not None for b in per) else ()
     return _Prep(mm, act_dtype, quant, util, total, total * util, tokens, default_seqs, stages, w_stage,
-                 w_total, non_torch, kvpt, reqb)
+                 w_total, non_torch, kvpt, reqb, lora)
 
 
 def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
@@ -470,12 +496,13 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     piecewise, full = cuda_graph_sizes(mm, seqs, p.tokens)
     graphs = 0 if inp.enforce_eager else piecewise + full
     breakdowns, toks, kvb = [], [], []
-    for st, w in zip(p.stages, p.weights, strict=True):
+    for i, (st, w) in enumerate(zip(p.stages, p.weights, strict=True)):
         act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs, moe_tp)
         if inp.calibration is not None:
             act = max(0, int(act + inp.calibration.activation_gib * GIB))
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
-        kv = p.usable - w - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
+        lora = p.lora[i] if p.lora else 0
+        kv = p.usable - w - lora - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
         kv = kv * mm.kv_budget_fraction if kv > 0 else kv
         if inp.calibration is not None and kv > 0:
             kv = kv * inp.calibration.kv_tokens_ratio
@@ -485,6 +512,7 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
         breakdowns.append(MemoryBreakdown(
             total_gib=p.total / GIB, usable_gib=p.usable / GIB, weights_gib=w / GIB, activation_gib=act / GIB,
             non_torch_gib=p.non_torch / GIB, cuda_graph_gib=cg / GIB, kv_cache_gib=max(kv, 0) / GIB,
+            lora_gib=lora / GIB,
         ))
     binding = min(range(len(toks)), key=lambda i: (toks[i], kvb[i]))
     return _Core(p, seqs, tuple(breakdowns), tuple(toks), tuple(kvb), binding, graphs)
@@ -675,6 +703,7 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
         engine_era=c.mm.era, engine_budget=c.mm.budget, per_stage=c.stages, stage_kv_cache_tokens=c.stage_tokens,
         cuda_graphs_counted=c.mm.cudagraph_in_budget, assumptions=adv.memory_assumptions(inp, c),
         max_num_seqs_reason=seqs_reason, calibration=inp.calibration,
+        lora=inp.lora, lora_cpu_cache_bytes=_lora_cpu(inp, c.act_dtype),
     )
     band = _kv_band(inp)
     verdict = "does not fit"
@@ -697,6 +726,14 @@ def _kv_band(inp: SizingInput) -> float | None:
     return KV_ERROR_BAND if inp.engine.engine == "vllm" else None
 
 
+def _lora_cpu(inp: SizingInput, dtype: str) -> int | None:
+    if inp.lora is None:
+        return None
+    from .lora import lora_cpu_cache_bytes
+
+    return lora_cpu_cache_bytes(inp.model, inp.lora, dtype)
+
+
 # --------------------------------------------------------------------------- spec and options
 
 
@@ -704,6 +741,8 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
                     calibration: Calibration | None = None) -> SizingInput:
     """The :class:`SizingInput` a spec describes (``maxNumSeqs: auto`` → None), with the entry
     of ``calibration`` that matches it."""
+    from .lora import lora_limits
+
     rt = spec.runtime
     par = spec.resources.parallelism
     tl = spec.scaling.target_load
@@ -723,6 +762,7 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
         calibration=None if calibration is None else
         calibration.match(gpu.key, engine.engine, engine.version, par.tensor, model.hf_id),
+        lora=lora_limits(spec),
     )
 
 
@@ -748,7 +788,9 @@ def plan_options(
     quantizations: tuple[str, ...] | None = None,
     calibration: Calibration | None = None,
 ) -> list[Option]:
-    """Every GPU × TP (× quantization) that fits, cheapest first.
+    """Every GPU × TP (× quantization) that fits, cheapest first (:func:`rank_options`).
+
+    :func:`.roles.with_disaggregated` adds each option's prefill/decode alternative.
 
     Without a request rate "cheapest" is per hour (GPUs without a price last). With
     ``target_load.requests_per_second`` each option gets the replicas the rate needs at
@@ -770,13 +812,20 @@ def plan_options(
         out.extend(_plan_options(model, max_model_len, engine, dtype, q, kv_cache_dtype,
                                  gpu_memory_utilization, tuple(gpus), tuple(tp_choices), target_load, slo,
                                  calibration))
-    rated = target_load is not None and target_load.requests_per_second is not None
+    return rank_options(out, rated=target_load is not None and target_load.requests_per_second is not None)
+
+
+def rank_options(options: list[Option], *, rated: bool) -> list[Option]:
+    """Cheapest first: per 1M output tokens at the load (SLO misses last) when ``rated``, else per hour.
+
+    Ties go to fewer GPUs, then to the larger KV cache, then to the aggregated topology.
+    """
     if rated:
-        out.sort(key=lambda o: (o.slo_missed is not None, o.cost_per_1m_output_tokens is None,
-                                o.cost_per_1m_output_tokens or 0.0, o.gpu_count, -o.kv_cache_tokens))
-    else:
-        out.sort(key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count, -o.kv_cache_tokens))
-    return out
+        return sorted(options, key=lambda o: (o.slo_missed is not None, o.cost_per_1m_output_tokens is None,
+                                              o.cost_per_1m_output_tokens or 0.0, o.gpu_count, -o.kv_cache_tokens,
+                                              o.topology != "aggregated"))
+    return sorted(options, key=lambda o: (o.cost_per_hour is None, o.cost_per_hour or 0.0, o.gpu_count,
+                                          -o.kv_cache_tokens, o.topology != "aggregated"))
 
 
 def _multi_node_capable(gpu: GPU) -> bool:
@@ -834,7 +883,7 @@ def _plan_options(
                 per_1m = cost * replicas / (rate * cap.output_tokens * 3600) * 1e6
             out.append(Option(gpu.key, gpu.name, tp, r.gpu_count, r.kv_cache_tokens, r.max_concurrency,
                               cost, r.per_gpu.weights_gib, r, r.quantization, replicas, per_1m,
-                              cap.slo_missed if cap is not None else None, pp, pp, why))
+                              cap.slo_missed if cap is not None else None, pp, pp, why, quantization))
             if pp > 1:
                 break  # the fewest nodes that fit; more only add cost
     return tuple(out)

@@ -209,7 +209,8 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
         kv = c.stage_kv_bytes[worst]
         if kv <= 0:
             msg = (f"nothing is left for the KV cache: {_gib(c.usable)} usable − weights {st.weights_gib:.2f} − "
-                   f"activation {st.activation_gib:.2f} − non-torch {st.non_torch_gib:.2f} GiB"
+                   + (f"LoRA slots {st.lora_gib:.2f} − " if st.lora_gib > 0 else "")
+                   + f"activation {st.activation_gib:.2f} − non-torch {st.non_torch_gib:.2f} GiB"
                    + (f" − CUDA graphs {st.cuda_graph_gib:.2f} GiB" if c.mm.cudagraph_in_budget else "")
                    + " is negative; vLLM refuses to start")
         else:
@@ -372,6 +373,22 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
                    "than this estimate (docs/sizing.md); read it as an upper bound")
     if c.quant.quantized:
         out.append(f"weights quantized: {c.quant.label}")
+    if inp.lora is not None:
+        lo = inp.lora
+        if c.prep.lora:
+            slots = c.prep.lora[c.binding] / 2**30
+            out.append(f"LoRA: {lo.max_loras} slot(s) (--max-loras) at rank {lo.max_rank} (--max-lora-rank) in every "
+                       f"adapted projection take {slots:.2f} GiB per GPU, allocated with the weights before the KV "
+                       "cache (vLLM vllm/lora/layers create_lora_weights: A rank × input, B output × rank per slice)")
+            from .lora import lora_cpu_cache_bytes
+
+            cpu = lora_cpu_cache_bytes(inp.model, lo, c.act_dtype) or 0
+            out.append(f"LoRA CPU cache: {min(lo.max_cpu_loras, len(lo.adapter_ranks))} adapter(s) (--max-cpu-loras "
+                       f"{lo.max_cpu_loras}) at their own ranks take {cpu / 2**30:.2f} GiB of host memory per engine "
+                       "worker (vLLM LRUCacheLoRAModelManager)")
+        else:
+            out.append(f"LoRA: the slots of a {'mixture-of-experts' if inp.model.moe else 'latent-attention'} model "
+                       "are not modelled; the KV cache is that much smaller than shown")
     return tuple(out)
 
 

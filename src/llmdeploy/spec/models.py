@@ -886,6 +886,24 @@ class RouterObjective(_Model):
     )
 
 
+class RewriteTarget(_Model):
+    """One model a rewritten request may go to, and its share."""
+
+    model: str = Field(description="A model the service serves: its served name or a LoRA adapter's name.",
+                       min_length=1, max_length=256)
+    weight: int = Field(1, description="Relative share of the requests (weight ÷ sum of the weights).", ge=1,
+                        le=1_000_000)
+
+
+class ModelRewrite(_Model):
+    """Requests that name ``model`` are served by the ``targets`` (an llm-d InferenceModelRewrite)."""
+
+    model: str = Field(description="The model name clients send (the request body's `model`).", min_length=1,
+                       max_length=256)
+    targets: list[RewriteTarget] = Field(description="Where those requests go, weighted.", min_length=1,
+                                         max_length=16)
+
+
 class Router(_Model):
     """The llm-d router in front of the llmInferenceService target."""
 
@@ -934,6 +952,14 @@ class Router(_Model):
     objective: RouterObjective | None = Field(
         None, description="Request priority in the endpoint picker (renders an InferenceObjective)."
     )
+    model_rewrites: list[ModelRewrite] = Field(
+        default_factory=_list,
+        description=(
+            "Route a client-facing model name to served models or LoRA adapters by weight (an llm-d.ai "
+            "InferenceModelRewrite; llm-d router ≥ 0.9)."
+        ),
+        max_length=32,
+    )
     llmd_router_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")] = Field(
         "0.9.0",
         description=(
@@ -941,6 +967,54 @@ class Router(_Model):
             "before `inference.networking.x-k8s.io/v1alpha2`."
         ),
     )
+
+
+# --------------------------------------------------------------------------- disaggregation
+
+
+KvConnector = Literal["nixl", "lmcache", "p2pNccl"]
+
+
+class PrefillRole(_Model):
+    """The prefill pool of a disaggregated service; the decode pool is the service itself (`resources`, `scaling`)."""
+
+    replicas: int | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Prefill replicas, or `auto`: from `scaling.targetLoad` and the per-role model (prompt tokens per "
+            "second of one prefill replica, `llmdeploy size`); 1 without a target load."
+        ),
+    )
+    tensor: int | None = Field(
+        None, description="Tensor-parallel size of a prefill replica. Default: `resources.parallelism.tensor`.",
+        ge=1, le=64,
+    )
+    gpu: str | None = Field(
+        None,
+        description="GPU catalog key of the prefill pods (`llmdeploy catalog gpus`). Default: `resources.gpu.type`.",
+        min_length=1,
+        max_length=64,
+    )
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= MAX_REPLICAS:
+            raise ValueError(f"must be 'auto' or an integer between 1 and {MAX_REPLICAS} (got {v})")
+        return v
+
+
+class Disaggregation(_Model):
+    """Prefill/decode disaggregation: prompts run on a prefill pool, generation on the decode pool (docs/topologies.md)."""
+
+    connector: KvConnector = Field(
+        description=(
+            "KV-cache connector that moves each prompt's KV cache from prefill to decode (vLLM "
+            "`--kv-transfer-config`): `nixl` (NixlConnector, vLLM ≥ 0.9.0, over UCX: RDMA when the pods have it), "
+            "`lmcache` (LMCacheConnectorV1), `p2pNccl` (P2pNcclConnector, vLLM ≥ 0.9.2)."
+        ),
+    )
+    prefill: PrefillRole = Field(default_factory=PrefillRole, description="The prefill pool.")
 
 
 # --------------------------------------------------------------------------- security
@@ -1010,6 +1084,9 @@ class LLMService(_Model):
     scaling: Scaling = Field(default_factory=Scaling, description="Autoscaling.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rollout strategy.")
     router: Router = Field(default_factory=Router, description="The llm-d router (llmInferenceService target).")
+    disaggregation: Disaggregation | None = Field(
+        None, description="Prefill/decode disaggregation (llmInferenceService target): a prefill pool beside this one."
+    )
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring.")
     security: Security = Field(default_factory=Security, description="The secret scan's allow-list.")
 
