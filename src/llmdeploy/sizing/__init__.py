@@ -393,14 +393,22 @@ def _prep(inp: SizingInput) -> _Prep:
         else mm.default_gpu_memory_utilization
     total = cuda_total_bytes(gpu, mm)
     tokens, default_seqs = _batch(inp, mm, total / GIB)
+    if inp.engine.engine == "sglang":  # SGLang picks mem_fraction_static and the chunk size itself
+        from .memory_sglang import prep_defaults
+        frac, tokens, default_seqs = prep_defaults(inp.engine, gpu.memory_mib, tp, pp, mla=model.mla is not None,
+                                                   max_num_batched_tokens=inp.max_num_batched_tokens)
+        util = inp.gpu_memory_utilization if inp.gpu_memory_utilization is not None else frac
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
                  for st in stages)
+    non_torch = non_torch_bytes(mm, gpu, tp, pp)
+    if inp.engine.engine == "sglang":  # gone before SGLang's start reading, so only mfs of it counts
+        non_torch = int(non_torch * util)
     return _Prep(mm, act_dtype, quant, util, total, total * util, tokens, default_seqs, stages, w_stage,
-                 w_total, non_torch_bytes(mm, gpu, tp, pp), kvpt, reqb)
+                 w_total, non_torch, kvpt, reqb)
 
 
 def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
