@@ -28,6 +28,7 @@ from llmdeploy.catalog import QuantizationConfig, get_gpu, get_model
 from llmdeploy.engines import resolve_engine
 from llmdeploy.sizing import SizingInput, SizingReport, size
 from llmdeploy.sizing.memory import kv_bytes_per_token
+from llmdeploy.sizing.memory_sglang import sglang_defaults, utilization_for
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "sglang_logs"
 
@@ -56,13 +57,17 @@ def _model(cal: dict[str, Any]):
 
 
 def replay(case: dict[str, Any]) -> SizingReport:
+    """Size the run at the mem_fraction_static its log shows (through the spec's utilization)."""
     cal = case["calibration"]
-    return size(SizingInput(
-        model=_model(cal), gpu=get_gpu(cal["gpu"]),
-        engine=resolve_engine("sglang", None, str(cal["engine_version"])),
-        tensor_parallel=int(case["tensor_parallel"]), max_model_len=int(cal["max_model_len"]),
-        gpu_memory_utilization=float(case["mem_fraction_static"]),
+    engine = resolve_engine("sglang", None, str(cal["engine_version"]))
+    gpu, model, tp = get_gpu(cal["gpu"]), _model(cal), int(case["tensor_parallel"])
+    default = sglang_defaults(engine, gpu.memory_mib, tp, mla=model.mla is not None).mem_fraction_static
+    report = size(SizingInput(
+        model=model, gpu=gpu, engine=engine, tensor_parallel=tp, max_model_len=int(cal["max_model_len"]),
+        gpu_memory_utilization=utilization_for(default, float(case["mem_fraction_static"])),
     ))
+    assert report.gpu_memory_utilization == pytest.approx(float(case["mem_fraction_static"]), abs=1e-3)
+    return report
 
 
 def error(case: dict[str, Any]) -> float:

@@ -394,10 +394,10 @@ def _prep(inp: SizingInput) -> _Prep:
     total = cuda_total_bytes(gpu, mm)
     tokens, default_seqs = _batch(inp, mm, total / GIB)
     if inp.engine.engine == "sglang":  # SGLang picks mem_fraction_static and the chunk size itself
-        from .memory_sglang import prep_defaults
+        from .memory_sglang import mem_fraction_static, prep_defaults
         frac, tokens, default_seqs = prep_defaults(inp.engine, gpu.memory_mib, tp, pp, mla=model.mla is not None,
                                                    max_num_batched_tokens=inp.max_num_batched_tokens)
-        util = inp.gpu_memory_utilization if inp.gpu_memory_utilization is not None else frac
+        util = frac if inp.gpu_memory_utilization is None else mem_fraction_static(frac, inp.gpu_memory_utilization)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,

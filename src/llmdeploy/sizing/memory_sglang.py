@@ -20,6 +20,7 @@ from ..records import record
 
 __all__ = [
     "SGLangDefaults",
+    "mem_fraction_static",
     "cuda_graph_batch_sizes",
     "max_running_requests",
     "sglang_defaults",
@@ -186,3 +187,21 @@ def prep_defaults(engine: EngineVersionInfo, gpu_mib: int, tp: int, pp: int, *, 
     """(mem_fraction_static, chunked_prefill_size, default running-request cap) for the sizing core."""
     d = sglang_defaults(engine, gpu_mib, tp, pp, chunked_prefill_size=max_num_batched_tokens, mla=mla)
     return d.mem_fraction_static, d.chunked_prefill_size, DEFAULT_POOL_FLOOR
+
+
+def mem_fraction_static(default: float, gpu_memory_utilization: float) -> float:
+    """The ``--mem-fraction-static`` llmdeploy renders for ``runtime.gpuMemoryUtilization``.
+
+    The spec's field is the share of the GPU the engine may use in all (weights, KV cache,
+    activations, CUDA graphs). SGLang's own default already leaves its activation and
+    CUDA-graph reserve outside the static share and uses the whole GPU, so llmdeploy keeps
+    that reserve and takes the rest of the GPU away from the static share:
+    ``mfs = SGLang's default - (1 - gpuMemoryUtilization)`` (0.835 - 0.10 = 0.735 on an H100
+    at 0.90). ``gpuMemoryUtilization: 1.0`` renders SGLang's own default.
+    """
+    return round(default - (1.0 - gpu_memory_utilization), 3)
+
+
+def utilization_for(default: float, mem_fraction: float) -> float:
+    """The ``gpuMemoryUtilization`` that renders ``mem_fraction`` (the inverse of :func:`mem_fraction_static`)."""
+    return round(1.0 - (default - mem_fraction), 6)
