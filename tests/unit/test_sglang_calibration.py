@@ -115,7 +115,7 @@ def test_no_estimate_overstates_the_pool_by_more_than_the_worst_held_out_error(n
 
 
 def table() -> list[str]:
-    rows = [f"| run | held out | logged | predicted | error |", "|---|---|---|---|---|"]
+    rows = ["| run | held out | logged | predicted | error |", "|---|---|---|---|---|"]
     for name, case in load_cases().items():
         logged = int(case["observed"]["max_total_num_tokens"])
         predicted = replay(case).kv_cache_tokens

@@ -294,7 +294,7 @@ def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
         "--max-batch-prefill-tokens": "runtime.maxNumBatchedTokens",
         "--max-concurrent-requests": "runtime.maxNumSeqs", "--cuda-memory-fraction": "runtime.gpuMemoryUtilization",
         # SGLang
-        "--model-path": "model.storageUri", "--tensor-parallel-size": "resources.parallelism.tensor",
+        "--model-path": "model.storageUri",
         "--tp-size": "resources.parallelism.tensor", "--pp-size": "resources.parallelism.pipeline",
         "--context-length": "runtime.maxModelLen", "--mem-fraction-static": "runtime.gpuMemoryUtilization",
         "--max-running-requests": "runtime.maxNumSeqs", "--chunked-prefill-size": "runtime.maxNumBatchedTokens",

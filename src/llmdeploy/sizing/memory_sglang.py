@@ -20,9 +20,9 @@ from ..records import record
 
 __all__ = [
     "SGLangDefaults",
-    "mem_fraction_static",
     "cuda_graph_batch_sizes",
     "max_running_requests",
+    "mem_fraction_static",
     "sglang_defaults",
 ]
 
