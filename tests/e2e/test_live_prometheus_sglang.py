@@ -22,7 +22,15 @@ from typing import Any
 
 import pytest
 from monitoring_support import EXAMPLES, Planned, plan_spec, prometheus, write_yaml
-from test_live_prometheus import Live, free_port, histogram_lines, one_value, quantile, serve, yaml_load
+from test_live_prometheus import (
+    Live,
+    free_port,
+    histogram_lines,
+    one_value,
+    quantile,
+    serve,
+    yaml_load,
+)
 
 SPEC = EXAMPLES / "qwen3-8b-sglang.llmdeploy.yaml"
 DEADLINE_SECONDS = 60.0

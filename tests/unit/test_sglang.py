@@ -133,7 +133,8 @@ def test_cuda_graph_batch_sizes_match_a_logged_capture() -> None:
 
 
 def test_request_pool_default() -> None:
-    # The Qwen3-14B TP4 log quoted in tests/data/sglang_logs/README.md: 298447 tokens at context 40960 -> 3730.
+    # A public Qwen3-14B TP4 start-up (no citable repository, so not a calibration case) printed
+    # max_total_num_tokens=298447, context_len=40960, max_running_requests=3730.
     assert max_running_requests(298447, 40960) == 3730
     assert max_running_requests(46611, 131072) == 2048
 
