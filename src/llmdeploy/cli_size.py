@@ -210,7 +210,8 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
         f"{r.engine} {r.engine_version} ({r.engine_era}) · TP {r.tensor_parallel} × PP {r.pipeline_parallel}"
         + (f" × DP {r.data_parallel}" if r.data_parallel > 1 else "")
         + f" · dtype {r.dtype} · quantization {r.quantization} · KV cache {r.kv_cache_dtype} · "
-        f"gpuMemoryUtilization {r.gpu_memory_utilization:g}"
+        + (f"--mem-fraction-static {r.gpu_memory_utilization:g}" if r.engine == "sglang"
+           else f"gpuMemoryUtilization {r.gpu_memory_utilization:g}")
     )
     b = r.per_gpu
     mem = Table(title="Memory per GPU (the rank that limits the KV cache)", title_justify="left")
