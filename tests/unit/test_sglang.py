@@ -222,3 +222,53 @@ def test_example_passes_the_strict_crd_check_and_the_runtime_rules() -> None:
     assert {"ClusterServingRuntime", "InferenceService", "PodMonitor", "ScaledObject", "PrometheusRule"} <= kinds
     scaled = next(o for o in rendered.objects if o["kind"] == "ScaledObject")
     assert "sglang:num_queue_reqs" in scaled["spec"]["triggers"][0]["metadata"]["query"]
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def _case_log(name: str) -> str:
+    from ruamel.yaml import YAML
+
+    path = Path(__file__).resolve().parents[1] / "data" / "sglang_logs" / f"{name}.yaml"
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))["log"]
+
+
+def test_sglang_start_up_log_is_parsed() -> None:
+    from llmdeploy.engines.startup_log_sglang import is_sglang_log, parse_sglang_log
+
+    text = _case_log("v043post4_qwq_32b_4xl4_tp4")
+    assert is_sglang_log(text) and not is_sglang_log("INFO 05-01 GPU KV cache size: 476,016 tokens")
+    log = parse_sglang_log(text, "qwq.log")
+    assert (log.model, log.tensor_parallel, log.mem_fraction_static) == ("/home/model/Qwen/QwQ-32B", 4, 0.85)
+    assert (log.avail_after_weights_gib, log.weights_gib, log.kv_cache_tokens) == (6.09, 15.54, 46611)
+    assert log.failure is None and log.version is None
+    assert parse_sglang_log(text + "\nsglang==0.4.3.post4\n").version == "0.4.3.post4"
+    failed = parse_sglang_log("server_args=ServerArgs(model_path='x', tp_size=1)\n"
+                              "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.")
+    assert failed.failure == "not-enough-memory"
+
+
+def test_sglang_log_compared_with_the_model() -> None:
+    from llmdeploy.engines.startup_log_sglang import parse_sglang_log
+    from llmdeploy.sizing.calibrate_sglang import compare_sglang_log
+
+    log = parse_sglang_log(_case_log("v043post4_qwq_32b_4xl4_tp4") + "\nsglang==0.4.3.post4\n", "qwq.log")
+    c = compare_sglang_log(log, gpu=get_gpu("l4"), model=get_model("Qwen/Qwen2.5-32B-Instruct"))
+    checks = {x.name: x for x in c.checks}
+    assert c.engine == "sglang" and c.version == "0.4.3.post4" and c.verdict == "ok"
+    assert abs(checks["kv_tokens_from_log"].error) < 0.001  # the mechanism, from the log's own memory lines
+    assert checks["kv_cache_tokens"].error == pytest.approx(0.119, abs=0.002)  # the catalog prediction
+    assert checks["weights_gib"].error == pytest.approx(-0.018, abs=0.002)
+    assert c.to_json()["sglang_version"] == "0.4.3.post4"
+
+
+def test_calibrate_cli_routes_sglang_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmdeploy.cli_calibrate import run
+
+    log = tmp_path / "sglang.log"
+    log.write_text(_case_log("v043post4_qwq_32b_4xl4_tp4"), encoding="utf-8")
+    assert run([log]) == 1
+    assert "SGLang logs do not name the GPU" in capsys.readouterr().err
+    assert run([log], gpu="l4") == 1  # QwQ-32B is not in the catalog
+    assert "--model-config" in capsys.readouterr().err

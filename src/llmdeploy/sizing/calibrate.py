@@ -49,6 +49,7 @@ class Comparison:
             as a start at risk).
         verdict: ``ok``, ``at risk`` (a warning flags a start that failed) or ``wrong``.
         reasons: the codes of the sizing reasons and warnings.
+        engine: ``vllm`` or ``sglang``.
     """
 
     path: str
@@ -60,10 +61,11 @@ class Comparison:
     predicted_start: bool
     verdict: str
     reasons: tuple[str, ...]
+    engine: str = "vllm"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"log": self.path, "vllm_version": self.version, "model": self.model, "gpu": self.gpu,
+        """JSON form (``vllm_version``, or ``sglang_version`` for an SGLang log)."""
+        return {"log": self.path, f"{self.engine}_version": self.version, "model": self.model, "gpu": self.gpu,
                 "started": self.started, "predicted_start": self.predicted_start, "verdict": self.verdict,
                 "reasons": list(self.reasons),
                 "checks": [{"name": c.name, "logged": c.logged, "predicted": round(c.predicted, 4),
