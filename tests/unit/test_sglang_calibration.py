@@ -32,10 +32,14 @@ from llmdeploy.sizing.memory_sglang import sglang_defaults, utilization_for
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "sglang_logs"
 
-# Measured on the held-out runs (every case so far hashes into the held-out third).
+# Measured now. No constant of the SGLang memory model was tuned on these logs (they are vLLM's
+# figures for the same libraries), so "in sample" only names the two-thirds that could be.
 HELD_OUT_MEDIAN_MAX = 0.062
 HELD_OUT_WORST_MAX = 0.12
 HELD_OUT_WITHIN_10_MIN = 0.5
+IN_SAMPLE_MEDIAN_MAX = 0.007
+IN_SAMPLE_WORST_MAX = 0.009
+IN_SAMPLE_WITHIN_5_MIN = 1.0
 
 
 def load_cases() -> dict[str, dict[str, Any]]:
@@ -77,21 +81,21 @@ def error(case: dict[str, Any]) -> float:
 
 def test_every_case_is_sourced_and_replayable() -> None:
     cases = load_cases()
-    assert len(cases) >= 2
+    assert len(cases) >= 4
     for name, case in cases.items():
-        assert str(case["source"]).startswith("https://github.com/"), name
+        assert str(case["source"]).startswith("https://"), name
         assert "KV Cache is allocated" in case["log"], name
         assert int(case["observed"]["max_total_num_tokens"]) > 0, name
         assert case["calibration"]["model"] and case["calibration"]["gpu"], name
 
 
-@pytest.mark.parametrize("name", [n for n, c in load_cases().items() if "avail_after_weights_gib" in c["observed"]])
+@pytest.mark.parametrize("name", [n for n, c in load_cases().items() if "avail_after_weights_gib" in c["observed"]])  # noqa: E501
 def test_the_mechanism_reproduces_the_logged_pool(name: str) -> None:
     """From the log's own memory readings, SGLang's formula gives its token count (to 0.1 %)."""
     case = load_cases()[name]
     obs, cal = case["observed"], case["calibration"]
-    avail, weights = float(obs["avail_after_weights_gib"]), float(obs["weights_gib"])
-    free_at_start = avail + weights
+    avail = float(obs["avail_after_weights_gib"])
+    free_at_start = float(obs.get("free_at_start_gib") or avail + float(obs["weights_gib"]))
     rest = avail - free_at_start * (1 - float(case["mem_fraction_static"]))
     model = _model(cal)
     per_token = kv_bytes_per_token(model, int(case["tensor_parallel"]), model.num_layers, "auto", "bfloat16")
@@ -106,6 +110,14 @@ def test_held_out_errors_stay_within_the_measured_floors() -> None:
     assert statistics.median(errs) <= HELD_OUT_MEDIAN_MAX
     assert max(errs) <= HELD_OUT_WORST_MAX
     assert sum(e <= 0.10 for e in errs) / len(errs) >= HELD_OUT_WITHIN_10_MIN
+
+
+def test_in_sample_errors_stay_within_the_measured_floors() -> None:
+    errs = [abs(error(c)) for n, c in load_cases().items() if not held_out(n)]
+    assert errs, "no in-sample run"
+    assert statistics.median(errs) <= IN_SAMPLE_MEDIAN_MAX
+    assert max(errs) <= IN_SAMPLE_WORST_MAX
+    assert sum(e <= 0.05 for e in errs) / len(errs) >= IN_SAMPLE_WITHIN_5_MIN
 
 
 @pytest.mark.parametrize("name", list(load_cases()))
