@@ -89,7 +89,7 @@ def test_every_case_is_sourced_and_replayable() -> None:
         assert case["calibration"]["model"] and case["calibration"]["gpu"], name
 
 
-@pytest.mark.parametrize("name", [n for n, c in load_cases().items() if "avail_after_weights_gib" in c["observed"]])  # noqa: E501
+@pytest.mark.parametrize("name", [n for n, c in load_cases().items() if "avail_after_weights_gib" in c["observed"]])
 def test_the_mechanism_reproduces_the_logged_pool(name: str) -> None:
     """From the log's own memory readings, SGLang's formula gives its token count (to 0.1 %)."""
     case = load_cases()[name]
