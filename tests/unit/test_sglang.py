@@ -258,8 +258,10 @@ def test_sglang_log_compared_with_the_model() -> None:
     checks = {x.name: x for x in c.checks}
     assert c.engine == "sglang" and c.version == "0.4.3.post4" and c.verdict == "ok"
     assert abs(checks["kv_tokens_from_log"].error) < 0.001  # the mechanism, from the log's own memory lines
-    assert checks["kv_cache_tokens"].error == pytest.approx(0.119, abs=0.002)  # the catalog prediction
-    assert checks["weights_gib"].error == pytest.approx(-0.018, abs=0.002)
+    # the catalog prediction: +11.9 % and weights -1.8 % before the allocator rounding and the FP32 rotary
+    # cache were counted (memory_sglang.loader_extra_bytes)
+    assert checks["kv_cache_tokens"].error == pytest.approx(0.039, abs=0.002)
+    assert checks["weights_gib"].error == pytest.approx(-0.003, abs=0.002)
     assert c.to_json()["sglang_version"] == "0.4.3.post4"
 
 

@@ -41,6 +41,7 @@ from .memory import (
     cuda_graph_bytes,
     cuda_graph_sizes,
     cuda_total_bytes,
+    dtype_bytes,
     kv_bytes_per_token,
     kv_layers_on_stage,
     kv_tokens,
@@ -50,6 +51,7 @@ from .memory import (
     request_kv_bytes,
     resolve_dtype,
     resolve_quantization,
+    weight_bytes_per_param,
     weights_per_stage,
 )
 from .reasons import Reason, SizingProblem
@@ -400,6 +402,12 @@ def _prep(inp: SizingInput) -> _Prep:
         util = frac if inp.gpu_memory_utilization is None else mem_fraction_static(frac, inp.gpu_memory_utilization)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
+    if inp.engine.engine == "sglang":  # what SGLang's free-memory reading adds to the checkpoint
+        from .memory_sglang import loader_extra_bytes
+        lin = weight_bytes_per_param(quant, dtype_bytes(act_dtype))
+        w_stage = tuple(w + loader_extra_bytes(model, tp, dtype_bytes(act_dtype), lin, st)
+                        for w, st in zip(w_stage, stages, strict=True))
+        w_total = sum(w_stage) * tp
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)

@@ -205,3 +205,73 @@ def mem_fraction_static(default: float, gpu_memory_utilization: float) -> float:
 def utilization_for(default: float, mem_fraction: float) -> float:
     """The ``gpuMemoryUtilization`` that renders ``mem_fraction`` (the inverse of :func:`mem_fraction_static`)."""
     return round(1.0 - (default - mem_fraction), 6)
+
+
+# PyTorch's CUDA caching allocator (c10/cuda/CUDACachingAllocator.cpp): a request of at least
+# kMinLargeAlloc (10 MiB) gets its own segment rounded up to kRoundLarge (2 MiB); smaller ones
+# share 2 MiB / 20 MiB segments. SGLang reads its memory with ``torch.cuda.mem_get_info`` after
+# ``empty_cache`` (utils.py ``get_available_gpu_memory``), so it sees whole segments, not tensors.
+_MIN_LARGE_ALLOC = 10 << 20
+_ROUND_LARGE = 2 << 20
+
+
+def _segment_waste(nbytes: float) -> int:
+    n = int(nbytes)
+    if n < _MIN_LARGE_ALLOC:
+        return 0
+    return -n % _ROUND_LARGE
+
+
+def loader_extra_bytes(model, tp: int, act_bytes: int, linear_bytes: float, stage) -> int:
+    """What SGLang's ``Load weight end ... mem usage`` holds beyond the checkpoint's bytes, per GPU.
+
+    Two things read in the wheels, neither fitted on the logs:
+
+    * the rotary cos/sin cache stays FP32 on CUDA (``RotaryEmbedding.__init__``, "cache needs to
+      be in FP32 for numerical stability", rotary_embedding.py 0.4.3.post4 and later), where the
+      common weight model counts it in the model dtype;
+    * every weight tensor of 10 MiB or more sits in its own allocator segment rounded up to
+      2 MiB (PyTorch's caching allocator), and SGLang measures free memory, so the rounding
+      counts: the merged QKV, O, gate/up and down projections of each layer (SGLang's
+      ``QKVParallelLinear``/``MergedColumnParallelLinear`` shards), the routed experts' two
+      stacked tensors (``FusedMoE`` ``w13_weight``/``w2_weight``), the vocab-parallel embedding
+      and an untied LM head. QwQ-32B at TP4 wastes 3.5 MiB a layer (0.22 GiB over 64 layers),
+      Llama-3.1-8B at TP1 nothing (its projections are whole MiB multiples of 2).
+
+    Args:
+        model: the catalog model. tp: tensor-parallel size. act_bytes: bytes of the model dtype.
+        linear_bytes: bytes per weight of its linear layers (quantization included).
+        stage: the pipeline stage (:class:`~llmdeploy.sizing.memory.StageLayout`).
+    """
+    from .memory import VOCAB_PADDING, rope_cache_bytes
+
+    h, hd = model.hidden_size, model.head_dim
+    q_heads = max(model.num_attention_heads // tp, 1)
+    kv_heads = max(model.num_kv_heads // tp, 1)
+    waste = 0
+    if model.mla is None:
+        per_layer = (_segment_waste(h * (q_heads + 2 * kv_heads) * hd * linear_bytes)
+                     + _segment_waste(q_heads * hd * h * linear_bytes))
+    else:  # MLA projections: too many shapes to follow; the dense part below still counts
+        per_layer = 0
+    moe = model.moe
+    k_dense = moe.first_k_dense_layers if moe is not None else model.num_layers
+    start, end = stage.first_layer, stage.first_layer + stage.num_layers
+    dense_layers = max(0, min(end, k_dense) - start)
+    moe_layers = stage.num_layers - dense_layers
+    inter = model.intermediate_size // tp
+    dense_mlp = _segment_waste(2 * inter * h * linear_bytes) + _segment_waste(inter * h * linear_bytes)
+    waste += per_layer * stage.num_layers + dense_mlp * dense_layers
+    if moe is not None and moe_layers:
+        e_inter = moe.moe_intermediate_size // tp
+        experts = (_segment_waste(moe.num_experts * 2 * e_inter * h * linear_bytes)
+                   + _segment_waste(moe.num_experts * e_inter * h * linear_bytes))
+        waste += experts * moe_layers
+    unit = VOCAB_PADDING * tp  # vocab_parallel_embedding.py pads to 64 rows per rank, as vLLM
+    vocab_rows = -(-model.vocab_size // unit) * unit // tp
+    if stage.is_first:
+        waste += _segment_waste(vocab_rows * h * act_bytes)
+    if stage.is_last and not model.tie_word_embeddings:
+        waste += _segment_waste(vocab_rows * h * act_bytes)
+    rope_fp32 = rope_cache_bytes(model, 4) - rope_cache_bytes(model, act_bytes)
+    return int(waste + rope_fp32)
