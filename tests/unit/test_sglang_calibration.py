@@ -32,13 +32,15 @@ from llmdeploy.sizing.memory_sglang import sglang_defaults, utilization_for
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "sglang_logs"
 
-# Measured now. No constant of the SGLang memory model was tuned on these logs (they are vLLM's
-# figures for the same libraries), so "in sample" only names the two-thirds that could be.
+# Measured now (7 runs: 2 held out, 5 in sample). No constant of the SGLang memory model was tuned on
+# these logs: the memory in use at start is vLLM's figure for the same libraries, the loader extra is
+# PyTorch's allocator rounding and SGLang's FP32 rotary cache read in the source; "in sample" only names
+# the two-thirds that could be fitted on.
 HELD_OUT_MEDIAN_MAX = 0.029
 HELD_OUT_WORST_MAX = 0.04
 HELD_OUT_WITHIN_10_MIN = 1.0
 IN_SAMPLE_MEDIAN_MAX = 0.008
-IN_SAMPLE_WORST_MAX = 0.017
+IN_SAMPLE_WORST_MAX = 0.019
 IN_SAMPLE_WITHIN_5_MIN = 1.0
 
 
@@ -86,7 +88,7 @@ def test_every_case_is_sourced_and_replayable() -> None:
     assert len(cases) >= 4
     for name, case in cases.items():
         assert str(case["source"]).startswith("https://"), name
-        assert "KV Cache is allocated" in case["log"], name
+        assert "KV Cache is allocated" in case["log"] or "max_total_num_tokens=" in case["log"], name
         assert int(case["observed"]["max_total_num_tokens"]) > 0, name
         assert case["calibration"]["model"] and case["calibration"]["gpu"], name
 
@@ -142,6 +144,12 @@ def test_loader_extra_counts_allocator_rounding_and_the_fp32_rotary_cache() -> N
     llama = get_model("meta-llama/Llama-3.1-8B-Instruct")
     whole = StageLayout(0, 0, llama.num_layers, True, True)
     assert loader_extra_bytes(llama, 1, 2, 2.0, whole) == llama.max_position_embeddings * llama.head_dim * 2
+    assert loader_extra_bytes(llama, 1, 2, 2.0, whole, rope_fp32=False) == 0  # 0.4.0-0.4.2: model-dtype cache
+
+
+def test_rotary_cache_is_fp32_from_0_4_3() -> None:
+    extra = {v: resolve_engine("sglang", None, v).defaults.extra.get("rope_cache_fp32") for v in ("0.4.2", "0.4.3")}
+    assert extra == {"0.4.2": False, "0.4.3": True}
 
 
 def table() -> list[str]:

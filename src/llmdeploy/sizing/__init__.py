@@ -405,7 +405,8 @@ def _prep(inp: SizingInput) -> _Prep:
     if inp.engine.engine == "sglang":  # what SGLang's free-memory reading adds to the checkpoint
         from .memory_sglang import loader_extra_bytes
         lin = weight_bytes_per_param(quant, dtype_bytes(act_dtype))
-        w_stage = tuple(w + loader_extra_bytes(model, tp, dtype_bytes(act_dtype), lin, st)
+        fp32_rope = bool(inp.engine.defaults.extra.get("rope_cache_fp32", False))
+        w_stage = tuple(w + loader_extra_bytes(model, tp, dtype_bytes(act_dtype), lin, st, rope_fp32=fp32_rope)
                         for w, st in zip(w_stage, stages, strict=True))
         w_total = sum(w_stage) * tp
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,

@@ -222,14 +222,15 @@ def _segment_waste(nbytes: float) -> int:
     return -n % _ROUND_LARGE
 
 
-def loader_extra_bytes(model, tp: int, act_bytes: int, linear_bytes: float, stage) -> int:
+def loader_extra_bytes(model, tp: int, act_bytes: int, linear_bytes: float, stage, *, rope_fp32: bool = True) -> int:
     """What SGLang's ``Load weight end ... mem usage`` holds beyond the checkpoint's bytes, per GPU.
 
     Two things read in the wheels, neither fitted on the logs:
 
-    * the rotary cos/sin cache stays FP32 on CUDA (``RotaryEmbedding.__init__``, "cache needs to
-      be in FP32 for numerical stability", rotary_embedding.py 0.4.3.post4 and later), where the
-      common weight model counts it in the model dtype;
+    * from 0.4.3 the rotary cos/sin cache stays FP32 on CUDA (``RotaryEmbedding.__init__``, "cache
+      needs to be in FP32 for numerical stability", rotary_embedding.py in the 0.4.3 and 0.4.3.post4
+      wheels; 0.4.0-0.4.2 keep the model dtype: ``rope_cache_fp32`` in engines/sglang.yaml), where
+      the common weight model counts it in the model dtype;
     * every weight tensor of 10 MiB or more sits in its own allocator segment rounded up to
       2 MiB (PyTorch's caching allocator), and SGLang measures free memory, so the rounding
       counts: the merged QKV, O, gate/up and down projections of each layer (SGLang's
@@ -242,6 +243,7 @@ def loader_extra_bytes(model, tp: int, act_bytes: int, linear_bytes: float, stag
         model: the catalog model. tp: tensor-parallel size. act_bytes: bytes of the model dtype.
         linear_bytes: bytes per weight of its linear layers (quantization included).
         stage: the pipeline stage (:class:`~llmdeploy.sizing.memory.StageLayout`).
+        rope_fp32: the release keeps the rotary cache in FP32 (the engine table's ``rope_cache_fp32``).
     """
     from .memory import VOCAB_PADDING, rope_cache_bytes
 
@@ -273,5 +275,5 @@ def loader_extra_bytes(model, tp: int, act_bytes: int, linear_bytes: float, stag
         waste += _segment_waste(vocab_rows * h * act_bytes)
     if stage.is_last and not model.tie_word_embeddings:
         waste += _segment_waste(vocab_rows * h * act_bytes)
-    rope_fp32 = rope_cache_bytes(model, 4) - rope_cache_bytes(model, act_bytes)
-    return int(waste + rope_fp32)
+    rope_extra = rope_cache_bytes(model, 4) - rope_cache_bytes(model, act_bytes) if rope_fp32 else 0
+    return int(waste + rope_extra)
