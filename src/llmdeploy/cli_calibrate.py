@@ -1,4 +1,4 @@
-"""``llmdeploy calibrate LOG…``: the memory model against your own vLLM start-up logs.
+"""``llmdeploy calibrate LOG…``: the memory model against your own vLLM or SGLang start-up logs.
 
 For each log: the configuration it prints (release, model, parallelism, dtype, KV dtype,
 utilization) is sized on the GPU its CUDA total names (or ``--gpu``), and every figure the
@@ -32,8 +32,10 @@ def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path
     written), 2 on a usage error.
     """
     from .catalog import CatalogError, get_gpu, model_from_hf_config
-    from .engines.startup_log import read_startup_log
+    from .engines.startup_log import parse_startup_log
+    from .engines.startup_log_sglang import is_sglang_log, parse_sglang_log
     from .sizing.calibrate import calibrate, compare_log
+    from .sizing.calibrate_sglang import compare_sglang_log
     from .sizing.calibration import CalibrationError, read_calibration, write_calibration
 
     if fmt not in FORMATS:
@@ -52,9 +54,13 @@ def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path
     results, failed, read = [], False, []
     for path in logs:
         try:
-            log = read_startup_log(path)
-            results.append(compare_log(log, gpu=g, model=m, calibration=cal))
-            read.append(log)
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+            if is_sglang_log(text):  # SGLang logs are compared; calibration files are vLLM's (sizing/calibration.py)
+                results.append(compare_sglang_log(parse_sglang_log(text, path), gpu=g, model=m))
+            else:
+                log = parse_startup_log(text, str(path))
+                results.append(compare_log(log, gpu=g, model=m, calibration=cal))
+                read.append(log)
         except OSError as exc:
             print_error(f"cannot read {path}: {exc.strerror or exc} (hint: check the path)")
             failed = True
@@ -81,9 +87,10 @@ def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path
     else:
         lines = []
         for r in results:
-            lines.append(f"{r.path}: vLLM {r.version}, {r.model} on {r.gpu}" + (" (calibrated)" if r.calibrated else ""))
+            lines.append(f"{r.path}: {'SGLang' if r.engine == 'sglang' else 'vLLM'} {r.version}, {r.model} on {r.gpu}"
+                         + (" (calibrated)" if r.calibrated else ""))
             for c in r.checks:
-                fmt_v = "{:,.0f}" if c.name == "kv_cache_tokens" else "{:.2f}"
+                fmt_v = "{:,.0f}" if c.name in ("kv_cache_tokens", "kv_tokens_from_log") else "{:.2f}"
                 lines.append(f"  {c.name:<16} logged {fmt_v.format(c.logged):>12}  predicted "
                              f"{fmt_v.format(c.predicted):>12}  error {c.error:+.1%}")
             start = "started" if r.started else "did not start"
@@ -102,7 +109,7 @@ def register(app: "typer.Typer") -> None:
 
     @app.command()
     def calibrate(
-        logs: Annotated[list[Path], typer.Argument(help="vLLM start-up logs (the engine's stdout/stderr).")],
+        logs: Annotated[list[Path], typer.Argument(help="vLLM or SGLang start-up logs (the engine's stdout/stderr).")],
         gpu: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--gpu", "-g", help="Catalog GPU the logs ran on (default: told from the logged CUDA total)."),
@@ -122,5 +129,5 @@ def register(app: "typer.Typer") -> None:
             typer.Option("--calibration", help="Compare after applying this calibration file's corrections."),
         ] = None,
     ) -> None:
-        """Compare the memory model with your own vLLM start-up logs."""
+        """Compare the memory model with your own vLLM or SGLang start-up logs."""
         raise typer.Exit(run(logs, gpu, model_config, fmt, write, calibration))

@@ -33,7 +33,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
                  "compressed-tensors")
 KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
-ENGINES = ("vllm", "tgi")
+ENGINES = ("vllm", "tgi", "sglang")
 
 
 def _rule_ids() -> dict[Any, str]:
@@ -224,7 +224,8 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
         + (f" × DP {r.data_parallel}" if r.data_parallel > 1 else "")
         + (f" · EP {r.expert_parallel_size} (whole experts per GPU)" if r.expert_parallel_size > 1 else "")
         + f" · dtype {r.dtype} · quantization {r.quantization} · KV cache {r.kv_cache_dtype} · "
-        f"gpuMemoryUtilization {r.gpu_memory_utilization:g}"
+        + (f"--mem-fraction-static {r.gpu_memory_utilization:g}" if r.engine == "sglang"
+           else f"gpuMemoryUtilization {r.gpu_memory_utilization:g}")
     )
     b = r.per_gpu
     mem = Table(title="Memory per GPU (the rank that limits the KV cache)", title_justify="left")
@@ -636,7 +637,7 @@ def register(app: typer.Typer) -> None:
             Optional[int],  # noqa: UP045
             typer.Option("--max-num-seqs", help="Concurrent sequences (default: derived from the KV cache)."),
         ] = None,
-        engine: Annotated[str, typer.Option("--engine", help="vllm or tgi.")] = "vllm",
+        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi or sglang.")] = "vllm",
         engine_version: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use (e.g. 0.10.2)."),
@@ -685,7 +686,7 @@ def register(app: typer.Typer) -> None:
             Optional[float],  # noqa: UP045
             typer.Option("--gpu-memory-utilization", help="Share of GPU memory (default: the engine's)."),
         ] = None,
-        engine: Annotated[str, typer.Option("--engine", help="vllm or tgi.")] = "vllm",
+        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi or sglang.")] = "vllm",
         engine_version: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use."),

@@ -185,7 +185,7 @@ def test_unparseable_engine_version_is_assumed() -> None:
 
 def test_unknown_engine_is_a_spec_error() -> None:
     with pytest.raises(UnknownEngineError) as exc:
-        resolve_engine("sglang", None, None)
+        resolve_engine("made-up-engine", None, None)
     assert "vllm" in (exc.value.hint or "")
 
 

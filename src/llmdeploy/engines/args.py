@@ -155,6 +155,8 @@ def check_flag(info: EngineVersionInfo, flag: str) -> FlagProblem | None:
             hint = "did you mean " + " or ".join(guesses) + "?"
         elif info.engine == "tgi":
             hint = "see `text-generation-launcher --help` for the flags of TGI " + v
+        elif info.engine == "sglang":
+            hint = "see `python3 -m sglang.launch_server --help` for the flags of SGLang " + v
         else:
             hint = f"see `vllm serve --help` for the flags of vLLM {v}"
         if info.engine == "tgi" and name.startswith("--") and "_" in name:

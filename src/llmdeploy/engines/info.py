@@ -352,6 +352,12 @@ class EngineVersionInfo:
                 return replace(
                     base, name=canonical, negated=True, added=_later(base.added, base.negatable_from), aliases=()
                 )
+        if self._table.syntax.get("allow_abbrev") and canonical.startswith("--") and len(canonical) > 3:
+            # argparse's allow_abbrev (SGLang's parser keeps the default): a unique prefix of a
+            # flag this version accepts is that flag (`--tp 4` is `--tp-size 4`).
+            hits = {self._table.aliases.get(n, n) for n in self.known_flags() if n.startswith(canonical)}
+            if len(hits) == 1:
+                return self._table.flags[hits.pop()]
         return None
 
     def flag_available(self, name: str) -> bool:

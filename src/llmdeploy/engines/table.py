@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 _TABLE_DIR = Path(__file__).resolve().parent
-_ENGINES = ("vllm", "tgi")
+_ENGINES = ("vllm", "tgi", "sglang")
 
 FlagStatus = Literal["ok", "deprecated", "no_op", "maybe_removed", "removed", "not_yet_added", "never_existed"]
 

@@ -336,6 +336,13 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
         runtime_args: tuple[str, ...] = (f"--model={MODEL_MOUNT}", f"--port={port}")
         args = vllm_args(ctx, max_num_seqs)
         model_format = "vLLM"
+    elif s.runtime.engine == "sglang":
+        from .sglang import sglang_args
+
+        command = info.recommended_command
+        runtime_args = (f"--model-path={MODEL_MOUNT}", f"--port={port}", "--host=0.0.0.0")
+        args = sglang_args(ctx)
+        model_format = "sglang"
     else:
         command = info.recommended_command
         runtime_args = (f"--model-id={MODEL_MOUNT}", f"--port={port}", "--hostname=0.0.0.0")

@@ -446,7 +446,7 @@ def promql_matches_scrape(ctx: EffectiveContext) -> Iterable[Finding]:
             if name == "up":
                 candidates = [({k: v for k, v in t.items() if k != "model_name"}, set())
                               for _, _, targets in scraped for t in targets]
-            elif name.startswith(("vllm:", "tgi_", "http_")):
+            elif name.startswith(("vllm:", "tgi_", "sglang:", "http_")):
                 exporters = [(e, series, targets) for e, series, targets in scraped if name in series]
                 if not exporters:
                     versions = sorted({f"{e.display_name} {e.version}" for e, _, _ in scraped if e is not None})
@@ -484,7 +484,7 @@ def promql_matches_scrape(ctx: EffectiveContext) -> Iterable[Finding]:
             yield Finding(("monitoring",), p, "report this as a bug in llmdeploy (the query would return nothing)")
 
 
-_SCRIPT_METRIC = re.compile(r"\b(vllm:[a-zA-Z_:]+|tgi_[a-zA-Z_]+)")
+_SCRIPT_METRIC = re.compile(r"\b(vllm:[a-zA-Z_:]+|sglang:[a-zA-Z_:]+|tgi_[a-zA-Z_]+)")
 _SCRIPT_URL = re.compile(r"127\.0\.0\.1:(\d+)(/[\w/]*)")
 
 

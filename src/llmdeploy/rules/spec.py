@@ -293,6 +293,12 @@ def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
         "--max-total-tokens": "runtime.maxModelLen", "--quantize": "model.quantization",
         "--max-batch-prefill-tokens": "runtime.maxNumBatchedTokens",
         "--max-concurrent-requests": "runtime.maxNumSeqs", "--cuda-memory-fraction": "runtime.gpuMemoryUtilization",
+        # SGLang
+        "--model-path": "model.storageUri",
+        "--tp-size": "resources.parallelism.tensor", "--pp-size": "resources.parallelism.pipeline",
+        "--context-length": "runtime.maxModelLen", "--mem-fraction-static": "runtime.gpuMemoryUtilization",
+        "--max-running-requests": "runtime.maxNumSeqs", "--chunked-prefill-size": "runtime.maxNumBatchedTokens",
+        "--disable-radix-cache": "runtime.prefixCaching",
     }
     lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
     cand = ctx.spec.rollout.candidate
@@ -347,6 +353,7 @@ def engine_features(ctx: RuleContext) -> Iterator[Finding]:
         (("resources", "parallelism", "pipeline"), "pipeline_parallel", spec.resources.parallelism.pipeline > 1),
         (("resources", "parallelism", "data"), "data_parallel", spec.resources.parallelism.data > 1),
         (("resources", "parallelism", "expert"), "expert_parallel", spec.resources.parallelism.expert),
+        (("model", "loras"), "lora", bool(spec.model.loras)),
     ]
     for path, feature, asked in wants:
         if asked and not info.supports(feature):

@@ -41,6 +41,7 @@ from .memory import (
     cuda_graph_bytes,
     cuda_graph_sizes,
     cuda_total_bytes,
+    dtype_bytes,
     kv_bytes_per_token,
     kv_layers_on_stage,
     kv_tokens,
@@ -51,6 +52,7 @@ from .memory import (
     request_kv_bytes,
     resolve_dtype,
     resolve_quantization,
+    weight_bytes_per_param,
     weights_per_stage,
 )
 from .reasons import Reason, SizingProblem
@@ -464,14 +466,28 @@ def _prep(inp: SizingInput) -> _Prep:
         else mm.default_gpu_memory_utilization
     total = cuda_total_bytes(gpu, mm)
     tokens, default_seqs = _batch(inp, mm, total / GIB)
+    if inp.engine.engine == "sglang":  # SGLang picks mem_fraction_static and the chunk size itself
+        from .memory_sglang import mem_fraction_static, prep_defaults
+        frac, tokens, default_seqs = prep_defaults(inp.engine, gpu.memory_mib, tp, pp, mla=model.mla is not None,
+                                                   max_num_batched_tokens=inp.max_num_batched_tokens)
+        util = frac if inp.gpu_memory_utilization is None else mem_fraction_static(frac, inp.gpu_memory_utilization)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp, inp.data_parallel,
                                          inp.expert_parallel)
+    if inp.engine.engine == "sglang":  # what SGLang's free-memory reading adds to the checkpoint
+        from .memory_sglang import loader_extra_bytes
+        lin = weight_bytes_per_param(quant, dtype_bytes(act_dtype))
+        fp32_rope = bool(inp.engine.defaults.extra.get("rope_cache_fp32", False))
+        w_stage = tuple(w + loader_extra_bytes(model, tp, dtype_bytes(act_dtype), lin, st, rope_fp32=fp32_rope)
+                        for w, st in zip(w_stage, stages, strict=True))
+        w_total = sum(w_stage) * tp
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
                                     mla_latent=mm.mla_latent_cache) for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
                  for st in stages)
     non_torch = non_torch_bytes(mm, gpu, tp, pp)
+    if inp.engine.engine == "sglang":  # gone before SGLang's start reading, so only mfs of it counts
+        non_torch = int(non_torch * util)
     cal = inp.calibration
     if cal is not None:  # the user's own logs (sizing/calibration.py): measured − predicted per GPU
         non_torch = max(0, int(non_torch + cal.non_torch_gib * GIB))

@@ -52,6 +52,7 @@ class Comparison:
             as a start at risk).
         verdict: ``ok``, ``at risk`` (a warning flags a start that failed) or ``wrong``.
         reasons: the codes of the sizing reasons and warnings.
+        engine: ``vllm`` or ``sglang``.
     """
 
     path: str
@@ -65,14 +66,15 @@ class Comparison:
     reasons: tuple[str, ...]
     tensor_parallel: int = 1
     calibrated: bool = False
+    engine: str = "vllm"
 
     def check(self, name: str) -> Check | None:
         """The check called ``name``, if the log printed that figure."""
         return next((c for c in self.checks if c.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"log": self.path, "vllm_version": self.version, "model": self.model, "gpu": self.gpu,
+        """JSON form (``vllm_version``, or ``sglang_version`` for an SGLang log)."""
+        return {"log": self.path, f"{self.engine}_version": self.version, "model": self.model, "gpu": self.gpu,
                 "started": self.started, "predicted_start": self.predicted_start, "verdict": self.verdict,
                 "reasons": list(self.reasons), "tensor_parallel": self.tensor_parallel,
                 "calibrated": self.calibrated,
