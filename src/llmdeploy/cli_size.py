@@ -32,7 +32,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
                  "compressed-tensors")
 KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
-ENGINES = ("vllm", "tgi")
+ENGINES = ("vllm", "tgi", "tensorrt-llm")
 
 
 def _rule_ids() -> dict[Any, str]:
@@ -550,7 +550,7 @@ def register(app: typer.Typer) -> None:
             Optional[int],  # noqa: UP045
             typer.Option("--max-num-seqs", help="Concurrent sequences (default: derived from the KV cache)."),
         ] = None,
-        engine: Annotated[str, typer.Option("--engine", help="vllm or tgi.")] = "vllm",
+        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi or tensorrt-llm.")] = "vllm",
         engine_version: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use (e.g. 0.10.2)."),
@@ -597,7 +597,7 @@ def register(app: typer.Typer) -> None:
             Optional[float],  # noqa: UP045
             typer.Option("--gpu-memory-utilization", help="Share of GPU memory (default: the engine's)."),
         ] = None,
-        engine: Annotated[str, typer.Option("--engine", help="vllm or tgi.")] = "vllm",
+        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi or tensorrt-llm.")] = "vllm",
         engine_version: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use."),
