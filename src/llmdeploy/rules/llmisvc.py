@@ -39,8 +39,9 @@ def llm_target_platform(ctx: RuleContext) -> Iterable[Finding]:
     KServe's LLMInferenceService controller creates plain Deployments (no Knative
     revision, workload_single_node.go @ v0.20.0), and the preset it always applies
     underneath, `kserve-config-llm-template` (config/llmisvcconfig/config-llm-template.yaml
-    @ v0.20.0), starts the container with `vllm serve`: a TGI image would be started with
-    a command it does not have. Use `deployment.mode: standard` and `runtime.engine: vllm`
+    @ v0.20.0), starts the container with `vllm serve`: a TGI or TensorRT-LLM image would
+    be started with a command it does not have (the TensorRT-LLM release image has no
+    `vllm`; its server is `trtllm-serve`). Use `deployment.mode: standard` and `runtime.engine: vllm`
     on this target, or keep the InferenceService target.
     """
     if not _llm(ctx):

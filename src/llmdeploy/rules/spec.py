@@ -293,6 +293,15 @@ def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
         "--max-total-tokens": "runtime.maxModelLen", "--quantize": "model.quantization",
         "--max-batch-prefill-tokens": "runtime.maxNumBatchedTokens",
         "--max-concurrent-requests": "runtime.maxNumSeqs", "--cuda-memory-fraction": "runtime.gpuMemoryUtilization",
+        # TensorRT-LLM (trtllm-serve)
+        "--max_seq_len": "runtime.maxModelLen", "--max_batch_size": "runtime.maxNumSeqs",
+        "--max_num_tokens": "runtime.maxNumBatchedTokens", "--tp_size": "resources.parallelism.tensor",
+        "--tensor_parallel_size": "resources.parallelism.tensor", "--pp_size": "resources.parallelism.pipeline",
+        "--pipeline_parallel_size": "resources.parallelism.pipeline",
+        "--kv_cache_free_gpu_memory_fraction": "runtime.gpuMemoryUtilization",
+        "--free_gpu_memory_fraction": "runtime.gpuMemoryUtilization", "--host": "the runtime (0.0.0.0)",
+        "--backend": "the runtime (pytorch)", "--enable_chunked_prefill": "runtime.chunkedPrefill",
+        "--trust_remote_code": "model.trustRemoteCode",
     }
     lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
     cand = ctx.spec.rollout.candidate
@@ -333,8 +342,9 @@ def engine_features(ctx: RuleContext) -> Iterator[Finding]:
     """The spec asks the engine for a feature it does not have.
 
     Each engine's table lists what it supports (e.g. TGI has no pipeline parallelism
-    and no ``maxNumSeqs``); a spec that needs a missing feature gets an error naming
-    the engine and version.
+    and no ``maxNumSeqs``; llmdeploy renders no LoRA adapters for TensorRT-LLM, whose
+    ``lora_config`` lives in its extra options file); a spec that needs a missing
+    feature gets an error naming the engine and version.
     """
     info = ctx.resolved.engine
     if info is None:
@@ -347,6 +357,7 @@ def engine_features(ctx: RuleContext) -> Iterator[Finding]:
         (("resources", "parallelism", "pipeline"), "pipeline_parallel", spec.resources.parallelism.pipeline > 1),
         (("resources", "parallelism", "data"), "data_parallel", spec.resources.parallelism.data > 1),
         (("resources", "parallelism", "expert"), "expert_parallel", spec.resources.parallelism.expert),
+        (("model", "loras"), "lora", bool(spec.model.loras)),
     ]
     for path, feature, asked in wants:
         if asked and not info.supports(feature):
