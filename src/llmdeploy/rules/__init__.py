@@ -16,15 +16,4 @@ __all__ = ["RULES", "EffectiveContext", "Finding", "Rule", "RuleContext", "rule"
 
 def load_all() -> None:
     """Import every rule module so that its rules register."""
-    from . import (  # noqa: F401
-        llmisvc,
-        monitoring,
-        rollout,
-        runtime,
-        scaling,
-        security,
-        sizing,
-        spec,
-        topology,
-        trtllm,
-    )
+    from . import llmisvc, monitoring, rollout, runtime, scaling, security, sizing, spec, topology  # noqa: F401
