@@ -225,7 +225,9 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     ]
     for name, gib in rows:
         mem.add_row(name, f"{gib:.2f}", f"{gib / b.total_gib:.1%}" if b.total_gib else "-", _bar(gib, b.total_gib))
-    mem.add_row("usable (total × utilization)", f"{b.usable_gib:.2f}", f"{b.usable_gib / b.total_gib:.1%}",
+    # TensorRT-LLM's fraction applies to what its profiling run leaves, so the whole device is usable.
+    usable = "usable (the whole device)" if b.usable_gib == b.total_gib else "usable (total × utilization)"
+    mem.add_row(usable, f"{b.usable_gib:.2f}", f"{b.usable_gib / b.total_gib:.1%}",
                 _bar(b.usable_gib, b.total_gib))
     mem.add_row("total (CUDA-visible)", f"{b.total_gib:.2f}", "100.0%", _bar(b.total_gib, b.total_gib))
     console.print(mem)

@@ -106,7 +106,7 @@ def quantization_problems(inp: SizingInput, q: Quantization) -> tuple[list[Reaso
             errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} cannot run FP8 weights (compute capability "
                              f"{gpu.compute_capability}: no FP8 tensor cores and no FP8 Marlin kernel)",
                              "use an Ada/Hopper/Blackwell GPU, or an AWQ/GPTQ int4 or 16-bit checkpoint", F_QUANT))
-        elif not gpu.fp8:
+        elif not gpu.fp8 and inp.engine.engine == "vllm":  # TensorRT-LLM has no such fallback (LD141)
             warns.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} has no FP8 tensor cores: vLLM runs the FP8 weights weight-only "
                             "through FP8 Marlin (memory savings kept, compute stays 16-bit)",
                             "fine for memory; for FP8 compute use an Ada/Hopper/Blackwell GPU", F_QUANT))
