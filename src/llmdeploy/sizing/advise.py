@@ -348,6 +348,9 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
     if inp.engine.engine == "tgi":
         out.append("TGI's memory model rests on two public reports, whose KV caches held 6 % and 12 % fewer tokens "
                    "than this estimate (docs/sizing.md); read it as an upper bound")
+    if inp.engine.engine == "tensorrt-llm":
+        out.append(f"TensorRT-LLM: KV = (device total - profile peak) x {c.util:g} (kv_cache_free_gpu_memory_fraction); "
+                   "the model rests on one public log (+1.0 %) and one capped run (docs/sizing.md)")
     if c.quant.quantized:
         out.append(f"weights quantized: {c.quant.label}")
     return tuple(out)
