@@ -63,8 +63,11 @@ def test_image_tag_pins_the_release_and_the_metric_names() -> None:
     assert not old.has_metric("time_to_first_token")
     assert v11.metric("time_to_first_token") == "time_to_first_token_seconds"
     assert v12.metric("time_to_first_token") == "trtllm_time_to_first_token_seconds"
-    assert not v11.has_metric("num_requests_waiting")
-    assert v12.metric("num_requests_waiting") == "trtllm_num_requests_waiting"
+    # The queue, KV-cache and token series came after the 1.2 branch (trtllm#11243, #12545: 1.3.0).
+    assert not v11.has_metric("num_requests_waiting") and not v12.has_metric("num_requests_waiting")
+    assert not v12.has_metric("kv_cache_usage") and not v12.has_metric("prompt_tokens")
+    v121 = resolve_engine("tensorrt-llm", None, "1.2.1")
+    assert not v121.has_metric("num_requests_waiting") and not v121.features.queue_depth_metric
     assert v11.metrics_path == "/prometheus/metrics" and v11.health_path == "/health"
     assert v11.default_image == "nvcr.io/nvidia/tensorrt-llm/release:1.1.0"
     assert v11.metric_labels == ()  # model_name/engine_type say "undefined": scoped by pod
@@ -75,8 +78,17 @@ def test_flags_by_release_and_spelling() -> None:
     v11 = resolve_engine("tensorrt-llm", None, "1.1.0")
     assert check_flag(v11, "--max_batch_size=8") is None
     assert check_flag(v11, "--tensor_parallel_size") is None  # click alias of --tp_size
+    v12 = resolve_engine("tensorrt-llm", None, "1.2.0")
+    # Absent from trtllm-serve at main 1.1.0rc6 (Ataraksia/TensorRT-LLM@a451bf9): 1.2.0 at the earliest.
+    for flag in ("--cp_size", "--tool_parser", "--enable_chunked_prefill", "--otlp_traces_endpoint"):
+        p = check_flag(v11, flag)
+        assert p is not None and "added in TensorRT-LLM 1.2.0" in p.message, flag
+        assert check_flag(v12, flag) is None, flag
     p = check_flag(v10, "--cp_size")
-    assert p is not None and "added in TensorRT-LLM 1.1.0" in p.message
+    assert p is not None and "added in TensorRT-LLM 1.2.0" in p.message
+    # Present at 1.1.0rc6 main, absent from the 0.20.0 serve command.
+    v020 = resolve_engine("tensorrt-llm", None, "0.20.0")
+    assert check_flag(v020, "--server_role") is not None and check_flag(v10, "--server_role") is None
     dashed = check_flag(v11, "--max-batch-size")
     assert dashed is not None and dashed.severity == "error" and "underscores" in dashed.hint
     unknown = check_flag(v11, "--swap-space")
@@ -112,10 +124,12 @@ def test_the_example_spec_is_valid(tmp_path: Path) -> None:
     assert code == 0, out
 
 
-def test_queue_scaling_needs_the_1_2_gauge(tmp_path: Path) -> None:
-    code, out = _validate(_spec(tmp_path, metric="queueDepth", target="5"))
-    assert code == 1 and "LD308 TensorRT-LLM 1.1.0 exports no metric for queueDepth" in out
-    code, out = _validate(_spec(tmp_path, version="1.2.0", metric="queueDepth", target="5"))
+def test_queue_scaling_is_refused_on_every_tracked_release(tmp_path: Path) -> None:
+    """No tracked release exports a queue gauge (trtllm#12545 is 1.3.0): scale on TTFT instead."""
+    for version in ("1.1.0", "1.2.0", "1.2.1"):
+        code, out = _validate(_spec(tmp_path, version=version, metric="queueDepth", target="5"))
+        assert code == 1 and f"LD308 TensorRT-LLM {version} exports no metric for queueDepth" in out
+    code, out = _validate(_spec(tmp_path, version="1.2.0", metric="ttftP95", target="2"))
     assert code == 0, out
 
 
@@ -173,16 +187,38 @@ def test_runtime_and_args(tmp_path: Path) -> None:
     assert model["args"][:4] == ["--max_seq_len=8192", "--max_batch_size=2048",
                                  "--kv_cache_free_gpu_memory_fraction=0.9", "--tp_size=1"]
     assert model["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert not any(d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-trtllm-options") for d in docs)
     (pm,) = [d for d in docs if d["kind"] == "PodMonitor"]
     assert pm["spec"]["podMetricsEndpoints"][0]["path"] == "/prometheus/metrics"
+    # trtllm-serve mounts /prometheus/metrics only with return_perf_metrics (default false):
+    # the PodMonitor's path exists only because the options file turns it on.
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "trt-trtllm-options"]
+    assert yaml.safe_load(cm["data"]["extra-llm-api-options.yaml"]) == {"return_perf_metrics": True}
+    assert "--extra_llm_api_options=/etc/llmdeploy/trtllm/extra-llm-api-options.yaml" in model["args"]
+
+
+def test_no_options_file_without_monitoring_or_endpoint(tmp_path: Path) -> None:
+    quiet = _spec(tmp_path, metric="", extra="monitoring: {enabled: false}\n")
+    docs = _render(quiet)
+    assert not any(d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-trtllm-options") for d in docs)
+    (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
+    assert not any(a.startswith("--extra_llm_api_options") for a in isvc["spec"]["predictor"]["model"]["args"])
+
+
+def test_chunked_prefill_goes_through_the_options_file(tmp_path: Path) -> None:
+    """--enable_chunked_prefill is absent before 1.2; the LLM API argument works in every release."""
+    docs = _render(_spec(tmp_path, version="1.0.0", metric="", runtime="  chunkedPrefill: true\n",
+                         extra="monitoring: {enabled: false}\n"))
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "trt-trtllm-options"]
+    assert yaml.safe_load(cm["data"]["extra-llm-api-options.yaml"]) == {"enable_chunked_prefill": True}
+    (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
+    assert "--enable_chunked_prefill" not in isvc["spec"]["predictor"]["model"]["args"]
 
 
 def test_extra_options_file_only_when_needed(tmp_path: Path) -> None:
     docs = _render(_spec(tmp_path, version="1.2.0", runtime="  kvCacheDtype: fp8\n  prefixCaching: false\n"))
     (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "trt-trtllm-options"]
     options = yaml.safe_load(cm["data"]["extra-llm-api-options.yaml"])
-    assert options == {"kv_cache_config": {"dtype": "fp8", "enable_block_reuse": False}}
+    assert options == {"kv_cache_config": {"dtype": "fp8", "enable_block_reuse": False}, "return_perf_metrics": True}
     (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
     pred = isvc["spec"]["predictor"]
     assert "--extra_llm_api_options=/etc/llmdeploy/trtllm/extra-llm-api-options.yaml" in pred["model"]["args"]
@@ -197,6 +233,10 @@ def test_drain_reads_the_queue_where_the_release_has_one(tmp_path: Path) -> None
         (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
         return isvc["spec"]["predictor"]["model"]["lifecycle"]["preStop"]["exec"]["command"][2]
 
-    assert "/prometheus/metrics" in prestop("1.2.0") and "trtllm_num_requests_waiting" in prestop("1.2.0")
-    old = prestop("1.1.0")
-    assert "urlopen" not in old and "time.sleep(10)" in old
+    # No tracked release has queue gauges: the preStop only waits for endpoints to stop routing;
+    # the SIGTERM after it reaches uvicorn, which trtllm-serve configures without
+    # timeout_graceful_shutdown (trtllm@00057725:tensorrt_llm/serve/openai_server.py __call__), so
+    # open requests finish before the app's lifespan shuts the executor down.
+    for version in ("1.1.0", "1.2.0", "1.2.1"):
+        old = prestop(version)
+        assert "urlopen" not in old and "time.sleep(10)" in old

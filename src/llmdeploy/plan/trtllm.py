@@ -4,9 +4,12 @@
 ``tensorrt_llm/commands/serve.py``): the model is the first positional argument, options
 are spelled with underscores, ``--host`` defaults to ``localhost`` (unreachable from the
 pod network, so the runtime passes ``--host=0.0.0.0``). Settings without a command-line
-option — KV block reuse (prefix caching) and the KV-cache dtype — exist only in the YAML
-file given by ``--extra_llm_api_options``; llmdeploy renders that file as a ConfigMap
-mounted read-only into the engine container, and only when the spec needs it.
+option in every tracked release — KV block reuse (prefix caching), the KV-cache dtype,
+chunked prefill (``--enable_chunked_prefill`` is absent before 1.2) and
+``return_perf_metrics`` (without it trtllm-serve mounts no ``/prometheus/metrics``) — are
+LLM API arguments (``tensorrt_llm/llmapi/llm_args.py``) set in the YAML file given by
+``--extra_llm_api_options``; llmdeploy renders that file as a ConfigMap mounted read-only
+into the engine container, and only when the spec needs it.
 """
 
 from __future__ import annotations
@@ -30,16 +33,27 @@ def extra_llm_api_options(ctx: PlanContext) -> dict[str, Any]:
     """The LLM API settings the spec asks for that ``trtllm-serve`` has no option for.
 
     ``kv_cache_config.enable_block_reuse`` is TensorRT-LLM's prefix caching (on by
-    default); ``kv_cache_config.dtype: fp8`` stores the KV cache in FP8. Empty when the
-    spec keeps both defaults, so no file is rendered.
+    default); ``kv_cache_config.dtype: fp8`` stores the KV cache in FP8;
+    ``enable_chunked_prefill`` (default false) works in every release, unlike the 1.2
+    command-line flag; ``return_perf_metrics`` (default false) is what makes trtllm-serve
+    mount ``/prometheus/metrics`` (``OpenAIServer.register_routes`` in
+    tensorrt_llm/serve/openai_server.py), so it is set whenever monitoring scrapes a release
+    that has the endpoint. Empty when the spec keeps every default, so no file is rendered.
     """
     rt = ctx.spec.runtime
+    options: dict[str, Any] = {}
     kv: dict[str, Any] = {}
     if rt.prefix_caching is not None:
         kv["enable_block_reuse"] = bool(rt.prefix_caching)
     if rt.kv_cache_dtype != "auto":
         kv["dtype"] = "fp8"
-    return {"kv_cache_config": kv} if kv else {}
+    if kv:
+        options["kv_cache_config"] = kv
+    if rt.chunked_prefill:
+        options["enable_chunked_prefill"] = True
+    if ctx.spec.monitoring.enabled and ctx.engine.defaults.extra.get("prometheus_metrics", False):
+        options["return_perf_metrics"] = True
+    return options
 
 
 def trtllm_args(ctx: PlanContext, max_num_seqs: int) -> list[str]:
@@ -60,8 +74,6 @@ def trtllm_args(ctx: PlanContext, max_num_seqs: int) -> list[str]:
         args.append(f"--ep_size={par.tensor}")
     if rt.max_num_batched_tokens is not None:
         args.append(f"--max_num_tokens={rt.max_num_batched_tokens}")
-    if rt.chunked_prefill:
-        args.append("--enable_chunked_prefill")
     if s.model.trust_remote_code:
         args.append("--trust_remote_code")
     if extra_llm_api_options(ctx):
