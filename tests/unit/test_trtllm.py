@@ -136,6 +136,8 @@ def test_queue_scaling_is_refused_on_every_tracked_release(tmp_path: Path) -> No
 def test_ld140_no_prometheus_endpoint_before_1_1(tmp_path: Path) -> None:
     code, out = _validate(_spec(tmp_path, version="1.0.0"))
     assert code == 1 and "LD140" in out and "1.1.0 or later" in out
+    # LD140 says it once: no LD501 note per metric the missing endpoint would have had.
+    assert "LD501" not in out, out
     code, out = _validate(_spec(tmp_path, version="1.0.0", metric="", extra="monitoring: {enabled: false}\n"))
     assert code == 0, out
 
