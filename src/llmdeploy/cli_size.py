@@ -33,7 +33,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "int8", "bitsandbytes",
                  "compressed-tensors")
 KV_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
-ENGINES = ("vllm", "tgi", "sglang")
+ENGINES = ("vllm", "tgi", "sglang", "tensorrt-llm")
 
 
 def _rule_ids() -> dict[Any, str]:
@@ -241,7 +241,9 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
     ]
     for name, gib in rows:
         mem.add_row(name, f"{gib:.2f}", f"{gib / b.total_gib:.1%}" if b.total_gib else "-", _bar(gib, b.total_gib))
-    mem.add_row("usable (total × utilization)", f"{b.usable_gib:.2f}", f"{b.usable_gib / b.total_gib:.1%}",
+    # TensorRT-LLM's fraction applies to what its profiling run leaves, so the whole device is usable.
+    usable = "usable (the whole device)" if b.usable_gib == b.total_gib else "usable (total × utilization)"
+    mem.add_row(usable, f"{b.usable_gib:.2f}", f"{b.usable_gib / b.total_gib:.1%}",
                 _bar(b.usable_gib, b.total_gib))
     mem.add_row("total (CUDA-visible)", f"{b.total_gib:.2f}", "100.0%", _bar(b.total_gib, b.total_gib))
     console.print(mem)
@@ -637,7 +639,7 @@ def register(app: typer.Typer) -> None:
             Optional[int],  # noqa: UP045
             typer.Option("--max-num-seqs", help="Concurrent sequences (default: derived from the KV cache)."),
         ] = None,
-        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi or sglang.")] = "vllm",
+        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi, sglang or tensorrt-llm.")] = "vllm",
         engine_version: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use (e.g. 0.10.2)."),
@@ -686,7 +688,7 @@ def register(app: typer.Typer) -> None:
             Optional[float],  # noqa: UP045
             typer.Option("--gpu-memory-utilization", help="Share of GPU memory (default: the engine's)."),
         ] = None,
-        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi or sglang.")] = "vllm",
+        engine: Annotated[str, typer.Option("--engine", help="vllm, tgi, sglang or tensorrt-llm.")] = "vllm",
         engine_version: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--engine-version", help="Engine version whose memory profile to use."),

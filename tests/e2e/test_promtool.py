@@ -200,6 +200,9 @@ class Synth:
             return (self.counter(name, [good], n, finished_reason="stop")
                     + self.counter(name, [0], n, finished_reason="length")
                     + self.counter(name, [bad], n, finished_reason="abort"))
+        if not (self.q.has("request_failure") and self.q.has("request_count")):
+            # TensorRT-LLM: one counter of finished requests, no outcome label, nothing to divide errors by.
+            return self.counter(self.q.m("request_success"), [good + bad], n)
         return (self.counter(self.q.m("request_failure"), [bad], n)
                 + self.counter(self.q.m("request_count"), [good + bad], n))
 

@@ -397,10 +397,25 @@ def test_dashboard_json(spec: Path, planned: dict[str, Planned]) -> None:
                 assert 'model_name="$model"' in t["expr"] or "DCGM_" in t["expr"], t["expr"]
             assert "[2m]" not in t["expr"]  # Grafana picks the window
     titles = {x["title"] for x in d["panels"]}
-    assert {"Request rate", "Tokens/s", "Waiting requests", "Running requests", "Replicas", "Error ratio"} <= titles
-    if p.monitoring.queries.has("kv_cache_usage"):
-        assert {"Time to first token", "Inter-token latency", "End-to-end request latency", "KV-cache usage",
-                "Preemptions/s"} <= titles
+    q = p.monitoring.queries
+    # Every panel whose series the engine version exports (TensorRT-LLM 1.1 has no queue or
+    # running gauge, no token counters and no error signal; every vLLM release has them all).
+    expected = {"Request rate"}
+    if q.has("generation_tokens") or q.has("request_generation_tokens"):
+        expected.add("Tokens/s")
+    if q.has("num_requests_waiting"):
+        expected.add("Waiting requests")
+    if q.has("num_requests_running"):
+        expected |= {"Running requests", "Replicas"}
+    if q.has_error_ratio():
+        expected.add("Error ratio")
+    if p.ctx.spec.runtime.engine == "vllm":
+        assert len(expected) == 6
+    assert expected <= titles
+    if q.has("kv_cache_usage"):
+        assert {"Time to first token", "Inter-token latency", "End-to-end request latency",
+                "KV-cache usage"} <= titles
+        assert ("Preemptions/s" in titles) == q.has("num_preemptions")
     if p.ctx.spec.monitoring.dcgm:
         assert {"GPU memory used", "GPU utilization"} <= titles
 
@@ -466,6 +481,9 @@ def test_examples_are_clean(tmp_path: Path) -> None:
         if "tgi" in spec.name:
             # TGI exports no TTFT histogram, KV-cache gauge or preemption counter: said once each.
             assert sorted(d[0] for d in notes) == ["LD501"] * 3, notes
+        elif "trtllm" in spec.name:
+            # TensorRT-LLM 1.1: no queue gauge, KV-cache gauge, preemption counter or error signal.
+            assert sorted(d[0] for d in notes) == ["LD501"] * 4, notes
         else:
             assert notes == [], spec.name
 

@@ -157,12 +157,19 @@ def check_flag(info: EngineVersionInfo, flag: str) -> FlagProblem | None:
             hint = "see `text-generation-launcher --help` for the flags of TGI " + v
         elif info.engine == "sglang":
             hint = "see `python3 -m sglang.launch_server --help` for the flags of SGLang " + v
+        elif info.engine == "tensorrt-llm":
+            hint = (f"see `trtllm-serve --help` for the options of TensorRT-LLM {v}; LLM API settings without an "
+                    "option go in the --extra_llm_api_options YAML file")
         else:
             hint = f"see `vllm serve --help` for the flags of vLLM {v}"
         if info.engine == "tgi" and name.startswith("--") and "_" in name:
             dashed = "--" + name[2:].replace("_", "-")
             if info.flag(dashed) is not None:
                 hint = f"TGI only accepts the dashed spelling {dashed}"
+        if info.engine == "tensorrt-llm" and name.startswith("--") and "-" in name[2:]:
+            underscored = "--" + name[2:].replace("-", "_")
+            if info.flag(underscored) is not None:
+                hint = f"trtllm-serve only accepts the underscore spelling {underscored}"
         return FlagProblem(name, "unknown", "error", f"{name} is not a known {disp} {v} flag", hint, v)
 
     status = fi.status(v)

@@ -119,10 +119,10 @@ class MemoryModel:
     """Everything the sizing needs to mimic one engine version's memory split.
 
     Attributes:
-        engine: ``vllm`` or ``tgi``.
+        engine: ``vllm``, ``tgi`` or ``tensorrt-llm``.
         version: the engine version the model was selected for.
         era: name of the table row that applied.
-        generation: ``V0``, ``V1`` or ``tgi``.
+        generation: ``V0``, ``V1``, ``tgi`` or ``tensorrt-llm``.
         budget: how the KV budget is formed, in words (for reports).
         default_gpu_memory_utilization: the engine's default share of GPU memory.
         block_size: tokens per KV-cache block (the count is floored to whole blocks).
@@ -146,6 +146,9 @@ class MemoryModel:
         non_torch: the non-torch memory constants.
         cuda_graphs: the CUDA-graph constants.
         sources: where the era's constants come from (log cases, pull requests).
+        fraction_of_free: the utilization is a share of what is left after the profile
+            run, not of the device (TensorRT-LLM's ``kv_cache_free_gpu_memory_fraction``:
+            KV = (total - peak) x fraction); False: KV = total x utilization - peak.
     """
 
     engine: str
@@ -167,6 +170,7 @@ class MemoryModel:
     non_torch: NonTorchModel
     cuda_graphs: CudaGraphModel
     sources: tuple[str, ...]
+    fraction_of_free: bool = False
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -342,4 +346,5 @@ def memory_model_from_table(
             reference_hidden=cg.opt_int("reference_hidden"),
         ),
         sources=tuple(str(s) for s in sources),
+        fraction_of_free=r.flag("fraction_of_free") if "fraction_of_free" in r.data else False,
     )

@@ -1,4 +1,4 @@
-"""Loading an engine table (``vllm.yaml``, ``tgi.yaml`` next to this file) into typed data.
+"""Loading an engine table (``vllm.yaml``, ``tgi.yaml``, ``tensorrt-llm.yaml`` next to this file) into typed data.
 
 :func:`_table` reads an engine's table on first use (cached; :mod:`llmdeploy.datafiles`
 keeps a JSON copy keyed by content hash), checks it and returns a frozen :class:`_Table`:
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 _TABLE_DIR = Path(__file__).resolve().parent
-_ENGINES = ("vllm", "tgi", "sglang")
+_ENGINES = ("vllm", "tgi", "sglang", "tensorrt-llm")
 
 FlagStatus = Literal["ok", "deprecated", "no_op", "maybe_removed", "removed", "not_yet_added", "never_existed"]
 

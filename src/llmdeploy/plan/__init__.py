@@ -65,6 +65,12 @@ def build_plan(analysis: Analysis) -> Plan:
     storage_sa = kserve.storage_service_account_manifest(ctx)
     if storage_sa is not None:
         manifests.append(storage_sa)
+    if ctx.spec.runtime.engine == "tensorrt-llm":
+        from .trtllm import options_configmap_manifest
+
+        options = options_configmap_manifest(ctx)
+        if options is not None:
+            manifests.append(options)
     annotations: dict[str, str] = {}
     predictor: dict[str, Any] = {}
     isvc_spec: dict[str, Any] = {}

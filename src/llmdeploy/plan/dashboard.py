@@ -159,7 +159,11 @@ def build_dashboard(ctx: PlanContext, plan: MonitoringPlan) -> dict[str, Any]:
                 service_pod_regex=service_pods)
     th = plan.thresholds
     engine = ctx.engine
-    anchor_metric = q.m("num_requests_running")
+    # The metric the variables read their label values from: the running gauge, else (an
+    # engine version without it, TensorRT-LLM 1.1) the count of a request histogram.
+    anchor_metric = next((q.m(logical) + suffix for logical, suffix in (
+        ("num_requests_running", ""), ("e2e_request_latency", "_count"), ("time_to_first_token", "_count"))
+        if q.has(logical)), "up")
     have = set(plan.primary.have)
     lay = _Layout()
     service = f"{ctx.namespace}/{ctx.name}"

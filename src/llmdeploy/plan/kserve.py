@@ -241,15 +241,25 @@ def _drain_script(ctx: PlanContext, port: int, deadline: int) -> str:
     Uses the Python interpreter every engine image ships; reads the engine's own
     metrics (names from the pinned version's table) so it drains the real queue.
     """
+    if not (ctx.engine.has_metric("num_requests_running") and ctx.engine.has_metric("num_requests_waiting")):
+        # No queue gauges in this version (TensorRT-LLM before 1.2): only wait until endpoints
+        # stopped routing here. The SIGTERM that follows reaches uvicorn, which stops accepting
+        # and waits for open requests to finish before the app shuts down (uvicorn Server.shutdown;
+        # trtllm-serve runs its OpenAI app under uvicorn), within terminationGracePeriodSeconds.
+        return (
+            "import time\n"
+            f"time.sleep({PRESTOP_SETTLE_SECONDS})\n"
+        )
     running = ctx.engine.metric("num_requests_running")
     waiting = ctx.engine.metric("num_requests_waiting")
+    path = ctx.engine.metrics_path
     return (
         "import re,time,urllib.request\n"
         f"time.sleep({PRESTOP_SETTLE_SECONDS})\n"
         f"end=time.time()+{deadline}\n"
         "while time.time()<end:\n"
         "    try:\n"
-        f"        t=urllib.request.urlopen('http://127.0.0.1:{port}/metrics',timeout=2).read().decode()\n"
+        f"        t=urllib.request.urlopen('http://127.0.0.1:{port}{path}',timeout=2).read().decode()\n"
         f"        n=sum(float(v) for v in re.findall(r'^(?:{re.escape(running)}|{re.escape(waiting)})(?:{{[^}}]*}})? ([0-9.e+-]+)$',t,re.M))\n"
         "    except Exception:\n"
         "        break\n"
@@ -343,6 +353,14 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
         runtime_args = (f"--model-path={MODEL_MOUNT}", f"--port={port}", "--host=0.0.0.0")
         args = sglang_args(ctx)
         model_format = "sglang"
+    elif s.runtime.engine == "tensorrt-llm":
+        from .trtllm import trtllm_args
+
+        command = info.recommended_command
+        # trtllm-serve: the model is positional, --host defaults to localhost; always the PyTorch backend.
+        runtime_args = (MODEL_MOUNT, "--host=0.0.0.0", f"--port={port}", "--backend=pytorch")
+        args = trtllm_args(ctx, max_num_seqs)
+        model_format = "tensorrt-llm"
     else:
         command = info.recommended_command
         runtime_args = (f"--model-id={MODEL_MOUNT}", f"--port={port}", "--hostname=0.0.0.0")
@@ -427,6 +445,12 @@ def plan_engine(ctx: PlanContext) -> EnginePlan:
 
     volumes = ({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": gib(shm)}},)
     mounts = ({"name": SHM_VOLUME, "mountPath": "/dev/shm"},)
+    if s.runtime.engine == "tensorrt-llm":
+        from .trtllm import options_volume
+
+        extra_volumes, extra_mounts = options_volume(ctx)
+        volumes += extra_volumes
+        mounts += extra_mounts
     return EnginePlan(
         engine=s.runtime.engine,
         version=info.version,

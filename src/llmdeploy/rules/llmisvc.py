@@ -40,8 +40,9 @@ def llm_target_platform(ctx: RuleContext) -> Iterable[Finding]:
     KServe's LLMInferenceService controller creates plain Deployments (no Knative
     revision, workload_single_node.go @ v0.20.0), and the preset it always applies
     underneath, `kserve-config-llm-template` (config/llmisvcconfig/config-llm-template.yaml
-    @ v0.20.0), starts the container with `vllm serve`: a TGI or SGLang image would be
-    started with a command it does not have. The service's own spec is strategic-merged
+    @ v0.20.0), starts the container with `vllm serve`: a TGI, SGLang or TensorRT-LLM image would be
+    started with a command it does not have (the TensorRT-LLM release image has no `vllm`; its
+    server is `trtllm-serve`). The service's own spec is strategic-merged
     over the presets last (pkg/controller/v1alpha1/llmisvc/config_merge.go, read at a 2026
     commit, not re-read at v0.20.0), so a full template could replace the command; llmdeploy
     does not render that, because the rest of this target (the vLLM flags workload_lora.go

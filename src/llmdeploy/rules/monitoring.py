@@ -52,7 +52,8 @@ def alert_metric_not_exported(ctx: RuleContext) -> Iterator[Finding]:
     (TGI has no time-to-first-token histogram, no KV-cache gauge and no preemption
     counter), llmdeploy leaves the alert and its panel out. It is a warning when the spec
     sets that threshold itself (it expects an alert that will not exist) and a note
-    otherwise.
+    otherwise. A release that serves no Prometheus endpoint at all (TensorRT-LLM before
+    1.1) gets no per-metric notes: LD140 refuses it once.
 
     Warns::
 
@@ -64,6 +65,10 @@ def alert_metric_not_exported(ctx: RuleContext) -> Iterator[Finding]:
     """
     engine = ctx.resolved.engine
     if engine is None or not _alerts_on(ctx):
+        return
+    if not engine.defaults.extra.get("prometheus_metrics", True):
+        # No Prometheus endpoint at all (TensorRT-LLM before 1.1): LD140 refuses the spec once;
+        # a note per missing metric would only repeat it.
         return
     from ..promql import ServiceQueries
 

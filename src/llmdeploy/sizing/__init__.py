@@ -432,7 +432,12 @@ def _batch(inp: SizingInput, mm: MemoryModel, total_gib: float) -> tuple[int, in
         chunked = inp.chunked_prefill
     bd = engine.batch_defaults(total_gib, inp.gpu.name, chunked_prefill=chunked,
                                max_model_len=inp.max_model_len)
-    if bd is None:  # TGI: one warm-up prefill of max_batch_prefill_tokens (≈ max input)
+    if bd is None and engine.defaults.extra.get("max_num_tokens") is not None:
+        # TensorRT-LLM: the profiling run fills --max_num_tokens with dummy context requests;
+        # --max_batch_size is its sequence cap (BuildConfig defaults, engines/tensorrt-llm.yaml).
+        tokens = int(engine.defaults.extra["max_num_tokens"])
+        seqs = int(engine.defaults.extra.get("max_batch_size") or 128)
+    elif bd is None:  # TGI: one warm-up prefill of max_batch_prefill_tokens (≈ max input)
         tokens = inp.max_model_len
         seqs = engine.defaults.max_concurrent_requests or 128
     else:
@@ -500,7 +505,10 @@ def _prep(inp: SizingInput) -> _Prep:
         per = [lora_slot_bytes(model, inp.lora, tensor_parallel=tp, layers=st.num_layers, dtype=act_dtype)
                for st in stages]
         lora = tuple(b for b in per if b is not None) if all(b is not None for b in per) else ()
-    return _Prep(mm, act_dtype, quant, util, total, total * util, tokens, default_seqs, stages, w_stage,
+    # TensorRT-LLM's fraction applies to what the profile run leaves free (fraction_of_free):
+    # the whole device is "usable" and the fraction scales the rest in _evaluate.
+    usable = total if mm.fraction_of_free else total * util
+    return _Prep(mm, act_dtype, quant, util, total, usable, tokens, default_seqs, stages, w_stage,
                  w_total, non_torch, kvpt, reqb, lora)
 
 
@@ -519,7 +527,7 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
         lora = p.lora[i] if p.lora else 0
         kv = p.usable - w - lora - act - p.non_torch - (cg if mm.cudagraph_in_budget else 0)
-        kv = kv * mm.kv_budget_fraction if kv > 0 else kv
+        kv = kv * (p.util if mm.fraction_of_free else mm.kv_budget_fraction) if kv > 0 else kv
         if inp.calibration is not None and kv > 0:
             kv = kv * inp.calibration.kv_tokens_ratio
         toks.append(kv_tokens(int(kv), model, mm, tp, st, inp.max_model_len, p.tokens, inp.kv_cache_dtype,

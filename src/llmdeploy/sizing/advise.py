@@ -118,7 +118,7 @@ def quantization_problems(inp: SizingInput, q: Quantization) -> tuple[list[Reaso
             errors.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} cannot run FP8 weights (compute capability "
                              f"{gpu.compute_capability}: no FP8 tensor cores and no FP8 Marlin kernel)",
                              "use an Ada/Hopper/Blackwell GPU, or an AWQ/GPTQ int4 or 16-bit checkpoint", F_QUANT))
-        elif not gpu.fp8:
+        elif not gpu.fp8 and inp.engine.engine == "vllm":  # TensorRT-LLM has no such fallback (LD141)
             warns.append(_r(P.GPU_CANNOT_RUN_DTYPE, f"{gpu.name} has no FP8 tensor cores: vLLM runs the FP8 weights weight-only "
                             "through FP8 Marlin (memory savings kept, compute stays 16-bit)",
                             "fine for memory; for FP8 compute use an Ada/Hopper/Blackwell GPU", F_QUANT))
@@ -361,7 +361,8 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
     out = [
         f"memory model of {inp.engine.engine} {inp.engine.version} ({mm.era}): {mm.budget}",
         f"CUDA-visible memory = {inp.gpu.memory_mib:,} MiB (driver) − {mm.cuda_reserved_gib:g} GiB reserved",
-        f"profile run: {c.tokens:,} batched tokens, sampler over {min(c.profile_seqs, c.tokens):,} sequences",
+        (f"profile run: {c.tokens:,} tokens of dummy context requests (max_num_tokens)" if mm.fraction_of_free
+         else f"profile run: {c.tokens:,} batched tokens, sampler over {min(c.profile_seqs, c.tokens):,} sequences"),
         f"KV cache counted in whole blocks of {mm.block_size} tokens, minimum over ranks",
         "CUDA graphs are subtracted from the budget" if mm.cudagraph_in_budget
         else "CUDA graphs are captured after the KV cache, above the budget",
@@ -371,6 +372,9 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
     if inp.engine.engine == "tgi":
         out.append("TGI's memory model rests on two public reports, whose KV caches held 6 % and 12 % fewer tokens "
                    "than this estimate (docs/sizing.md); read it as an upper bound")
+    if inp.engine.engine == "tensorrt-llm":
+        out.append(f"TensorRT-LLM: KV = (device total - profile peak) x {c.util:g} (kv_cache_free_gpu_memory_fraction); "
+                   "the model rests on one public log (+1.0 %) and one capped run (docs/sizing.md)")
     if c.quant.quantized:
         out.append(f"weights quantized: {c.quant.label}")
     if inp.lora is not None:

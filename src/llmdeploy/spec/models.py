@@ -299,7 +299,7 @@ class EnvVar(_Model):
 class Runtime(_Model):
     """The serving engine and its settings."""
 
-    engine: Literal["vllm", "tgi", "sglang"] = Field("vllm", description="Serving engine.")
+    engine: Literal["vllm", "tgi", "sglang", "tensorrt-llm"] = Field("vllm", description="Serving engine.")
     image: str | None = Field(
         None,
         description=(
