@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_error, write_stdout
+from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUTPUT_NAMES, print_error, write_stdout
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer
@@ -32,7 +32,7 @@ def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path
     from .sizing.calibrate import compare_log
 
     if fmt not in FORMATS:
-        print_error(f"--format must be one of {', '.join(FORMATS)} (hint: use table or json)")
+        print_error(f"-o/--output takes a format: {', '.join(FORMATS)} (got {fmt!r}) (hint: use table or json)")
         return EXIT_USAGE
     if not logs:
         print_error("give at least one vLLM start-up log (hint: llmdeploy calibrate vllm.log)")
@@ -89,7 +89,7 @@ def register(app: "typer.Typer") -> None:
             Optional[Path],  # noqa: UP045
             typer.Option("--model-config", help="config.json of a model the catalog lacks."),
         ] = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table",
     ) -> None:
         """Compare the memory model with your own vLLM start-up logs."""
         raise typer.Exit(run(logs, gpu, model_config, fmt))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
-from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage, print_error
+from .cli_common import EXIT_INVALID, EXIT_OK, OUTPUT_NAMES, check_format, fail_usage, print_error
 from .records import record as record_load
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,12 +150,27 @@ def _parse_load(prompt_tokens: int | None, output_tokens: int | None, concurrenc
 
 def _console(*, natural: bool = False) -> Console:
     """A console on stdout. Not a terminal (a pipe, a test runner): a fixed width of 110
-    keeps reports readable; ``natural`` tables (the catalogs, whose cells users copy) take
-    the width they need instead, so nothing is cut or wrapped."""
+    keeps the tables readable, and the text lines (reasons, hints, assumptions) are not
+    wrapped at all, so ``grep`` finds a message whole and no number is split over two
+    lines; ``natural`` tables (the catalogs, whose cells users copy) take the width they
+    need instead, so nothing is cut or wrapped.
+
+    A reader that goes away (``size … | grep -q FITS``) does not end the command: rich's
+    default turns the broken pipe into exit 1, which reads as "does not fit"; here the rest
+    of the report goes to /dev/null and the exit code stays the verdict.
+    """
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() else (250 if natural else 110)
-    return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
+    from .cli_common import silence_stdout
+
+    class _ReportConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            silence_stdout()
+
+    tty = sys.stdout.isatty()
+    width = None if tty else (250 if natural else 110)
+    return _ReportConsole(file=sys.stdout, width=width, highlight=False, soft_wrap=not tty)
 
 
 def _resolve_model(ref: str) -> ModelConfig:
@@ -297,7 +312,13 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
 
 
 def _write_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Print one JSON document. A reader that went away is not an error (the exit code stays
+    the verdict); a stdout that cannot be written (a full disk) ends the command with exit 1."""
+    from .cli_common import write_stdout
+
+    code = write_stdout(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if code:
+        raise SystemExit(code)
 
 
 # --------------------------------------------------------------------------- size
@@ -362,7 +383,7 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
     fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
     """
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     load = _parse_load(prompt_tokens, output_tokens, concurrency, request_rate, ttft_p95_ms, tpot_ms)
     if spec is not None:
         if model is not None or gpu is not None:
@@ -413,7 +434,7 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
     miss the SLO come last with the reason. Exit 0 when at least one configuration
     fits, 1 when none does.
     """
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     quants = tuple(dict.fromkeys(q.strip() for q in quantization.split(",") if q.strip())) or ("none",)
     for q in quants:
         _check_engine_choices(dtype, q, kv_cache_dtype, engine)
@@ -443,7 +464,7 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
 
 def run_catalog_gpus(fmt: str = "table") -> int:
     """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     from .catalog import gpus
 
     items = list(gpus().values())
@@ -467,7 +488,7 @@ def run_catalog_gpus(fmt: str = "table") -> int:
 
 def run_catalog_models(fmt: str = "table") -> int:
     """List the model catalog: size, layers, attention layout, KV bytes per token."""
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     from .catalog import models
 
     items = list(models().values())
@@ -565,7 +586,7 @@ def register(app: typer.Typer) -> None:
         request_rate: RequestRate = None,
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table",
     ) -> None:
         """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
 
@@ -608,7 +629,7 @@ def register(app: typer.Typer) -> None:
         request_rate: RequestRate = None,
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table",
     ) -> None:
         """List every GPU type × tensor-parallel size that fits the model, cheapest first.
 
@@ -624,12 +645,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(catalog_app, name="catalog")
 
     @catalog_app.command("gpus")
-    def catalog_gpus(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+    def catalog_gpus(fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table") -> None:
         """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
         raise typer.Exit(run_catalog_gpus(fmt))
 
     @catalog_app.command("models")
-    def catalog_models(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+    def catalog_models(fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table") -> None:
         """List the model catalog: size, layers, attention layout, KV bytes per token."""
         raise typer.Exit(run_catalog_models(fmt))
 

@@ -14,6 +14,7 @@ from .cli_common import (
     DIAGNOSTIC_FORMATS,
     EXIT_INVALID,
     EXIT_OK,
+    OUTPUT_NAMES,
     check_format,
     check_paths,
     write_diagnostics,
@@ -85,7 +86,7 @@ def register(app: "typer.Typer") -> None:
         paths: Annotated[list[str], typer.Argument(help="Spec files or folders (*.yaml inside); '-' reads stdin.")],
         fmt: Annotated[
             str,
-            typer.Option("--format", "-f", help="Diagnostics format: auto (github under GitHub Actions, else text), "
+            typer.Option(*OUTPUT_NAMES, help="Output format of the report: auto (github under GitHub Actions, else text), "
                                                 "text, json, github."),
         ] = "auto",
         strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,

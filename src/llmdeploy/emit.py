@@ -88,7 +88,7 @@ _STAGED_RE = re.compile(r"f[0-9]{1,7}\Z")
 
 @record
 class OutputSummary:
-    """What ``render -o DIR`` changed, relative paths each (sorted).
+    """What ``render --output-dir DIR`` changed, relative paths each (sorted).
 
     Attributes:
         written: files that did not exist before.
@@ -488,10 +488,10 @@ def write_output_dir(root: Path, docs: list, *, prune: bool = False) -> OutputSu
     """
     root = Path(root)
     if not str(root) or str(root) != str(root).strip():
-        raise UsageError(f"--output {str(root)!r} is not a folder name", "name the folder, e.g. -o deploy")
+        raise UsageError(f"--output-dir {str(root)!r} is not a folder name", "name the folder, e.g. --output-dir deploy")
     try:
         if not stat.S_ISDIR(os.stat(root).st_mode):  # the folder itself may be a link the user made
-            raise UsageError(f"--output {root} exists and is not a folder")
+            raise UsageError(f"--output-dir {root} exists and is not a folder")
     except FileNotFoundError:
         try:
             root.mkdir(parents=True)

@@ -7,7 +7,7 @@ import json
 HEADER_KEY = "$comment"
 HEADER = (
     "Generated from the pydantic models in src/llmdeploy/spec/models.py by `llmdeploy schema`; "
-    "do not edit. Regenerate with: llmdeploy schema -o schemas/llmdeploy.schema.json"
+    "do not edit. Regenerate with: llmdeploy schema --output-file schemas/llmdeploy.schema.json"
 )
 
 

@@ -128,6 +128,8 @@ class SizingInput:
         slo: latency targets (p95 TTFT, TPOT); they bound ``max_num_seqs`` auto and the
             operating point replicas are sized at.
         concurrencies: offered concurrencies of the capacity curve (None: the default set).
+        allow_long_max_model_len: ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, so a
+            ``max_model_len`` beyond the model's positions starts (a warning, not an error).
     """
 
     model: ModelConfig
@@ -151,6 +153,7 @@ class SizingInput:
     chunked_prefill: bool | None = None
     slo: Slo | None = None
     concurrencies: tuple[int, ...] | None = None
+    allow_long_max_model_len: bool = False
 
 
 @record
@@ -635,8 +638,15 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
         target_load=TargetLoad(tl.requests_per_second, tl.avg_prompt_tokens, tl.avg_output_tokens,
                                tl.concurrency) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
+        allow_long_max_model_len=allows_long_max_model_len(spec),
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
     )
+
+
+def allows_long_max_model_len(spec: LLMService) -> bool:
+    """The spec sets ``VLLM_ALLOW_LONG_MAX_MODEL_LEN`` (vllm/envs.py) to a true value in ``runtime.env``."""
+    return any(e.name == "VLLM_ALLOW_LONG_MAX_MODEL_LEN" and (e.value or "").strip().lower() in ("1", "true")
+               for e in spec.runtime.env)
 
 
 def size_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo) -> SizingReport:
