@@ -590,8 +590,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
 
-        Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
-        fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
+        Give a spec file, or --model and --gpu (with any engine setting). --model takes a
+        catalog id (llmdeploy catalog models) or, for a model the catalog lacks, the path
+        of its Hugging Face config.json. Exit 0 when it fits, 1 when it does not fit or
+        the input is invalid, 2 on usage errors.
         """
         raise typer.Exit(run_size(
             spec, model=model, gpu=gpu, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
