@@ -146,12 +146,13 @@ def check_format(fmt: str, allowed: tuple[str, ...], hint: str | None = None, fl
 OUTPUT_NAMES = ("--output", "-o", "--format", "-f")
 
 
-def write_diagnostics(diags: list, fmt: str, stream: TextIO, summary: dict | None = None) -> None:  # type: ignore[type-arg]
+def write_diagnostics(diags: list, fmt: str, stream: TextIO, summary: dict | None = None,  # type: ignore[type-arg]
+                      top: dict | None = None) -> None:  # type: ignore[type-arg]
     from .diagnostics import format_github, format_json, format_text, resolve_format
 
     fmt = resolve_format(fmt)
     if fmt == "json":
-        text = format_json(diags, summary)
+        text = format_json(diags, summary, top)
     elif fmt == "github":
         text = format_github(diags)
     else:

@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
@@ -65,7 +65,8 @@ def _json_errors(fmt: str) -> Iterator[None]:
 
             _write_json({"valid": False, "fits": False,
                          "errors": [{"message": redact(str(exc.message)),
-                                     "hint": redact(exc.hint) if exc.hint else None}]})
+                                     "hint": redact(exc.hint) if exc.hint else None}],
+                         "warnings": []})
         raise
 
 
@@ -356,18 +357,62 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
         reports.append((a.label, report))
     if not reports:
         print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
+        if fmt == "json":
+            _write_json({"valid": False, "fits": False, "warnings": [],
+                         "errors": [{"code": d.rule, "message": d.message, "hint": d.hint, "field": d.path}
+                                    for d in diags if d.is_error]
+                         or [{"message": "nothing to size (the spec is invalid or its GPU/model/engine unknown)",
+                              "hint": None}]})
         return EXIT_INVALID
+    by_label = {a.label: a for a in analyses}
+    verdicts = [(label, rep, _verdict(rep, by_label[label].diagnostics if label in by_label else []))
+                for label, rep in reports]
     if fmt == "json":
-        _write_json(reports[0][1].to_json(_rule_ids()) if len(reports) == 1 else
-                    [{"service": label, **rep.to_json(_rule_ids())} for label, rep in reports])
+        _write_json({**reports[0][1].to_json(_rule_ids()), **verdicts[0][2]} if len(reports) == 1 else
+                    [{"service": label, **rep.to_json(_rule_ids()), **v} for label, rep, v in verdicts])
     else:
         console = _console()
         for i, (label, rep) in enumerate(reports):
             if i:
                 console.print()
             render_report(console, rep, f"{label}: {rep.model.hf_id} on {rep.gpu_count} × {rep.gpu.name}")
-    failed = any(d.is_error for d in diags) or not all(rep.fits for _, rep in reports)
+    failed = any(d.is_error for d in diags) or not all(_passes(v) for _, _, v in verdicts)
     return EXIT_INVALID if failed else EXIT_OK
+
+
+def _passes(verdict: dict[str, Any]) -> bool:
+    """Exit 0 for this report (schemas/size-output.schema.json): valid, fits, no errors."""
+    return bool(verdict["valid"] and verdict["fits"] and not verdict["errors"])
+
+
+def _verdict(report: SizingReport, diags: Sequence[Any] = ()) -> dict[str, Any]:
+    """``valid``, ``fits``, ``errors`` and ``warnings`` of one report, which decide the exit code.
+
+    ``errors`` are the sizing reasons plus the spec's other error diagnostics, ``warnings``
+    the sizing warnings plus the spec's other warnings (each once); ``valid`` is False when
+    the spec has an error that is not about sizing, ``fits`` when a sizing rule raised one.
+    """
+    ids = _rule_ids()
+    sizing_ids = set(ids.values())
+    errors = [r.to_json(ids) for r in report.reasons]
+    warnings = [r.to_json(ids) for r in report.warnings]
+    seen = {(e["code"], e["field"]) for e in errors + warnings}
+    valid, fits = True, report.fits
+    for d in diags:
+        if d.severity.value not in ("error", "warning"):
+            continue
+        if d.is_error:
+            if d.rule in sizing_ids:
+                fits = False
+            else:
+                valid = False
+        key = (d.rule, d.path)
+        if key in seen:
+            continue
+        seen.add(key)
+        item = {"code": d.rule, "message": d.message, "hint": d.hint, "field": d.path}
+        (errors if d.is_error else warnings).append(item)
+    return {"valid": valid, "fits": fits, "errors": errors, "warnings": warnings}
 
 
 def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
@@ -414,11 +459,12 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
         max_num_seqs=max_num_seqs, price_per_gpu_hour=price, target_load=load.target_load(),
         slo=load.slo(), concurrencies=load.concurrencies,
     ))
+    verdict = _verdict(report)
     if fmt == "json":
-        _write_json(report.to_json(_rule_ids()))
+        _write_json({**report.to_json(_rule_ids()), **verdict})
     else:
         render_report(_console(), report)
-    return EXIT_OK if report.fits else EXIT_INVALID
+    return EXIT_OK if _passes(verdict) else EXIT_INVALID
 
 
 def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, dtype: str = "auto",
@@ -456,7 +502,12 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
                      "load": {"prompt_tokens": load.prompt_tokens, "output_tokens": load.output_tokens,
                               "request_rate": load.request_rate, "ttft_p95_ms": load.ttft_p95_ms,
                               "tpot_ms": load.tpot_ms},
-                     "options": [o.to_json() for o in options]})
+                     "options": [o.to_json() for o in options],
+                     "valid": True, "fits": bool(options),
+                     "errors": [] if options else [
+                         {"message": f"no GPU type and tensor-parallel size fits {m.hf_id} at {max_model_len:,} tokens",
+                          "hint": "lower --max-model-len, allow quantization (--quantization none,fp8) or more GPUs"}],
+                     "warnings": []})
     else:
         _render_options(_console(), m, max_model_len, info, options, load)
     return EXIT_OK if options else EXIT_INVALID
