@@ -28,6 +28,9 @@ def run(model: Optional[str], gpu: str, name: Optional[str] = None, namespace: s
         fail_usage("give --model (a catalog id) or --model-config (a Hugging Face config.json)")
     if model_config is not None and not model_config.is_file():
         fail_usage(f"--model-config {model_config}: no such file")
+    if output_file is not None and output_file.exists() and not force:
+        print_error(f"{output_file} exists (hint: pass --force to overwrite it)")
+        return EXIT_INVALID
     from .init import check_starter, starter_spec
 
     spec_dir = output_file.parent if output_file is not None else Path.cwd()
@@ -43,9 +46,6 @@ def run(model: Optional[str], gpu: str, name: Optional[str] = None, namespace: s
     if output_file is None:
         sys.stdout.write(text)
         return EXIT_OK
-    if output_file.exists() and not force:
-        print_error(f"{output_file} exists (hint: pass --force to overwrite it)")
-        return EXIT_INVALID
     from .fsio import write_atomic
 
     write_atomic(output_file, text)

@@ -44,7 +44,8 @@ def run(paths: Sequence[str], output_dir: str | Path | None = None, out_format: 
     file_like = str(out_format).lower().endswith((".yaml", ".yml", ".json"))
     check_format(out_format, ("yaml", "json"),
                  hint=("write one file with > {value}, or one folder per service with --output-dir DIR" if file_like
-                       else "write one folder per service with --output-dir {value}, or one file with > FILE"))
+                       else "write one folder per service with --output-dir {value}, or one file with > FILE"
+                       if str(out_format).strip() else "write one folder per service with --output-dir DIR"))
     check_format(diag_format, DIAGNOSTIC_FORMATS, flag="--diagnostics-format")
     check_paths(paths)
     if output_dir is not None and not str(output_dir).strip():

@@ -3,7 +3,7 @@
 ``size`` answers "does this fit, how many KV tokens, at what throughput and cost" for
 a spec file or for flags alone; ``plan`` lists every GPU × tensor-parallel size that
 fits, cheapest first; ``catalog`` lists the GPUs and models llmdeploy knows. Tables go
-to stdout through rich, JSON (``--format json``) goes to stdout alone, diagnostics go
+to stdout through rich, JSON (``-o json``) goes to stdout alone, diagnostics go
 to stderr. Exit codes as everywhere: 0 fits, 1 does not fit or invalid input, 2 usage.
 """
 
@@ -50,7 +50,7 @@ def _fail_input(message: str, hint: str | None = None) -> NoReturn:
 
 @contextlib.contextmanager
 def _json_errors(fmt: str) -> Iterator[None]:
-    """With ``--format json``, an input error is also a JSON document on stdout.
+    """With ``-o json``, an input error is also a JSON document on stdout.
 
     A script that parses stdout gets ``{"valid": false, "fits": false, "errors": [...]}``
     instead of nothing; stderr and the exit code (1) stay as for the table.
@@ -764,12 +764,12 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
 
 
 def run_size(*args: Any, **kwargs: Any) -> int:
-    """``llmdeploy size`` (:func:`_run_size`); with ``--format json`` input errors are JSON too."""
+    """``llmdeploy size`` (:func:`_run_size`); with ``-o json`` input errors are JSON too."""
     with _json_errors(kwargs.get("fmt", "table")):
         return _run_size(*args, **kwargs)
 
 
 def run_plan(*args: Any, **kwargs: Any) -> int:
-    """``llmdeploy plan`` (:func:`_run_plan`); with ``--format json`` input errors are JSON too."""
+    """``llmdeploy plan`` (:func:`_run_plan`); with ``-o json`` input errors are JSON too."""
     with _json_errors(kwargs.get("fmt", "table")):
         return _run_plan(*args, **kwargs)

@@ -21,7 +21,7 @@ from .registry import Finding, RuleContext, rule
 if TYPE_CHECKING:  # pragma: no cover
     from ..sizing import Reason
 
-#: The rule id of each kind of sizing problem (``size --format json`` prints them too).
+#: The rule id of each kind of sizing problem (``size -o json`` prints them too).
 RULE_IDS: dict[SizingProblem, str] = {}
 
 

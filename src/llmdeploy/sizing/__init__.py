@@ -216,7 +216,7 @@ class SizingReport:
     max_num_seqs_reason: str = ""
 
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
-        """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
+        """The public JSON contract (``llmdeploy size -o json``); ``rule_ids`` names each problem.
 
         Stable keys: ``fits``, ``reasons``, ``gpu.name``, ``gpu.memory_gib``,
         ``per_gpu.{total,usable,weights,activation,non_torch,cuda_graph,kv_cache}_gib``,
