@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it; docs/release.md)
 
 __all__ = ["__version__", "load_specs", "analyze", "render_documents"]
 

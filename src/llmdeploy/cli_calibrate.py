@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, print_error, write_stdout
+from .cli_common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, OUTPUT_NAMES, print_error, write_stdout
 
 if TYPE_CHECKING:  # pragma: no cover
     import typer
@@ -39,7 +39,7 @@ def run(logs: list[Path], gpu: Optional[str] = None, model_config: Optional[Path
     from .sizing.calibration import CalibrationError, read_calibration, write_calibration
 
     if fmt not in FORMATS:
-        print_error(f"--format must be one of {', '.join(FORMATS)} (hint: use table or json)")
+        print_error(f"-o/--output takes a format: {', '.join(FORMATS)} (got {fmt!r}) (hint: use table or json)")
         return EXIT_USAGE
     if not logs:
         print_error("give at least one vLLM start-up log (hint: llmdeploy calibrate vllm.log)")
@@ -118,7 +118,7 @@ def register(app: "typer.Typer") -> None:
             Optional[Path],  # noqa: UP045
             typer.Option("--model-config", help="config.json of a model the catalog lacks."),
         ] = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table",
         write: Annotated[
             Optional[Path],  # noqa: UP045
             typer.Option("--write", help="Record per-setup corrections in this calibration file "

@@ -85,21 +85,21 @@ def write_stdout(text: str) -> int:
             buffer.write(text.encode("utf-8"))
             buffer.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return EXIT_OK
     except UnicodeEncodeError as exc:
         print_error(f"cannot write to standard output: its encoding {exc.encoding} cannot hold the output "
                     "(hint: set PYTHONIOENCODING=utf-8 or use --output)")
         return EXIT_INVALID
     except (OSError, ValueError) as exc:
-        _silence_stdout()
+        silence_stdout()
         reason = getattr(exc, "strerror", None) or str(exc)
         print_error(f"cannot write to standard output: {reason} (hint: free space on the target or use --output)")
         return EXIT_INVALID
     return EXIT_OK
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Point fd 1 at /dev/null so the interpreter's last flush of the dead stream stays quiet."""
     try:
         fd = os.open(os.devnull, os.O_WRONLY)
@@ -127,18 +127,32 @@ def check_paths(paths: Sequence[str]) -> None:
             fail_usage(f"{p}: no such file or folder")
 
 
-def check_format(fmt: str, allowed: tuple[str, ...]) -> str:
+def check_format(fmt: str, allowed: tuple[str, ...], hint: str | None = None, flag: str = "-o/--output") -> str:
+    """``fmt`` if it is one of ``allowed``, else a usage error (exit 2).
+
+    ``-o/--output`` is a format in every command (kubectl/helm style, docs/cli.md); a value
+    that is not one (a file or folder name from before the scheme) gets ``hint``, which names
+    the flag that writes files (``--output-dir``, ``--output-file``) instead of a folder or
+    file silently appearing.
+    """
     if fmt not in allowed:
-        fail_usage(f"--format must be one of {', '.join(allowed)} (got {fmt!r})")
+        message = f"{flag} takes a format: {', '.join(allowed)} (got {fmt!r})"
+        fail_usage(f"{message} (hint: {hint.format(value=fmt)})" if hint else message)
     return fmt
 
 
-def write_diagnostics(diags: list, fmt: str, stream: TextIO, summary: dict | None = None) -> None:  # type: ignore[type-arg]
+# The one spelling of the output options in every command (docs/cli.md#output); `--format`
+# and `-f` stay as aliases of `-o/--output` for command lines written before the scheme.
+OUTPUT_NAMES = ("--output", "-o", "--format", "-f")
+
+
+def write_diagnostics(diags: list, fmt: str, stream: TextIO, summary: dict | None = None,  # type: ignore[type-arg]
+                      top: dict | None = None) -> None:  # type: ignore[type-arg]
     from .diagnostics import format_github, format_json, format_text, resolve_format
 
     fmt = resolve_format(fmt)
     if fmt == "json":
-        text = format_json(diags, summary)
+        text = format_json(diags, summary, top)
     elif fmt == "github":
         text = format_github(diags)
     else:

@@ -15,6 +15,7 @@ from .cli_common import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
+    OUTPUT_NAMES,
     check_format,
     check_paths,
     fail_usage,
@@ -29,21 +30,29 @@ if TYPE_CHECKING:  # pragma: no cover
     import typer
 
 
-def run(paths: Sequence[str], output: str | Path | None = None, out_format: str = "yaml", only: str | None = None,
-        crds: Sequence[str | Path] | None = None, kubernetes_version: str = "1.33", diag_format: str = "auto",
-        strict: bool = False, explain: bool = False, prune: bool = False, calibration: str | None = None) -> int:
+def run(paths: Sequence[str], output_dir: str | Path | None = None, out_format: str = "yaml",
+        only: str | None = None, crds: Sequence[str | Path] | None = None, kubernetes_version: str = "1.33",
+        diag_format: str = "auto", strict: bool = False, explain: bool = False, prune: bool = False,
+        calibration: str | None = None) -> int:
     """Render specs into apply-ready manifests; return the exit code.
 
-    Manifests go to stdout (or ``output``); diagnostics to stderr. 1 when a spec is
-    invalid (or the output cannot be written), 3 when a rendered manifest fails its
-    schema check. With ``output``, files of services not rendered in this run are kept
-    unless ``prune``.
+    Manifests go to stdout in ``out_format`` (``-o yaml|json``), or to ``output_dir``
+    (``--output-dir``: one folder per service plus kustomization.yaml); diagnostics to
+    stderr. 1 when a spec is invalid (or the output cannot be written), 3 when a rendered
+    manifest fails its schema check. With ``output_dir``, files of services not rendered
+    in this run are kept unless ``prune``.
     """
-    check_format(out_format, ("yaml", "json"))
-    check_format(diag_format, DIAGNOSTIC_FORMATS)
+    file_like = str(out_format).lower().endswith((".yaml", ".yml", ".json"))
+    check_format(out_format, ("yaml", "json"),
+                 hint=("write one file with > {value}, or one folder per service with --output-dir DIR" if file_like
+                       else "write one folder per service with --output-dir {value}, or one file with > FILE"
+                       if str(out_format).strip() else "write one folder per service with --output-dir DIR"))
+    check_format(diag_format, DIAGNOSTIC_FORMATS, flag="--diagnostics-format")
     check_paths(paths)
-    if output is not None and not str(output).strip():
-        fail_usage("--output needs a folder name (got an empty string)")
+    if output_dir is not None and not str(output_dir).strip():
+        fail_usage("--output-dir needs a folder name (got an empty string)")
+    if prune and output_dir is None:
+        fail_usage("--prune works with --output-dir (it removes files of services not rendered in this run)")
     from .check import CRDLoadError, crd_paths_from_env, supported_kubernetes_versions
 
     versions = supported_kubernetes_versions()
@@ -125,13 +134,13 @@ def run(paths: Sequence[str], output: str | Path | None = None, out_format: str 
              f"{', '.join(unchecked)}")
     from .emit import emit_json, emit_stream, write_output_dir
 
-    if output is not None:
+    if output_dir is not None:
         try:
-            summary = write_output_dir(Path(output), selected, prune=prune)
+            summary = write_output_dir(Path(output_dir), selected, prune=prune)
         except LlmdeployError as exc:
             finish(EXIT_INVALID, False)
             return report(exc)
-        note(summary.describe(str(output)))
+        note(summary.describe(str(output_dir)))
         return finish(EXIT_OK, True)
     text = emit_json(selected) if out_format == "json" else emit_stream(selected)
     code = write_stdout(text)
@@ -167,13 +176,14 @@ def register(app: "typer.Typer") -> None:
     @app.command()
     def render(
         paths: Annotated[list[str], typer.Argument(help="Spec files or folders; '-' reads stdin.")],
-        output: Annotated[
-            Optional[str],  # noqa: UP045
-            typer.Option("--output", "-o", help="Write one folder per service plus kustomization.yaml here."),
-        ] = None,
         out_format: Annotated[
-            str, typer.Option("--format", help="yaml (a multi-document stream) or json (a v1 List).")
+            str, typer.Option(*OUTPUT_NAMES, help="Output format: yaml (a multi-document stream) or json (a v1 List).")
         ] = "yaml",
+        output_dir: Annotated[
+            Optional[str],  # noqa: UP045
+            typer.Option("--output-dir", help="Write one folder per service plus kustomization.yaml here "
+                                              "instead of stdout."),
+        ] = None,
         only: Annotated[
             Optional[str],  # noqa: UP045
             typer.Option("--only", help="Comma-separated kinds (or aliases: isvc, runtime, dashboard, pdb…) to keep."),
@@ -194,7 +204,7 @@ def register(app: "typer.Typer") -> None:
                  "(what the cluster will run) to stderr.")
         ] = False,
         prune: Annotated[
-            bool, typer.Option("--prune", help="With --output: also remove files of services not rendered in this run.")
+            bool, typer.Option("--prune", help="With --output-dir: also remove files of services not rendered in this run.")
         ] = False,
         calibration: Annotated[
             Optional[str],  # noqa: UP045
@@ -204,9 +214,9 @@ def register(app: "typer.Typer") -> None:
     ) -> None:
         """Render specs into apply-ready manifests (stdout), checked before anything is printed.
 
-        Manifests go to stdout (or --output); diagnostics to stderr. Exit 1 when a spec is
+        Manifests go to stdout (-o yaml|json) or to --output-dir; diagnostics to stderr. Exit 1 when a spec is
         invalid, 3 when a rendered manifest fails its schema check.
         """
-        raise typer.Exit(run(paths, output=output, out_format=out_format, only=only, crds=crds,
+        raise typer.Exit(run(paths, output_dir=output_dir, out_format=out_format, only=only, crds=crds,
                              kubernetes_version=kubernetes_version, diag_format=diag_format, strict=strict,
                              explain=explain, prune=prune, calibration=calibration))

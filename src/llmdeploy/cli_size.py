@@ -3,7 +3,7 @@
 ``size`` answers "does this fit, how many KV tokens, at what throughput and cost" for
 a spec file or for flags alone; ``plan`` lists every GPU × tensor-parallel size that
 fits, cheapest first; ``catalog`` lists the GPUs and models llmdeploy knows. Tables go
-to stdout through rich, JSON (``--format json``) goes to stdout alone, diagnostics go
+to stdout through rich, JSON (``-o json``) goes to stdout alone, diagnostics go
 to stderr. Exit codes as everywhere: 0 fits, 1 does not fit or invalid input, 2 usage.
 """
 
@@ -13,12 +13,12 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
-from .cli_common import EXIT_INVALID, EXIT_OK, fail_usage, print_error
+from .cli_common import EXIT_INVALID, EXIT_OK, OUTPUT_NAMES, check_format, fail_usage, print_error
 from .records import record as record_load
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +51,7 @@ def _fail_input(message: str, hint: str | None = None) -> NoReturn:
 
 @contextlib.contextmanager
 def _json_errors(fmt: str) -> Iterator[None]:
-    """With ``--format json``, an input error is also a JSON document on stdout.
+    """With ``-o json``, an input error is also a JSON document on stdout.
 
     A script that parses stdout gets ``{"valid": false, "fits": false, "errors": [...]}``
     instead of nothing; stderr and the exit code (1) stay as for the table.
@@ -66,7 +66,8 @@ def _json_errors(fmt: str) -> Iterator[None]:
 
             _write_json({"valid": False, "fits": False,
                          "errors": [{"message": redact(str(exc.message)),
-                                     "hint": redact(exc.hint) if exc.hint else None}]})
+                                     "hint": redact(exc.hint) if exc.hint else None}],
+                         "warnings": []})
         raise
 
 
@@ -151,12 +152,27 @@ def _parse_load(prompt_tokens: int | None, output_tokens: int | None, concurrenc
 
 def _console(*, natural: bool = False) -> Console:
     """A console on stdout. Not a terminal (a pipe, a test runner): a fixed width of 110
-    keeps reports readable; ``natural`` tables (the catalogs, whose cells users copy) take
-    the width they need instead, so nothing is cut or wrapped."""
+    keeps the tables readable, and the text lines (reasons, hints, assumptions) are not
+    wrapped at all, so ``grep`` finds a message whole and no number is split over two
+    lines; ``natural`` tables (the catalogs, whose cells users copy) take the width they
+    need instead, so nothing is cut or wrapped.
+
+    A reader that goes away (``size … | grep -q FITS``) does not end the command: rich's
+    default turns the broken pipe into exit 1, which reads as "does not fit"; here the rest
+    of the report goes to /dev/null and the exit code stays the verdict.
+    """
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() else (250 if natural else 110)
-    return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
+    from .cli_common import silence_stdout
+
+    class _ReportConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            silence_stdout()
+
+    tty = sys.stdout.isatty()
+    width = None if tty else (250 if natural else 110)
+    return _ReportConsole(file=sys.stdout, width=width, highlight=False, soft_wrap=not tty)
 
 
 def _resolve_model(ref: str) -> ModelConfig:
@@ -347,7 +363,13 @@ def render_roles(console: Console, roles: DisaggSizing) -> None:
 
 
 def _write_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Print one JSON document. A reader that went away is not an error (the exit code stays
+    the verdict); a stdout that cannot be written (a full disk) ends the command with exit 1."""
+    from .cli_common import write_stdout
+
+    code = write_stdout(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if code:
+        raise SystemExit(code)
 
 
 # --------------------------------------------------------------------------- size
@@ -390,15 +412,24 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
             roles[a.label] = r.roles
     if not reports:
         print_error("nothing to size (the spec is invalid or its GPU/model/engine unknown)")
+        if fmt == "json":
+            _write_json({"valid": False, "fits": False, "warnings": [],
+                         "errors": [{"code": d.rule, "message": d.message, "hint": d.hint, "field": d.path}
+                                    for d in diags if d.is_error]
+                         or [{"message": "nothing to size (the spec is invalid or its GPU/model/engine unknown)",
+                              "hint": None}]})
         return EXIT_INVALID
+    by_label = {a.label: a for a in analyses}
+    verdicts = [(label, rep, _verdict(rep, by_label[label].diagnostics if label in by_label else []))
+                for label, rep in reports]
     if fmt == "json":
-        def one(label: str, rep: SizingReport) -> dict[str, Any]:
-            out = rep.to_json(_rule_ids())
+        def one(label: str, rep: SizingReport, v: dict[str, Any]) -> dict[str, Any]:
+            out = {**rep.to_json(_rule_ids()), **v}
             if label in roles:
                 out["disaggregation"] = roles[label].to_json()
             return out
-        _write_json(one(*reports[0]) if len(reports) == 1 else
-                    [{"service": label, **one(label, rep)} for label, rep in reports])
+        _write_json(one(*verdicts[0]) if len(reports) == 1 else
+                    [{"service": label, **one(label, rep, v)} for label, rep, v in verdicts])
     else:
         console = _console()
         for i, (label, rep) in enumerate(reports):
@@ -408,8 +439,43 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
                           + (" (decode role)" if label in roles else ""))
             if label in roles:
                 render_roles(console, roles[label])
-    failed = any(d.is_error for d in diags) or not all(rep.fits for _, rep in reports)
+    failed = any(d.is_error for d in diags) or not all(_passes(v) for _, _, v in verdicts)
     return EXIT_INVALID if failed else EXIT_OK
+
+
+def _passes(verdict: dict[str, Any]) -> bool:
+    """Exit 0 for this report (schemas/size-output.schema.json): valid, fits, no errors."""
+    return bool(verdict["valid"] and verdict["fits"] and not verdict["errors"])
+
+
+def _verdict(report: SizingReport, diags: Sequence[Any] = ()) -> dict[str, Any]:
+    """``valid``, ``fits``, ``errors`` and ``warnings`` of one report, which decide the exit code.
+
+    ``errors`` are the sizing reasons plus the spec's other error diagnostics, ``warnings``
+    the sizing warnings plus the spec's other warnings (each once); ``valid`` is False when
+    the spec has an error that is not about sizing, ``fits`` when a sizing rule raised one.
+    """
+    ids = _rule_ids()
+    sizing_ids = set(ids.values())
+    errors = [r.to_json(ids) for r in report.reasons]
+    warnings = [r.to_json(ids) for r in report.warnings]
+    seen = {(e["code"], e["field"]) for e in errors + warnings}
+    valid, fits = True, report.fits
+    for d in diags:
+        if d.severity.value not in ("error", "warning"):
+            continue
+        if d.is_error:
+            if d.rule in sizing_ids:
+                fits = False
+            else:
+                valid = False
+        key = (d.rule, d.path)
+        if key in seen:
+            continue
+        seen.add(key)
+        item = {"code": d.rule, "message": d.message, "hint": d.hint, "field": d.path}
+        (errors if d.is_error else warnings).append(item)
+    return {"valid": valid, "fits": fits, "errors": errors, "warnings": warnings}
 
 
 def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | None = None, tensor_parallel: int = 1,
@@ -426,7 +492,7 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
     fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
     """
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     load = _parse_load(prompt_tokens, output_tokens, concurrency, request_rate, ttft_p95_ms, tpot_ms)
     if spec is not None:
         if model is not None or gpu is not None:
@@ -461,11 +527,12 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
         max_num_seqs=max_num_seqs, price_per_gpu_hour=price, target_load=load.target_load(),
         slo=load.slo(), concurrencies=load.concurrencies,
     ))
+    verdict = _verdict(report)
     if fmt == "json":
-        _write_json(report.to_json(_rule_ids()))
+        _write_json({**report.to_json(_rule_ids()), **verdict})
     else:
         render_report(_console(), report)
-    return EXIT_OK if report.fits else EXIT_INVALID
+    return EXIT_OK if _passes(verdict) else EXIT_INVALID
 
 
 def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, dtype: str = "auto",
@@ -486,7 +553,7 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
     --no-disaggregation, and the cheapest shape's verdict says why. Exit 0 when at least
     one configuration fits, 1 when none does.
     """
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     quants = tuple(dict.fromkeys(q.strip() for q in quantization.split(",") if q.strip())) or ("none",)
     for q in quants:
         _check_engine_choices(dtype, q, kv_cache_dtype, engine)
@@ -513,7 +580,12 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
                      "load": {"prompt_tokens": load.prompt_tokens, "output_tokens": load.output_tokens,
                               "request_rate": load.request_rate, "ttft_p95_ms": load.ttft_p95_ms,
                               "tpot_ms": load.tpot_ms},
-                     "options": [o.to_json() for o in options]})
+                     "options": [o.to_json() for o in options],
+                     "valid": True, "fits": bool(options),
+                     "errors": [] if options else [
+                         {"message": f"no GPU type and tensor-parallel size fits {m.hf_id} at {max_model_len:,} tokens",
+                          "hint": "lower --max-model-len, allow quantization (--quantization none,fp8) or more GPUs"}],
+                     "warnings": []})
     else:
         _render_options(_console(), m, max_model_len, info, options, load)
     return EXIT_OK if options else EXIT_INVALID
@@ -521,7 +593,7 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
 
 def run_catalog_gpus(fmt: str = "table") -> int:
     """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     from .catalog import gpus
 
     items = list(gpus().values())
@@ -545,7 +617,7 @@ def run_catalog_gpus(fmt: str = "table") -> int:
 
 def run_catalog_models(fmt: str = "table") -> int:
     """List the model catalog: size, layers, attention layout, KV bytes per token."""
-    _choice("--format", fmt, ("table", "json"))
+    check_format(fmt, ("table", "json"))
     from .catalog import models
 
     items = list(models().values())
@@ -654,13 +726,15 @@ def register(app: typer.Typer) -> None:
         request_rate: RequestRate = None,
         ttft_p95_ms: TtftP95Ms = None,
         tpot_ms: TpotMs = None,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table",
         calibration: CalibrationFile = None,
     ) -> None:
         """Show whether a model fits its GPUs: memory per GPU, KV tokens, concurrency, capacity and cost.
 
-        Give a spec file, or --model and --gpu (with any engine setting). Exit 0 when it
-        fits, 1 when it does not fit or the input is invalid, 2 on usage errors.
+        Give a spec file, or --model and --gpu (with any engine setting). --model takes a
+        catalog id (llmdeploy catalog models) or, for a model the catalog lacks, the path
+        of its Hugging Face config.json. Exit 0 when it fits, 1 when it does not fit or
+        the input is invalid, 2 on usage errors.
         """
         raise typer.Exit(run_size(
             spec, model=model, gpu=gpu, tensor_parallel=tensor_parallel, pipeline_parallel=pipeline_parallel,
@@ -702,7 +776,7 @@ def register(app: typer.Typer) -> None:
         disaggregation: Annotated[bool, typer.Option(
             "--disaggregation/--no-disaggregation",
             help="With --request-rate, also rank each shape as prefill/decode pools (P/D).")] = True,
-        fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+        fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table",
         calibration: CalibrationFile = None,
     ) -> None:
         """List every GPU type × tensor-parallel size that fits the model, cheapest first.
@@ -720,12 +794,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(catalog_app, name="catalog")
 
     @catalog_app.command("gpus")
-    def catalog_gpus(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+    def catalog_gpus(fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table") -> None:
         """List the GPU catalog: memory, bandwidth, tensor throughput, node size, price."""
         raise typer.Exit(run_catalog_gpus(fmt))
 
     @catalog_app.command("models")
-    def catalog_models(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table") -> None:
+    def catalog_models(fmt: Annotated[str, typer.Option(*OUTPUT_NAMES, help="Output format: table or json.")] = "table") -> None:
         """List the model catalog: size, layers, attention layout, KV bytes per token."""
         raise typer.Exit(run_catalog_models(fmt))
 
@@ -808,12 +882,12 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
 
 
 def run_size(*args: Any, **kwargs: Any) -> int:
-    """``llmdeploy size`` (:func:`_run_size`); with ``--format json`` input errors are JSON too."""
+    """``llmdeploy size`` (:func:`_run_size`); with ``-o json`` input errors are JSON too."""
     with _json_errors(kwargs.get("fmt", "table")):
         return _run_size(*args, **kwargs)
 
 
 def run_plan(*args: Any, **kwargs: Any) -> int:
-    """``llmdeploy plan`` (:func:`_run_plan`); with ``--format json`` input errors are JSON too."""
+    """``llmdeploy plan`` (:func:`_run_plan`); with ``-o json`` input errors are JSON too."""
     with _json_errors(kwargs.get("fmt", "table")):
         return _run_plan(*args, **kwargs)

@@ -14,6 +14,7 @@ from .cli_common import (
     DIAGNOSTIC_FORMATS,
     EXIT_INVALID,
     EXIT_OK,
+    OUTPUT_NAMES,
     check_format,
     check_paths,
     write_diagnostics,
@@ -47,7 +48,11 @@ def run(paths: Sequence[str], fmt: str = "auto", strict: bool = False, show_reso
     # With --show-resolved, stdout carries only the resolved YAML (it can be piped or saved);
     # the diagnostics and the summary move to stderr.
     report = sys.stderr if show_resolved else sys.stdout
-    write_diagnostics(all_diags, fmt, report, summary)
+    # The verdict at the top (schemas/validate-output.schema.json): `valid` is the exit code.
+    verdict = {"valid": not failed, "fits": _fits(analyses),
+               "errors": [d.to_json() for d in all_diags if d.is_error],
+               "warnings": [d.to_json() for d in all_diags if d.severity.value == "warning"]}
+    write_diagnostics(all_diags, fmt, report, summary, verdict)
     if show_resolved and not failed:
         _print_resolved(analyses)
     if resolve_format(fmt) != "json" and not quiet:
@@ -59,6 +64,18 @@ def run(paths: Sequence[str], fmt: str = "auto", strict: bool = False, show_reso
             note = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
             report.write(f"✓ {what} valid{note}\n")
     return EXIT_INVALID if failed else EXIT_OK
+
+
+def _fits(analyses: list) -> bool | None:  # type: ignore[type-arg]
+    """Every spec fits its GPUs (the sizing rules found no error); None when one could not be sized."""
+    from .rules.sizing import RULE_IDS
+
+    sizing_rules = set(RULE_IDS.values())
+    reports = [a.resolved.sizing if a.resolved is not None else None for a in analyses]
+    if not reports or any(r is None for r in reports):
+        return None
+    return all(r.fits for r in reports) and not any(
+        d.is_error and d.rule in sizing_rules for a in analyses for d in a.diagnostics)
 
 
 def _print_resolved(analyses: list) -> None:  # type: ignore[type-arg]
@@ -184,7 +201,7 @@ def register(app: "typer.Typer") -> None:
         paths: Annotated[list[str], typer.Argument(help="Spec files or folders (*.yaml inside); '-' reads stdin.")],
         fmt: Annotated[
             str,
-            typer.Option("--format", "-f", help="Diagnostics format: auto (github under GitHub Actions, else text), "
+            typer.Option(*OUTPUT_NAMES, help="Output format of the report: auto (github under GitHub Actions, else text), "
                                                 "text, json, github."),
         ] = "auto",
         strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,

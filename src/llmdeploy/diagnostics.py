@@ -106,10 +106,13 @@ def format_text(diags: Sequence[Diagnostic]) -> str:
     return "".join(d.to_text() + "\n" for d in diags)
 
 
-def format_json(diags: Sequence[Diagnostic], summary: dict[str, object] | None = None) -> str:
+def format_json(diags: Sequence[Diagnostic], summary: dict[str, object] | None = None,
+                top: dict[str, object] | None = None) -> str:
+    """One JSON document: ``diagnostics``, the optional ``summary``, and ``top``-level keys."""
     payload: dict[str, object] = {"diagnostics": [d.to_json() for d in diags]}
     if summary is not None:
         payload["summary"] = summary
+    payload.update(top or {})
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"
 
 

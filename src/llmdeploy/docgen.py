@@ -96,7 +96,7 @@ def rules_markdown() -> str:
         "```text\nspec.yaml:12:5: error LD104 maxModelLen must be a positive integer (got 0) (hint: …)\n```\n",
         (
             "Errors make `validate` exit with 1; warnings only do with `--strict`. "
-            "`--format json` and `--format github` print the same diagnostics for programs and "
+            "`-o json` and `-o github` print the same diagnostics for programs and "
             "for GitHub Actions annotations.\n"
         ),
         "| Rule | Severity | Stage | What it reports |",

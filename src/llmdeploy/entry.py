@@ -28,6 +28,8 @@ from typing import Any, NoReturn
 _OptionTable = dict[str, tuple[str, str]]
 
 VALIDATE_OPTIONS: _OptionTable = {
+    "--output": ("fmt", "value"),
+    "-o": ("fmt", "value"),
     "--format": ("fmt", "value"),
     "-f": ("fmt", "value"),
     "--strict": ("strict", "flag"),
@@ -36,9 +38,11 @@ VALIDATE_OPTIONS: _OptionTable = {
     "-q": ("quiet", "flag"),
 }
 RENDER_OPTIONS: _OptionTable = {
-    "--output": ("output", "value"),
-    "-o": ("output", "value"),
+    "--output": ("out_format", "value"),
+    "-o": ("out_format", "value"),
     "--format": ("out_format", "value"),
+    "-f": ("out_format", "value"),
+    "--output-dir": ("output_dir", "value"),
     "--only": ("only", "value"),
     "--crds": ("crds", "multi"),
     "--kubernetes-version": ("kubernetes_version", "value"),

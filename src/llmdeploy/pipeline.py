@@ -31,7 +31,8 @@ def _secret_diagnostics(v: Validated) -> list[Diagnostic]:
     out = []
     for f in scan_literal_secrets(v.merged or v.doc.data):
         file, line, col = v.locate(f.path)
-        out.append(Diagnostic(Severity.ERROR, LITERAL_SECRET, f.message, f.hint, file, line, col, camel_path(tuple(f.path))))
+        out.append(Diagnostic(Severity.ERROR, LITERAL_SECRET, v.explain_origin(f.path, f.message), f.hint, file, line,
+                              col, camel_path(tuple(f.path))))
     return out
 
 

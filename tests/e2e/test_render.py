@@ -159,19 +159,19 @@ def test_invalid_spec_renders_nothing(tmp_path: Path) -> None:
 
 def test_output_dir_atomic_and_kustomize(tmp_path: Path, shared_crds: Path) -> None:
     out = tmp_path / "deploy"
-    code, _, err = _render(str(EXAMPLES), "-o", str(out), "--crds", str(shared_crds))
+    code, _, err = _render(str(EXAMPLES), "--output-dir", str(out), "--crds", str(shared_crds))
     assert code == 0, err
     assert (out / "kustomization.yaml").is_file()
     assert (out / "cluster" / "kustomization.yaml").is_file()
     # A file llmdeploy did not write is never touched; one it would overwrite is an error.
     foreign = out / "README.md"
     foreign.write_text("mine")
-    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out), "--crds", str(shared_crds))
+    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "--output-dir", str(out), "--crds", str(shared_crds))
     assert code == 0, err
     assert foreign.read_text() == "mine"
     # Files of services not rendered in this run are kept (the folder may be shared) ...
     assert any(p.name.startswith("inferenceservice-llama-3-3-70b") for p in out.rglob("*.yaml"))
-    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out), "--crds", str(shared_crds),
+    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "--output-dir", str(out), "--crds", str(shared_crds),
                            "--prune")
     assert code == 0, err
     assert foreign.read_text() == "mine"
@@ -191,7 +191,7 @@ def test_output_dir_refuses_foreign_file(tmp_path: Path) -> None:
     out = tmp_path / "deploy"
     (out / "cluster").mkdir(parents=True)
     (out / "kustomization.yaml").write_text("# someone else's\n")
-    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out))
+    code, _, err = _render(str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "--output-dir", str(out))
     assert code == 2
     assert "was not written by llmdeploy" in err
     assert (out / "kustomization.yaml").read_text() == "# someone else's\n"

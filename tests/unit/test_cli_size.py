@@ -188,7 +188,7 @@ def test_size_flags_does_not_fit_table() -> None:
     ((), "give a spec file, or both --model and --gpu"),
     (("--gpu", "h100"), "both --model and --gpu"),
     (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--dtype", "int4"), "--dtype must be one of"),
-    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--format", "yaml"), "--format must be one of"),
+    (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--format", "yaml"), "-o/--output takes a format"),
     (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--tensor-parallel", "0"), "at least 1"),
     (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--gpu-memory-utilization", "1.5"), "(0, 1]"),
     (("-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", "--quantization", "int3"), "--quantization"),

@@ -33,8 +33,8 @@ EXAMPLE = str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml")
         (["validate", "--format", "json", "-"], {"paths": ["-"], "fmt": "json"}),
         (["validate", "--format=github", "-f", "text", "a.yaml"], {"paths": ["a.yaml"], "fmt": "text"}),
         (["validate", "--", "--strict"], {"paths": ["--strict"]}),
-        (["render", "a.yaml", "--crds", "x", "--crds=y", "-o", "out", "--only", "isvc"],
-         {"paths": ["a.yaml"], "crds": ["x", "y"], "output": "out", "only": "isvc"}),
+        (["render", "a.yaml", "--crds", "x", "--crds=y", "--output-dir", "out", "--only", "isvc", "-o", "json"],
+         {"paths": ["a.yaml"], "crds": ["x", "y"], "output_dir": "out", "only": "isvc", "out_format": "json"}),
         (["render", "--kubernetes-version", "1.31", "--diagnostics-format", "json", "--explain", "a.yaml"],
          {"paths": ["a.yaml"], "kubernetes_version": "1.31", "diag_format": "json", "explain": True}),
     ],
@@ -58,7 +58,7 @@ def test_plain_lines_take_the_fast_path(argv: list[str], expected: dict[str, obj
         ["validate", "-f=json", "a.yaml"],       # click reads "=json" as the value
         ["validate", "a.yaml", "--format"],      # a missing value
         ["validate", "--strict=yes", "a.yaml"],  # a value on a flag
-        ["render", "a.yaml", "--output"],
+        ["render", "a.yaml", "--output-dir"],
         ["--version"],
     ],
 )
@@ -149,8 +149,8 @@ def test_fast_and_typer_paths_agree_on_stdin_and_output_dirs(tmp_path: Path) -> 
     assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr) == \
         (0, "✓ 1 spec valid\n", "")
     (tmp_path / "spec.yaml").write_text(GOOD, encoding="utf-8")
-    a = run_cli("render", "spec.yaml", "-o", "fast", cwd=tmp_path)
-    b = run_cli("render", "spec.yaml", "-o", "slow", cwd=tmp_path, env={"LLMDEPLOY_NO_FAST_PATH": "1"})
+    a = run_cli("render", "spec.yaml", "--output-dir", "fast", cwd=tmp_path)
+    b = run_cli("render", "spec.yaml", "--output-dir", "slow", cwd=tmp_path, env={"LLMDEPLOY_NO_FAST_PATH": "1"})
     assert a.returncode == b.returncode == 0
     files = {p.relative_to(tmp_path / "fast").as_posix(): p.read_bytes()
              for p in sorted((tmp_path / "fast").rglob("*")) if p.is_file()}

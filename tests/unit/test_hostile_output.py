@@ -1,4 +1,4 @@
-"""``render -o DIR`` under hostile folders and faults (issue #19, items 1-2).
+"""``render --output-dir DIR`` under hostile folders and faults (issue #19, items 1-2).
 
 Every test that could delete files runs in a temporary tree with "victim" files beside
 and inside the output folder; each asserts the victims survive. The documents are small
@@ -115,7 +115,7 @@ def test_an_ownership_file_that_is_a_link_is_refused(site: SimpleNamespace) -> N
 
 def test_the_cli_reports_a_tampered_file_as_a_usage_error(site: SimpleNamespace) -> None:
     (site.out / OWNED_FILE).write_text(json.dumps({"files": ["../../victim.txt"]}))
-    r = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(site.out))
+    r = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "--output-dir", str(site.out))
     assert r.returncode == 2, r.stderr
     assert "llmdeploy: error: " in r.stderr and "files[0]" in r.stderr and "Traceback" not in r.stderr
     assert_victims(site)
@@ -213,24 +213,24 @@ def test_the_output_folder_itself_may_be_a_link_the_user_made(site: SimpleNamesp
 
 
 def test_an_empty_output_name_is_a_usage_error(tmp_path: Path) -> None:
-    """Regression: `-o ""` wrote into the current directory."""
+    """Regression: `--output-dir ""` (then `-o ""`) wrote into the current directory."""
     spec = str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml")
     for env in ({}, {"LLMDEPLOY_NO_FAST_PATH": "1"}):
-        r = run_cli("render", spec, "-o", "", cwd=tmp_path, env=env)
+        r = run_cli("render", spec, "--output-dir", "", cwd=tmp_path, env=env)
         assert r.returncode == 2, r.stderr
-        assert "--output needs a folder name" in r.stderr
+        assert "--output-dir needs a folder name" in r.stderr
         assert list(tmp_path.iterdir()) == []
 
 
 def test_the_cli_prints_the_summary_and_prunes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     a = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"),
-                str(EXAMPLES / "mistral-7b-tgi.llmdeploy.yaml"), "-o", str(out))
+                str(EXAMPLES / "mistral-7b-tgi.llmdeploy.yaml"), "--output-dir", str(out))
     assert a.returncode == 0, a.stderr
     assert f"{out}: " in a.stderr and " written, 0 replaced, 0 unchanged, 0 removed" in a.stderr
-    b = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out))
+    b = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "--output-dir", str(out))
     assert b.returncode == 0 and "0 removed; kept " in b.stderr, b.stderr
-    c = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "-o", str(out), "--prune",
+    c = run_cli("render", str(EXAMPLES / "llama-3.1-8b-l4.llmdeploy.yaml"), "--output-dir", str(out), "--prune",
                 env={"LLMDEPLOY_NO_FAST_PATH": "1"})
     assert c.returncode == 0, c.stderr
     assert "kept" not in c.stderr and " removed" in c.stderr

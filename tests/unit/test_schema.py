@@ -30,7 +30,7 @@ def validator() -> jsonschema.Draft202012Validator:
 
 
 def test_checked_in_schema_is_not_stale() -> None:
-    # Regenerate with: llmdeploy schema -o schemas/llmdeploy.schema.json
+    # Regenerate with: llmdeploy schema --output-file schemas/llmdeploy.schema.json
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text()
 
 
@@ -39,7 +39,7 @@ def test_schema_command_prints_the_same_text(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout == SCHEMA_FILE.read_text(encoding="utf-8")
     out = tmp_path / "sub" / "llmdeploy.schema.json"
-    written = CliRunner().invoke(app, ["schema", "-o", str(out)], catch_exceptions=False)
+    written = CliRunner().invoke(app, ["schema", "--output-file", str(out)], catch_exceptions=False)
     assert (written.exit_code, written.stdout) == (0, "")
     assert out.read_text(encoding="utf-8") == result.stdout
     assert out.stat().st_mode & 0o044  # readable by others, like a file the user writes
@@ -49,7 +49,7 @@ def test_header_comes_first_and_says_how_to_regenerate() -> None:
     text = SCHEMA_FILE.read_text(encoding="utf-8")
     assert text.startswith('{\n  "$comment": "Generated from the pydantic models')
     assert schema_dict()[HEADER_KEY] == HEADER
-    assert "llmdeploy schema -o schemas/llmdeploy.schema.json" in HEADER
+    assert "llmdeploy schema --output-file schemas/llmdeploy.schema.json" in HEADER
 
 
 def test_is_a_valid_draft_2020_12_schema() -> None:

@@ -321,9 +321,15 @@ def test_max_num_seqs_auto_is_capped_at_the_engine_default() -> None:
 
 
 def test_ld206_context_beyond_the_model() -> None:
+    """vLLM refuses it (an error: does not fit) unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 (a warning)."""
     r = size(inp(model=get_model("microsoft/Phi-3-mini-4k-instruct"), max_model_len=8192))
-    assert "LD206" in warn_codes(r)
-    assert "VLLM_ALLOW_LONG_MAX_MODEL_LEN" in next(x for x in r.warnings if RULE_IDS[x.problem] == "LD206").message
+    assert not r.fits
+    assert [RULE_IDS[x.problem] for x in r.reasons] == ["LD206"]
+    assert "VLLM_ALLOW_LONG_MAX_MODEL_LEN" in r.reasons[0].message
+    allowed = size(inp(model=get_model("microsoft/Phi-3-mini-4k-instruct"), max_model_len=8192,
+                       allow_long_max_model_len=True))
+    assert allowed.fits
+    assert "LD206" in warn_codes(allowed)
 
 
 def test_ld207_fp8_and_bf16_support() -> None:

@@ -106,11 +106,40 @@ def get_model(key_or_hf_id: str) -> ModelConfig:
     index = _model_index()
     found = index.lookup.get(_normalize(key_or_hf_id))
     if found is None:
-        hint = _did_you_mean(key_or_hf_id, index.suggestions, "llmdeploy catalog models")
+        hint = _did_you_mean(key_or_hf_id, _related_models(key_or_hf_id, index.suggestions),
+                             "llmdeploy catalog models")
         hint += ("; for a model the catalog lacks, download its config.json and set model.config: "
-                 "<path to config.json> in the spec (or `llmdeploy size --model path/to/config.json`)")
+                 "<path to config.json> in the spec (`llmdeploy init --model-config path/to/config.json` "
+                 "writes one; `llmdeploy size --model path/to/config.json` sizes it)")
         raise CatalogError(f"unknown model {key_or_hf_id!r}", hint)
     return index.entries[found]
+
+
+_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?(?:x\d+(?:\.\d+)?)?)b(?![a-z])")
+
+
+def _related_models(key: str, names: Mapping[str, str]) -> Mapping[str, str]:
+    """The names of catalog models a "did you mean" may propose for ``key``.
+
+    Spelling alone proposes unrelated models (``granite-3.1-8b`` is as close to
+    ``Llama-3.1-8B`` as to ``granite-3.3-8b``). A proposal must come from the same
+    publisher (the part before ``/``) when ``key`` names one, and have the same parameter
+    count (``8b``, ``8x7b``) when ``key`` names one: a model of another (or an unstated)
+    size is another model, with other memory needs, never the one meant.
+    """
+    probe = _normalize(key)
+    org = probe.split("/", 1)[0] if "/" in probe else None
+    size = _SIZE.findall(probe.rsplit("/", 1)[-1])
+    out = {}
+    for name, hf_id in names.items():
+        target = _normalize(hf_id)
+        if org is not None and target.split("/", 1)[0] != org:
+            continue
+        target_size = _SIZE.findall(target.rsplit("/", 1)[-1])
+        if size and target_size[:1] != size[:1]:
+            continue
+        out[name] = hf_id
+    return out
 
 
 def _normalize(key: str) -> str:

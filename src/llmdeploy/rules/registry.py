@@ -121,7 +121,8 @@ def run_rules(ctx: RuleContext, rules: Iterable[Rule] | None = None, *, stage: s
             continue
         for f in r.check(ctx):
             file, line, col = ctx.validated.locate(f.path, key=f.key)
-            out.append(Diagnostic(f.severity or r.severity, r.id, f.message, f.hint, file, line, col,
+            out.append(Diagnostic(f.severity or r.severity, r.id, ctx.validated.explain_origin(f.path, f.message),
+                                  f.hint, file, line, col,
                                   camel_path(tuple(f.path))))
     return out
 

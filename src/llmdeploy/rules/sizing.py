@@ -21,7 +21,7 @@ from .registry import Finding, RuleContext, rule
 if TYPE_CHECKING:  # pragma: no cover
     from ..sizing import Reason
 
-#: The rule id of each kind of sizing problem (``size --format json`` prints them too).
+#: The rule id of each kind of sizing problem (``size -o json`` prints them too).
 RULE_IDS: dict[SizingProblem, str] = {}
 
 
@@ -195,10 +195,9 @@ def context_within_model_limit(ctx: RuleContext) -> Iterator[Finding]:
         runtime:
           maxModelLen: 4096
     """
-    allowed = any(e.name == "VLLM_ALLOW_LONG_MAX_MODEL_LEN" and (e.value or "").strip() in ("1", "true", "True")
-                  for e in ctx.spec.runtime.env)
-    for f in _findings(ctx, SizingProblem.CONTEXT_BEYOND_MODEL):
-        yield Finding(f.path, f.message, f.hint, severity=Severity.WARNING if allowed else Severity.ERROR)
+    # The sizing report holds it as an error, or as a warning when the spec sets the variable
+    # (sizing.allows_long_max_model_len): one severity in validate, size's verdict and its JSON.
+    yield from _findings(ctx, SizingProblem.CONTEXT_BEYOND_MODEL)
 
 
 @_sizing_rule("LD207", SizingProblem.GPU_CANNOT_RUN_DTYPE)

@@ -154,6 +154,8 @@ class SizingInput:
             (:mod:`.calibration`; ``--calibration FILE``, ``resources.calibration``).
         lora: the LoRA limits (``--max-loras`` slots at ``--max-lora-rank``); their GPU
             slots come out of the KV cache (:mod:`.lora`).
+        allow_long_max_model_len: ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, so a
+            ``max_model_len`` beyond the model's positions starts (a warning, not an error).
     """
 
     model: ModelConfig
@@ -180,6 +182,7 @@ class SizingInput:
     concurrencies: tuple[int, ...] | None = None
     calibration: Correction | None = None
     lora: LoraLimits | None = None
+    allow_long_max_model_len: bool = False
 
 
 @record
@@ -264,7 +267,7 @@ class SizingReport:
     lora_cpu_cache_bytes: int | None = None  # one engine worker's adapter cache in host memory
 
     def to_json(self, rule_ids: Mapping[SizingProblem, str]) -> dict[str, Any]:
-        """The public JSON contract (``llmdeploy size --format json``); ``rule_ids`` names each problem.
+        """The public JSON contract (``llmdeploy size -o json``); ``rule_ids`` names each problem.
 
         Stable keys: ``fits``, ``reasons``, ``gpu.name``, ``gpu.memory_gib``,
         ``per_gpu.{total,usable,weights,activation,non_torch,cuda_graph,kv_cache}_gib``,
@@ -783,11 +786,18 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
         target_load=TargetLoad(tl.requests_per_second, tl.avg_prompt_tokens, tl.avg_output_tokens,
                                tl.concurrency) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
+        allow_long_max_model_len=allows_long_max_model_len(spec),
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
         calibration=None if calibration is None else
         calibration.match(gpu.key, engine.engine, engine.version, par.tensor, model.hf_id),
         lora=lora_limits(spec),
     )
+
+
+def allows_long_max_model_len(spec: LLMService) -> bool:
+    """The spec sets ``VLLM_ALLOW_LONG_MAX_MODEL_LEN`` (vllm/envs.py) to a true value in ``runtime.env``."""
+    return any(e.name == "VLLM_ALLOW_LONG_MAX_MODEL_LEN" and (e.value or "").strip().lower() in ("1", "true")
+               for e in spec.runtime.env)
 
 
 def size_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo,

@@ -254,7 +254,9 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
                                 "the engine may run out of memory while capturing them",
                                 "lower gpuMemoryUtilization or pass --enforce-eager in runtime.extraArgs", F_UTIL))
     if inp.max_model_len > m.max_position_embeddings:
-        warns.append(_r(P.CONTEXT_BEYOND_MODEL, f"maxModelLen {inp.max_model_len:,} exceeds the {m.max_position_embeddings:,} "
+        # vLLM refuses to start (an error: the model does not fit as configured) unless
+        # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1; then it starts and quality degrades (a warning).
+        (warns if inp.allow_long_max_model_len else errors).append(_r(P.CONTEXT_BEYOND_MODEL, f"maxModelLen {inp.max_model_len:,} exceeds the {m.max_position_embeddings:,} "
                         f"positions {m.hf_id} was trained for; vLLM refuses it unless "
                         "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, and quality degrades beyond it",
                         f"set maxModelLen to at most {m.max_position_embeddings:,}", F_LEN))

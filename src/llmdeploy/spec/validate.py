@@ -37,16 +37,40 @@ class Validated:
     profile_name: str | None = None
     profile_doc: SourceDoc | None = None
     merged: dict[str, Any] = field(default_factory=dict)
+    profile_builtin: bool = False  # `profile: dev|staging|production` (a file inside the package)
+
+    def from_builtin_profile(self, path: Sequence[str | int]) -> bool:
+        """True when the value at ``path`` comes from a built-in profile, not from the spec."""
+        p = tuple(path)
+        return (self.profile_builtin and self.profile_doc is not None and not self.doc.has(p)
+                and self.profile_doc.has(p))
 
     def locate(self, path: Sequence[str | int], *, key: bool = False) -> tuple[str, int, int]:
-        """File, line and column for ``path``: the spec if the user wrote it, else the profile."""
+        """File, line and column for ``path``: the spec if the user wrote it, else the profile.
+
+        A value from a built-in profile points at the spec's ``profile:`` line: the profile
+        file lives inside the installed package, not in the user's repository (#18), and the
+        line that selected it is the one to change (or to override next to).
+        """
         p = tuple(path)
+        if self.from_builtin_profile(p):
+            return (self.doc.file, *self.doc.locate(("profile",)))
         if self.doc.has(p) or self.profile_doc is None:
             return (self.doc.file, *self.doc.locate(p, key=key))
         # The value came from the profile: point there when the profile has it.
         if self.profile_doc.has(p):
             return (self.profile_doc.file, *self.profile_doc.locate(p, key=key))
         return (self.doc.file, *self.doc.locate(p, key=key))
+
+    def explain_origin(self, path: Sequence[str | int], message: str) -> str:
+        """``message``, plus which built-in profile value caused it when one did."""
+        p = tuple(path)
+        if not self.from_builtin_profile(p) or self.profile_doc is None:
+            return message
+        value = self.profile_doc.get(p)
+        shown = f": {value}" if isinstance(value, (str, int, float, bool)) else ""
+        return (f"{message} [{camel_path(p)}{shown} comes from profile {self.profile_name}; "
+                "set it in this spec to override]")
 
     def user_set(self, path: Sequence[str | int]) -> bool:
         """True when the spec itself (not a profile or default) sets ``path``."""
@@ -344,6 +368,7 @@ def validate_doc(doc: SourceDoc) -> Validated:
         assert pdoc is not None
         v.profile_doc = pdoc
         v.profile_name = Path(profile).stem if profile not in BUILTIN_PROFILES else profile
+        v.profile_builtin = profile in BUILTIN_PROFILES
         merged = deep_merge(pdoc.data, data)
     v.merged = merged
     try:
