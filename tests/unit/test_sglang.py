@@ -202,6 +202,19 @@ def test_render_args_probes_and_runtime() -> None:
     assert model["securityContext"]["runAsNonRoot"] is True
 
 
+def test_speculative_decoding_keeps_sglangs_extra_2_gib_outside_the_rendered_fraction() -> None:
+    """--speculative-algorithm in extraArgs: SGLang's own rule reserves 2 GiB more; the sized fraction too."""
+    def fraction(runtime: str) -> float:
+        rendered = api.render(text=spec(runtime=runtime))
+        assert rendered.ok, [d.message for d in rendered.diagnostics if d.is_error]
+        args = _container(rendered, "InferenceService")["args"]
+        return float(next(a for a in args if a.startswith("--mem-fraction-static=")).split("=")[1])
+
+    plain = fraction("")
+    eagle = fraction("  extraArgs: [--speculative-algorithm=EAGLE3, --speculative-draft-model-path=x/y]\n")
+    assert plain - eagle == pytest.approx(2048 / get_gpu("h100-sxm").memory_mib, abs=0.002)
+
+
 def test_auto_max_num_seqs_leaves_the_request_pool_to_sglang() -> None:
     rendered = api.render(text=spec())
     assert rendered.ok

@@ -130,6 +130,8 @@ class SizingInput:
         slo: latency targets (p95 TTFT, TPOT); they bound ``max_num_seqs`` auto and the
             operating point replicas are sized at.
         concurrencies: offered concurrencies of the capacity curve (None: the default set).
+        speculative: a speculative-decoding algorithm is configured (SGLang's
+            ``--speculative-algorithm`` in extraArgs): SGLang's own fraction keeps 2 GiB more.
     """
 
     model: ModelConfig
@@ -153,6 +155,7 @@ class SizingInput:
     chunked_prefill: bool | None = None
     slo: Slo | None = None
     concurrencies: tuple[int, ...] | None = None
+    speculative: bool = False
 
 
 @record
@@ -398,7 +401,8 @@ def _prep(inp: SizingInput) -> _Prep:
     if inp.engine.engine == "sglang":  # SGLang picks mem_fraction_static and the chunk size itself
         from .memory_sglang import mem_fraction_static, prep_defaults
         frac, tokens, default_seqs = prep_defaults(inp.engine, gpu.memory_mib, tp, pp, mla=model.mla is not None,
-                                                   max_num_batched_tokens=inp.max_num_batched_tokens)
+                                                   max_num_batched_tokens=inp.max_num_batched_tokens,
+                                                   speculative=inp.speculative)
         util = frac if inp.gpu_memory_utilization is None else mem_fraction_static(frac, inp.gpu_memory_utilization)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp)
@@ -643,6 +647,8 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
     alerts = spec.monitoring.alerts
     seqs = rt.max_num_seqs if isinstance(rt.max_num_seqs, int) else None
     eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
+    speculative = engine.engine == "sglang" and any(
+        a.split("=", 1)[0] in ("--speculative-algorithm", "--speculative_algorithm") for a in rt.extra_args)
     return SizingInput(
         model=model, gpu=gpu, engine=engine, tensor_parallel=par.tensor, pipeline_parallel=par.pipeline,
         data_parallel=par.data, dtype=spec.model.dtype, quantization=spec.model.quantization,
@@ -653,6 +659,7 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
                                tl.concurrency) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
+        speculative=speculative,
     )
 
 

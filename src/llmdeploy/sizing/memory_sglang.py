@@ -183,9 +183,15 @@ DEFAULT_POOL_FLOOR = 2048
 
 
 def prep_defaults(engine: EngineVersionInfo, gpu_mib: int, tp: int, pp: int, *, mla: bool,
-                  max_num_batched_tokens: int | None) -> tuple[float, int, int]:
-    """(mem_fraction_static, chunked_prefill_size, default running-request cap) for the sizing core."""
-    d = sglang_defaults(engine, gpu_mib, tp, pp, chunked_prefill_size=max_num_batched_tokens, mla=mla)
+                  max_num_batched_tokens: int | None, speculative: bool = False) -> tuple[float, int, int]:
+    """(mem_fraction_static, chunked_prefill_size, default running-request cap) for the sizing core.
+
+    ``speculative``: a speculative algorithm is configured; SGLang's own rule then keeps 2 GiB more
+    outside the static share (0.4.8+ ``reserved_mem += 2 * 1024`` for EAGLE-like algorithms; 0.4.7
+    x0.95 or 20 GiB kept above 96 GiB), which the fraction llmdeploy renders keeps too.
+    """
+    d = sglang_defaults(engine, gpu_mib, tp, pp, chunked_prefill_size=max_num_batched_tokens, mla=mla,
+                        speculative=speculative)
     return d.mem_fraction_static, d.chunked_prefill_size, DEFAULT_POOL_FLOOR
 
 
