@@ -130,8 +130,9 @@ class SizingInput:
         slo: latency targets (p95 TTFT, TPOT); they bound ``max_num_seqs`` auto and the
             operating point replicas are sized at.
         concurrencies: offered concurrencies of the capacity curve (None: the default set).
-        speculative: a speculative-decoding algorithm is configured (SGLang's
-            ``--speculative-algorithm`` in extraArgs): SGLang's own fraction keeps 2 GiB more.
+        speculative: the speculative-decoding algorithm configured (SGLang's
+            ``--speculative-algorithm`` in extraArgs), None without: SGLang's own fraction keeps
+            more outside the static share (``memory_sglang.speculative_reserve_mib``).
     """
 
     model: ModelConfig
@@ -155,7 +156,7 @@ class SizingInput:
     chunked_prefill: bool | None = None
     slo: Slo | None = None
     concurrencies: tuple[int, ...] | None = None
-    speculative: bool = False
+    speculative: str | None = None
 
 
 @record
@@ -639,6 +640,17 @@ def _size(inp: SizingInput, *, advise: bool) -> SizingReport:
 # --------------------------------------------------------------------------- spec and options
 
 
+def _flag_value(args: tuple[str, ...] | list[str], names: tuple[str, ...]) -> str | None:
+    """The value of the first of ``names`` in ``args`` (``--flag=v`` or ``--flag v``), None if absent."""
+    for i, a in enumerate(args):
+        name, eq, value = a.partition("=")
+        if name in names:
+            if eq:
+                return value
+            return args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else ""
+    return None
+
+
 def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo) -> SizingInput:
     """The :class:`SizingInput` a spec describes (``maxNumSeqs: auto`` → None)."""
     rt = spec.runtime
@@ -647,8 +659,8 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
     alerts = spec.monitoring.alerts
     seqs = rt.max_num_seqs if isinstance(rt.max_num_seqs, int) else None
     eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
-    speculative = engine.engine == "sglang" and any(
-        a.split("=", 1)[0] in ("--speculative-algorithm", "--speculative_algorithm") for a in rt.extra_args)
+    speculative = _flag_value(rt.extra_args, ("--speculative-algorithm", "--speculative_algorithm")) \
+        if engine.engine == "sglang" else None
     return SizingInput(
         model=model, gpu=gpu, engine=engine, tensor_parallel=par.tensor, pipeline_parallel=par.pipeline,
         data_parallel=par.data, dtype=spec.model.dtype, quantization=spec.model.quantization,
