@@ -16,6 +16,7 @@ from llmdeploy.sizing.memory_sglang import (
     max_running_requests,
     mem_fraction_static,
     sglang_defaults,
+    speculative_reserve_mib,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "qwen3-8b-sglang.llmdeploy.yaml"
@@ -200,6 +201,44 @@ def test_render_args_probes_and_runtime() -> None:
     assert any(a.startswith("--mem-fraction-static=0.7") for a in args)
     assert model["readinessProbe"]["httpGet"]["path"] == "/health"
     assert model["securityContext"]["runAsNonRoot"] is True
+
+
+def test_speculative_decoding_keeps_sglangs_own_reserve_outside_the_rendered_fraction() -> None:
+    """--speculative-algorithm in extraArgs: the sized fraction keeps what SGLang's own rule reserves."""
+    def fraction(runtime: str, version: str = "v0.5.12") -> float:
+        rendered = api.render(text=spec(version=version, runtime=runtime))
+        assert rendered.ok, [d.message for d in rendered.diagnostics if d.is_error]
+        args = _container(rendered, "InferenceService")["args"]
+        return float(next(a for a in args if a.startswith("--mem-fraction-static=")).split("=")[1])
+
+    h100 = get_gpu("h100-sxm").memory_mib
+    plain = fraction("")
+    eagle = fraction("  extraArgs: [--speculative-algorithm=EAGLE3, --speculative-draft-model-path=x/y]\n")
+    assert plain - eagle == pytest.approx(4096 / h100, abs=0.002)  # 0.5.10+: 4 GiB for the EAGLE family
+    spaced = fraction("  extraArgs: [--speculative-algorithm, STANDALONE, --speculative-draft-model-path=x/y]\n")
+    assert plain - spaced == pytest.approx(6144 / h100, abs=0.002)
+    assert fraction("  extraArgs: [--speculative-algorithm=NGRAM]\n") == plain  # no draft model
+    old = fraction("", "v0.5.4") - fraction("  extraArgs: [--speculative-algorithm=EAGLE]\n", "v0.5.4")
+    assert old == pytest.approx(2048 / h100, abs=0.002)  # 0.5.3-0.5.9: 2 GiB
+
+
+@pytest.mark.parametrize(("rule", "algorithm", "mib"), [
+    ("tp_table", "EAGLE", 0), ("reserved_by_gpu", "NGRAM", 2048), ("reserved_by_gpu", "EAGLE3", 2048),
+    ("reserved_by_chunk", "EAGLE", 2048), ("reserved_by_chunk", "STANDALONE", 6144), ("reserved_by_chunk", "NGRAM", 0),
+    ("reserved_by_chunk_piecewise", "EAGLE3", 4096), ("reserved_by_chunk_piecewise", True, 4096),
+    ("reserved_by_chunk_piecewise", None, 0),
+])
+def test_speculative_reserve_by_release_rule(rule: str, algorithm: str | bool | None, mib: int) -> None:
+    """server_args.py _handle_gpu_memory_settings: 0.4.8 +2 GiB; 0.5.3 STANDALONE 6 / NGRAM 0 / else 2; 0.5.10 else 4."""
+    assert speculative_reserve_mib(rule, algorithm) == mib
+
+
+def test_mla_piecewise_reserve_is_a_flat_1_5_gib_from_0_5_10() -> None:
+    """0.5.10+: MLA models reserve 1.5 GiB for piecewise graphs instead of 8 MiB per captured size."""
+    mla = sglang_defaults(sglang("0.5.12"), 81559, 8, mla=True)
+    dense = sglang_defaults(sglang("0.5.12"), 81559, 8, mla=False)
+    # H100 at TP8: chunk 8192 -> 58 captured token sizes x 8 MiB for a dense model, 1.5 GiB for MLA
+    assert mla.reserved_mib - dense.reserved_mib == 1536 - 8 * 58
 
 
 def test_auto_max_num_seqs_leaves_the_request_pool_to_sglang() -> None:

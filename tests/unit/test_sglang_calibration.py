@@ -32,13 +32,14 @@ from llmdeploy.sizing.memory_sglang import sglang_defaults, utilization_for
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "sglang_logs"
 
-# Measured now (7 runs: 2 held out, 5 in sample). No constant of the SGLang memory model was tuned on
+# Measured now (8 runs: 3 held out, 5 in sample). No constant of the SGLang memory model was tuned on
 # these logs: the memory in use at start is vLLM's figure for the same libraries, the loader extra is
 # PyTorch's allocator rounding and SGLang's FP32 rotary cache read in the source; "in sample" only names
 # the two-thirds that could be fitted on.
-HELD_OUT_MEDIAN_MAX = 0.029
+HELD_OUT_MEDIAN_MAX = 0.019
 HELD_OUT_WORST_MAX = 0.04
 HELD_OUT_WITHIN_10_MIN = 1.0
+HELD_OUT_WITHIN_5_MIN = 1.0
 IN_SAMPLE_MEDIAN_MAX = 0.008
 IN_SAMPLE_WORST_MAX = 0.019
 IN_SAMPLE_WITHIN_5_MIN = 1.0
@@ -114,6 +115,7 @@ def test_held_out_errors_stay_within_the_measured_floors() -> None:
     assert statistics.median(errs) <= HELD_OUT_MEDIAN_MAX
     assert max(errs) <= HELD_OUT_WORST_MAX
     assert sum(e <= 0.10 for e in errs) / len(errs) >= HELD_OUT_WITHIN_10_MIN
+    assert sum(e <= 0.05 for e in errs) / len(errs) >= HELD_OUT_WITHIN_5_MIN
 
 
 def test_in_sample_errors_stay_within_the_measured_floors() -> None:

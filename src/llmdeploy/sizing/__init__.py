@@ -156,6 +156,9 @@ class SizingInput:
             slots come out of the KV cache (:mod:`.lora`).
         allow_long_max_model_len: ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, so a
             ``max_model_len`` beyond the model's positions starts (a warning, not an error).
+        speculative: the speculative-decoding algorithm configured (SGLang's
+            ``--speculative-algorithm`` in extraArgs), None without: SGLang's own fraction keeps
+            more outside the static share (``memory_sglang.speculative_reserve_mib``).
     """
 
     model: ModelConfig
@@ -183,6 +186,7 @@ class SizingInput:
     calibration: Correction | None = None
     lora: LoraLimits | None = None
     allow_long_max_model_len: bool = False
+    speculative: str | None = None
 
 
 @record
@@ -477,7 +481,8 @@ def _prep(inp: SizingInput) -> _Prep:
     if inp.engine.engine == "sglang":  # SGLang picks mem_fraction_static and the chunk size itself
         from .memory_sglang import mem_fraction_static, prep_defaults
         frac, tokens, default_seqs = prep_defaults(inp.engine, gpu.memory_mib, tp, pp, mla=model.mla is not None,
-                                                   max_num_batched_tokens=inp.max_num_batched_tokens)
+                                                   max_num_batched_tokens=inp.max_num_batched_tokens,
+                                                   speculative=inp.speculative)
         util = frac if inp.gpu_memory_utilization is None else mem_fraction_static(frac, inp.gpu_memory_utilization)
     stages = pipeline_stages(model.num_layers, pp, mm.pp_remainder)
     w_stage, w_total = weights_per_stage(model, mm, quant, act_dtype, tp, pp, inp.data_parallel,
@@ -764,6 +769,17 @@ def _lora_cpu(inp: SizingInput, dtype: str) -> int | None:
 # --------------------------------------------------------------------------- spec and options
 
 
+def _flag_value(args: tuple[str, ...] | list[str], names: tuple[str, ...]) -> str | None:
+    """The value of the first of ``names`` in ``args`` (``--flag=v`` or ``--flag v``), None if absent."""
+    for i, a in enumerate(args):
+        name, eq, value = a.partition("=")
+        if name in names:
+            if eq:
+                return value
+            return args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else ""
+    return None
+
+
 def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: EngineVersionInfo,
                     calibration: Calibration | None = None) -> SizingInput:
     """The :class:`SizingInput` a spec describes (``maxNumSeqs: auto`` → None), with the entry
@@ -776,6 +792,8 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
     alerts = spec.monitoring.alerts
     seqs = rt.max_num_seqs if isinstance(rt.max_num_seqs, int) else None
     eager = any(a.split("=", 1)[0] in ("--enforce-eager", "--enforce_eager") for a in rt.extra_args)
+    speculative = _flag_value(rt.extra_args, ("--speculative-algorithm", "--speculative_algorithm")) \
+        if engine.engine == "sglang" else None
     return SizingInput(
         model=model, gpu=gpu, engine=engine, tensor_parallel=par.tensor, pipeline_parallel=par.pipeline,
         data_parallel=par.data, expert_parallel=par.expert, dtype=spec.model.dtype,
@@ -791,6 +809,7 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
         calibration=None if calibration is None else
         calibration.match(gpu.key, engine.engine, engine.version, par.tensor, model.hf_id),
         lora=lora_limits(spec),
+        speculative=speculative,
     )
 
 

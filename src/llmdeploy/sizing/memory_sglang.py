@@ -24,6 +24,7 @@ __all__ = [
     "max_running_requests",
     "mem_fraction_static",
     "sglang_defaults",
+    "speculative_reserve_mib",
 ]
 
 
@@ -105,8 +106,28 @@ def _piecewise_token_sizes(max_tokens: int) -> int:
     return sum(1 for s in sizes if s <= max_tokens)
 
 
+def speculative_reserve_mib(rule: str, algorithm: bool | str) -> float:
+    """What SGLang's own fraction keeps outside the static share for speculative decoding, in MiB.
+
+    ``_handle_gpu_memory_settings`` (server_args.py, read in the wheels): 0.4.8-0.5.2 add 2 GiB for
+    any algorithm; 0.5.3-0.5.9 6 GiB for STANDALONE (a whole draft model and its graphs), none for
+    NGRAM (no draft model), 2 GiB for the EAGLE family; 0.5.10+ the same but 4 GiB for the EAGLE
+    family. ``True`` stands for an EAGLE-like algorithm; the 0.4.x table rules have no such term.
+    """
+    if not algorithm or rule not in ("reserved_by_gpu", "reserved_by_chunk", "reserved_by_chunk_piecewise"):
+        return 0.0
+    if rule == "reserved_by_gpu":
+        return 2 * 1024
+    name = algorithm.upper() if isinstance(algorithm, str) else "EAGLE"
+    if name == "STANDALONE":
+        return 6 * 1024
+    if name == "NGRAM":
+        return 0.0
+    return (4 if rule == "reserved_by_chunk_piecewise" else 2) * 1024
+
+
 def sglang_defaults(engine: EngineVersionInfo, gpu_mib: int, tp: int, pp: int = 1, *,
-                    chunked_prefill_size: int | None = None, speculative: bool = False,
+                    chunked_prefill_size: int | None = None, speculative: bool | str = False,
                     mla: bool = False) -> SGLangDefaults:
     """SGLang's own choice of ``mem_fraction_static`` (and what it depends on) for this GPU.
 
@@ -115,7 +136,8 @@ def sglang_defaults(engine: EngineVersionInfo, gpu_mib: int, tp: int, pp: int = 
         gpu_mib: GPU memory as ``nvidia-smi`` reports it (the catalog's ``memory_mib``).
         tp: tensor-parallel size. pp: pipeline-parallel size.
         chunked_prefill_size: the user's ``--chunked-prefill-size``; None for SGLang's default.
-        speculative: a speculative algorithm is configured (EAGLE-like: + 2 GiB reserved).
+        speculative: the ``--speculative-algorithm`` (its name, or True for an EAGLE-like one);
+            what it adds to the reserve is :func:`speculative_reserve_mib`.
         mla: the model uses MLA (0.5.10+ caps the piecewise graphs at 2048 tokens).
     """
     extra = engine.defaults.extra
@@ -148,17 +170,17 @@ def sglang_defaults(engine: EngineVersionInfo, gpu_mib: int, tp: int, pp: int = 
             reserved = (12 + parallel / 2) * 1024
         else:
             reserved = 32 * 1024
-        if speculative:
-            reserved += 2 * 1024
+        reserved += speculative_reserve_mib(rule, speculative)
         frac = round((gpu_mib - reserved) / gpu_mib, 3)
     elif rule in ("reserved_by_chunk", "reserved_by_chunk_piecewise"):
         reserved = 512 + max(chunk, 2048) * 1.5 + max_bs * 2 + parallel / 8 * 1024
         if rule == "reserved_by_chunk_piecewise":
-            reserved += _piecewise_token_sizes(2048 if mla else chunk) * 8
+            # 0.5.10+: non-MLA models 8 MiB per captured token size; MLA a flat 1.5 GiB
+            # ("the memory overhead is much higher than expected with fa3")
+            reserved += 1.5 * 1024 if mla else _piecewise_token_sizes(chunk) * 8
         if gpu_mib > 60 * 1024:
             reserved = max(reserved, 10 * 1024)
-        if speculative:
-            reserved += 2 * 1024
+        reserved += speculative_reserve_mib(rule, speculative)
         frac = round((gpu_mib - reserved) / gpu_mib, 3)
     else:  # pragma: no cover - the table test checks every rule name
         raise ValueError(f"unknown SGLang mem_fraction_rule {rule!r}")
@@ -183,9 +205,15 @@ DEFAULT_POOL_FLOOR = 2048
 
 
 def prep_defaults(engine: EngineVersionInfo, gpu_mib: int, tp: int, pp: int, *, mla: bool,
-                  max_num_batched_tokens: int | None) -> tuple[float, int, int]:
-    """(mem_fraction_static, chunked_prefill_size, default running-request cap) for the sizing core."""
-    d = sglang_defaults(engine, gpu_mib, tp, pp, chunked_prefill_size=max_num_batched_tokens, mla=mla)
+                  max_num_batched_tokens: int | None, speculative: str | None = None) -> tuple[float, int, int]:
+    """(mem_fraction_static, chunked_prefill_size, default running-request cap) for the sizing core.
+
+    ``speculative``: the configured ``--speculative-algorithm``; SGLang's own rule then keeps more
+    outside the static share (:func:`speculative_reserve_mib`; 0.4.7 x0.95 or 20 GiB kept above
+    96 GiB), which the fraction llmdeploy renders keeps too.
+    """
+    d = sglang_defaults(engine, gpu_mib, tp, pp, chunked_prefill_size=max_num_batched_tokens, mla=mla,
+                        speculative=speculative or False)
     return d.mem_fraction_static, d.chunked_prefill_size, DEFAULT_POOL_FLOOR
 
 
