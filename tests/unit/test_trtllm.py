@@ -252,7 +252,7 @@ def test_every_unsettled_fact_says_where_it_comes_from() -> None:
     for flag, info in table["flags"].items():
         if info.get("verified") in ("partial", False) or info.get("added"):
             assert info.get("note") or info.get("source"), flag
-            assert info.get("verified") != False, f"{flag}: re-verify or bound it"  # noqa: E712
+            assert info.get("verified") is not False, f"{flag}: re-verify or bound it"
     for logical, info in table["metrics"]["logical"].items():
         if info.get("verified") == "partial":
             assert info.get("source") or info.get("note"), logical
