@@ -242,3 +242,17 @@ def test_drain_reads_the_queue_where_the_release_has_one(tmp_path: Path) -> None
     for version in ("1.1.0", "1.2.0", "1.2.1"):
         old = prestop(version)
         assert "urlopen" not in old and "time.sleep(10)" in old
+
+
+def test_every_unsettled_fact_says_where_it_comes_from() -> None:
+    """A flag or metric whose first release is not read at a tag names its evidence (note/source)."""
+    import llmdeploy.engines as engines_pkg
+
+    table = yaml.safe_load((Path(engines_pkg.__file__).parent / "tensorrt-llm.yaml").read_text(encoding="utf-8"))
+    for flag, info in table["flags"].items():
+        if info.get("verified") in ("partial", False) or info.get("added"):
+            assert info.get("note") or info.get("source"), flag
+            assert info.get("verified") is not False, f"{flag}: re-verify or bound it"
+    for logical, info in table["metrics"]["logical"].items():
+        if info.get("verified") == "partial":
+            assert info.get("source") or info.get("note"), logical
