@@ -395,7 +395,7 @@ def pool_selects_workload(ctx: EffectiveContext) -> Iterable[Finding]:
     w = ctx.workload
     if obj is None or w is None:
         return
-    selector = eff.fixed_pod_labels(w.isvc)
+    selector = eff.expected_pod_labels(w)
     for k, v in selector.items():
         if w.pod.labels.get(k) != v:
             yield Finding(("metadata", "labels"),
