@@ -120,3 +120,34 @@ def test_old_engine_without_the_data_parallel_launcher_is_refused() -> None:
     text = BASE.replace("vllm/vllm-openai:v0.11.0", "vllm/vllm-openai:v0.8.5")
     found = _findings(render(text), "LD814")
     assert any(d.is_error and "--data-parallel-start-rank" in d.message for d in found), found
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        assert e["operator"] == "In"
+        if labels.get(e["key"]) not in e["values"]:
+            return False
+    return True
+
+
+def test_group_traffic_and_disruption_budget_cover_leader_and_workers() -> None:
+    """Regression: the NetworkPolicy admitted only port 8000 to the leader, so the workers'
+    data-parallel handshake (RPC port 5555, ZMQ, NCCL) could not reach it."""
+    res = render(BASE)
+    objs = [d.obj for d in res.docs]
+    [np] = [o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].startswith("qwen3-235b-ep")]
+    [pdb] = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    [leader] = [w for w in workloads(objs) if w.isvc == "qwen3-235b-ep"]
+    [worker] = eff.worker_workloads(objs)
+    for w in (leader, worker):
+        assert _selects(np["spec"]["podSelector"], w.pod.labels)
+        assert _selects(pdb["spec"]["selector"], w.pod.labels)
+    # Some ingress rule admits every port from the group's own pods.
+    group_rules = [r for r in np["spec"]["ingress"] if "ports" not in r
+                   and any(_selects(f.get("podSelector") or {"matchLabels": {"x": "y"}}, worker.pod.labels)
+                           for f in r["from"])]
+    assert group_rules
+    # The endpoint picker shares name and part-of but is not part of the group.
+    assert not _selects(np["spec"]["podSelector"], eff.scheduler_labels("qwen3-235b-ep"))

@@ -45,6 +45,7 @@ from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .llmisvc_worker import data_local, group_engine, renders_worker, worker_pod
+from .llmisvc_worker import finish as finish_group
 from .model import Manifest, Plan, PlanContext, Section
 
 __all__ = ["DEFAULT_SCORERS", "LLMISVC_ENGINE_PORT", "build_plan", "epp_config", "target_context"]
@@ -583,5 +584,7 @@ def build_plan(ctx: PlanContext) -> Plan:
         manifests.extend(s.manifests)
         notes.extend(s.notes)
     notes.extend(cand_notes)
+    manifests, group_notes = finish_group(ctx, manifests)
+    notes.extend(group_notes)
     manifests.sort(key=Manifest.sort_key)
     return Plan(ctx, tuple(manifests), tuple(notes))

@@ -25,11 +25,12 @@ from dataclasses import replace
 from typing import Any
 
 from ..derive.multinode_dp import LLMISVC_TARGET, data_local, renders_worker
+from ..effective import llmisvc as eff
 from . import lws
 from .kserve import EnginePlan
-from .model import PlanContext
+from .model import Manifest, PlanContext
 
-__all__ = ["LLMISVC_TARGET", "data_local", "group_engine", "renders_worker", "worker_pod"]
+__all__ = ["LLMISVC_TARGET", "data_local", "finish", "group_engine", "renders_worker", "worker_pod"]
 
 
 def group_engine(ctx: PlanContext, engine: EnginePlan) -> EnginePlan:
@@ -64,3 +65,47 @@ def worker_pod(template: dict[str, Any]) -> dict[str, Any]:
         containers.append(c)
     pod["containers"] = containers
     return pod
+
+
+def group_selector(name: str) -> dict[str, Any]:
+    """The leader and worker pods (workload_multi_node.go leaderLabels/workerLabels), not the
+    endpoint picker's, which shares the name and part-of labels."""
+    return {"matchLabels": {eff.APP_NAME: name, eff.PART_OF: "llminferenceservice"},
+            "matchExpressions": [{"key": eff.APP_COMPONENT, "operator": "In",
+                                  "values": [eff.LEADER_COMPONENT, eff.WORKER_COMPONENT]}]}
+
+
+def finish(ctx: PlanContext, manifests: list[Manifest]) -> tuple[list[Manifest], list[str]]:
+    """The NetworkPolicy and PodDisruptionBudget of a multi-node group, and the topology note.
+
+    The data-parallel ranks reach the leader on the DP RPC port (5555) and ZMQ ports the
+    engines pick, and exchange experts' tokens and NCCL traffic on ports of their own: the
+    policy admits every port between the pods of the service (leader and workers) besides
+    the serving port. The workers carry no ``kserve.io/component`` label, so both objects
+    select the group's pods by their component labels; a worker's eviction restarts its whole group
+    (``RecreateGroupOnPodRestart``), so the budget counts it like the leader.
+    """
+    if not renders_worker(ctx.spec):
+        return manifests, []
+    sel = group_selector(ctx.name)
+    out: list[Manifest] = []
+    for m in manifests:
+        if m.kind in ("NetworkPolicy", "PodDisruptionBudget") and m.values.get("spec"):
+            values = copy.deepcopy(dict(m.values))
+            spec = values["spec"]
+            if m.kind == "NetworkPolicy" and spec.get("podSelector", {}).get("matchLabels", {}).get(eff.APP_NAME) == ctx.name:
+                spec["podSelector"] = copy.deepcopy(sel)
+                spec.setdefault("ingress", []).append({"from": [{"podSelector": copy.deepcopy(sel)}]})
+                m = replace(m, values=values)
+            elif m.kind == "PodDisruptionBudget" and \
+                    spec.get("selector", {}).get("matchLabels", {}).get(eff.APP_NAME) == ctx.name:
+                spec["selector"] = copy.deepcopy(sel)
+                m = replace(m, values=values)
+        out.append(m)
+    r = ctx.spec.resources
+    par = r.parallelism
+    note = (f"topology: {ctx.name} LeaderWorkerSet {ctx.name}{eff.MULTI_NODE_SUFFIX} (built by KServe over "
+            f"kserve-config-llm-worker-data-parallel) of {r.nodes} pods per group, data {par.data} "
+            f"({data_local(ctx.spec)} ranks per pod) × tensor {par.tensor}"
+            + (", experts spread over all of them (expert parallel)" if par.expert else ""))
+    return out, [note]
