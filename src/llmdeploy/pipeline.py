@@ -193,6 +193,7 @@ def _effective_stage(analyses: Sequence[Analysis], docs: Sequence[object], resul
     """
     from .effective import workloads
     from .effective.kserve import multinode_groups
+    from .effective.llmisvc import worker_workloads as llmisvc_worker_workloads
     from .rules import EffectiveContext, load_all, run_rules
 
     load_all()
@@ -209,6 +210,8 @@ def _effective_stage(analyses: Sequence[Analysis], docs: Sequence[object], resul
             out.extend(run_rules(EffectiveContext(a.validated, a.resolved, w, objects, found), stage="effective"))
         # The worker pods of a multi-node InferenceService: shown by --explain, checked by LD811.
         result.workloads.extend((key, g.worker) for g in multinode_groups(objects) if g.worker is not None)
+        # The worker pods of a multi-node data-parallel LLMInferenceService: shown by --explain.
+        result.workloads.extend((key, w) for w in llmisvc_worker_workloads(objects))
     return out
 
 

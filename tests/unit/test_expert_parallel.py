@@ -11,6 +11,7 @@ rank, and every DP rank has its own KV cache and batch.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES
@@ -216,3 +217,16 @@ def test_data_parallel_ranks_count_against_one_node(tmp_path) -> None:  # type: 
     [d] = _diags(tmp_path, text, "LD204")
     assert d.is_error and d.line == _line_of(text, "data: 16")
     assert "tensor × pipeline × data parallel = 16 GPUs" in d.message
+
+
+def test_expert_placement_matches_public_logs() -> None:
+    """The EP group (tensor × data) and the experts per GPU of public vLLM start-up logs."""
+    from ruamel.yaml import YAML
+
+    runs = YAML(typ="safe").load((Path(__file__).parents[1] / "data" / "expert_placement.yaml").read_text())["runs"]
+    assert len(runs) >= 2
+    for run in runs:
+        assert run["source"].startswith("https://github.com/")
+        moe_tp, ep = moe_shards(run["tensor"], run["data"], True)
+        assert (moe_tp, ep) == (1, run["log_ep_size"]), run["source"]
+        assert math.ceil(run["model_experts"] / ep) == run["log_local_experts"], run["source"]

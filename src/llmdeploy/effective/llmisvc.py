@@ -54,6 +54,7 @@ __all__ = [
     "POD_FIXED_LABELS",
     "PRESET_MAIN",
     "deployment_name",
+    "expected_pod_labels",
     "inference_pool_name",
     "is_llmisvc",
     "lora_args",
@@ -61,6 +62,7 @@ __all__ = [
     "pod_labels",
     "pools",
     "scheduler_labels",
+    "worker_workloads",
     "workload_pod_regex",
     "workload_selector",
     "workload_service_name",
@@ -130,6 +132,18 @@ PRESET_POD: dict[str, Any] = {
                 {"name": "tls-certs", "secret": {"secretName": "<name>-kserve-self-signed-certs"}}],
 }
 
+# What kserve-config-llm-worker-data-parallel (config/llmisvcconfig @ v0.20.0) gives a
+# multi-node data-parallel service instead: the same env, mounts and probes on the leader
+# (`template`), no probes on the worker (it runs `--headless`), the capabilities IPC_LOCK,
+# SYS_RAWIO and NET_RAW for RDMA, and an 8 GiB /dev/shm.
+DP_CAPABILITIES = ["IPC_LOCK", "SYS_RAWIO", "NET_RAW"]
+DP_API_SERVERS = 8  # --api-server-count ${VLLM_API_SERVER_COUNT:-8} on the leader
+DP_RPC_PORT = 5555  # --data-parallel-rpc-port default of the preset
+#: kmeta.ChildName(name, "-kserve-mn"): the LeaderWorkerSet (workload_multi_node.go mainLWSName).
+MULTI_NODE_SUFFIX = "-kserve-mn"
+LEADER_COMPONENT = "llminferenceservice-workload-leader"
+WORKER_COMPONENT = "llminferenceservice-workload-worker"
+
 # Strategic-merge keys of corev1 (the patchMergeKey tags of PodSpec and Container).
 _POD_LIST_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name", "imagePullSecrets": "name"}
 _CONTAINER_LIST_KEYS = {"env": "name", "ports": "containerPort", "volumeMounts": "mountPath"}
@@ -160,8 +174,10 @@ def scheduler_deployment_name(name: str) -> str:
 
 
 def workload_pod_regex(names: Iterable[str]) -> str:
-    """A regex for the pods of the main Deployments ``<name>-kserve`` (``<name>-kserve-<hash>-<id>``),
-    not those of the endpoint picker (``<name>-kserve-router-scheduler-<hash>-<id>``).
+    """A regex for the pods of the main Deployments ``<name>-kserve`` (``<name>-kserve-<hash>-<id>``)
+    and of the multi-node leaders (``<name>-kserve-mn-<group>``), not those of the endpoint
+    picker (``<name>-kserve-router-scheduler-<hash>-<id>``) nor the headless data-parallel
+    workers (``<name>-kserve-mn-<group>-<index>``), which serve no HTTP.
 
     Names are DNS labels, so they need no escaping; Prometheus anchors the regex.
     """
@@ -184,6 +200,15 @@ def fixed_pod_labels(name: str) -> dict[str, str]:
     """``singleNodeLabels`` + component + role: the main Deployment's selector and pod labels."""
     return {APP_COMPONENT: "llminferenceservice-workload", APP_NAME: name, PART_OF: "llminferenceservice",
             KSERVE_COMPONENT: "workload", LLMD_ROLE: "both"}
+
+
+def expected_pod_labels(w: Workload) -> dict[str, str]:
+    """The fixed labels the controller puts on ``w``'s pods: the main Deployment's selector, or
+    the multi-node leader's labels (workload_multi_node.go ``expectedMainMultiNodeLWS``)."""
+    labels = fixed_pod_labels(w.isvc)
+    if w.workload_kind == "StatefulSet":
+        labels[APP_COMPONENT] = LEADER_COMPONENT
+    return labels
 
 
 def pod_labels(obj: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -287,8 +312,11 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
             continue
         meta = o.get("metadata") or {}
         spec = o.get("spec") or {}
+        if _is_dp_worker_service(spec):
+            out.append(_dp_workload(o, accounts, leader=True))
+            continue
         if spec.get("worker") is not None or spec.get("prefill") is not None:
-            continue  # multi-node; disaggregated: effective/disagg.py
+            continue  # pipeline-parallel worker (not rendered); disaggregated: effective/disagg.py
         name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
         preset = copy.deepcopy(PRESET_POD)
         preset["containers"] = [copy.deepcopy(PRESET_MAIN)]
@@ -322,6 +350,126 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
         out.append(Workload(name, ns, "Standard", "Deployment", deployment_name(name), workload_service_name(name),
                             ENGINE_PORT, pod, MAIN_CONTAINER, storage, None))
     return out
+
+
+def _is_dp_worker_service(spec: Mapping[str, Any]) -> bool:
+    """``worker`` with data parallel and no ``prefill``: kserve-config-llm-worker-data-parallel applies."""
+    par = spec.get("parallelism") or {}
+    return (spec.get("worker") is not None and spec.get("prefill") is None
+            and (par.get("data") is not None or par.get("dataLocal") is not None))
+
+
+def _dp_preset(name: str, leader: bool) -> dict[str, Any]:
+    main = copy.deepcopy(PRESET_MAIN)
+    role = "vllm serve ... --data-parallel-start-rank 0" if leader else \
+        "vllm serve ... --data-parallel-start-rank $START_RANK --headless"
+    main["command"] = ["/bin/bash", "-c", f"<kserve-config-llm-worker-data-parallel entrypoint: exec {role} $@>", "--"]
+    main["securityContext"]["capabilities"] = {"add": list(DP_CAPABILITIES), "drop": ["ALL"]}
+    if not leader:
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            main.pop(probe)
+    pod = copy.deepcopy(PRESET_POD)
+    pod["containers"] = [main]
+    for v in pod["volumes"]:
+        if v["name"] == "dshm":
+            v["emptyDir"]["sizeLimit"] = "8Gi"
+        if v["name"] == "tls-certs":
+            v["secret"]["secretName"] = f"{name}-kserve-self-signed-certs"
+    return pod
+
+
+def _dp_argv(obj: Mapping[str, Any], container: Mapping[str, Any], leader: bool) -> list[str]:
+    """What the data-parallel preset's entrypoint hands ``vllm serve`` on the leader or worker 1.
+
+    ``START_RANK`` is 0 on the leader and ``LWS_WORKER_INDEX × dataLocal`` on a worker;
+    ``DP_ADDRESS`` is the leader's address the script resolves from ``LWS_LEADER_ADDRESS``.
+    """
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    par = spec.get("parallelism") or {}
+    name = str((spec.get("model") or {}).get("name") or meta.get("name", ""))
+    ns = meta.get("namespace", "")
+    local = int(par.get("dataLocal") or 1)
+    argv = [MODEL_MOUNT, "--served-model-name", name, f"publishers/{ns}/models/{name}", "--port", str(ENGINE_PORT)]
+    if leader:
+        argv += ["--api-server-count", str(DP_API_SERVERS)]
+    if par.get("expert"):
+        argv.append("--enable-expert-parallel")
+    if par.get("tensor"):
+        argv += ["--tensor-parallel-size", str(par["tensor"])]
+    argv += ["--data-parallel-size", str(par.get("data") or 1), "--data-parallel-size-local", str(local),
+             "--data-parallel-address", "$(DP_ADDRESS)", "--data-parallel-rpc-port",
+             str(par.get("dataRPCPort") or DP_RPC_PORT), "--data-parallel-start-rank", "0" if leader else str(local)]
+    if not leader:
+        argv.append("--headless")
+    return argv + [str(a) for a in container.get("args") or []]
+
+
+def _dp_workload(o: Mapping[str, Any], accounts: Mapping[Any, Any], leader: bool) -> Workload:
+    meta = o.get("metadata") or {}
+    spec = o.get("spec") or {}
+    name, ns = str(meta.get("name", "")), str(meta.get("namespace", ""))
+    own = spec.get("template") if leader else spec.get("worker")
+    pod_spec = merge_pod_spec(_dp_preset(name, leader), own or {})
+    uri = str((spec.get("model") or {}).get("uri", ""))
+    downloads = uri.startswith(DOWNLOAD_SCHEMES)
+    if downloads:
+        # attachModelArtifacts runs on the leader and the worker template alike
+        # (workload_multi_node.go expectedMainMultiNodeLWS).
+        pod_spec["volumes"] = _merge_list(pod_spec.get("volumes") or [],
+                                          [{"name": STORAGE_VOLUME, "emptyDir": {}}], "name")
+        for c in pod_spec.get("containers") or []:
+            if c.get("name") == MAIN_CONTAINER:
+                c["volumeMounts"] = _merge_list(c.get("volumeMounts") or [], [
+                    {"name": STORAGE_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}], "mountPath")
+    # expectedMultiNodeMainServiceAccount: the template's (else the worker's) account when set,
+    # else one KServe creates under the LeaderWorkerSet's name, on both pod templates.
+    sa_name = (spec.get("template") or {}).get("serviceAccountName") or \
+        (spec.get("worker") or {}).get("serviceAccountName") or f"{name}{MULTI_NODE_SUFFIX}"
+    pod_spec["serviceAccountName"] = sa_name
+    sc = pod_spec.get("securityContext") or {}
+    containers = []
+    for c in pod_spec.get("containers") or []:
+        rec = to_container(c, sc)
+        if c.get("name") == MAIN_CONTAINER:
+            rec = replace(rec, command=("vllm", "serve"), args=tuple(_dp_argv(o, c, leader)))
+        containers.append(rec)
+    _selector, labels, annotations = pod_labels(o)
+    if leader:
+        labels[APP_COMPONENT] = LEADER_COMPONENT
+    else:
+        # workerLabels: no kserve.io/component or llm-d role while a leader template exists,
+        # so only the leaders are endpoints of the workload Service and the InferencePool.
+        for k in (KSERVE_COMPONENT, LLMD_ROLE):
+            labels.pop(k, None)
+        labels[APP_COMPONENT] = WORKER_COMPONENT
+    storage = storage_read(uri, sa_name, accounts.get((ns, sa_name)))
+    pod = Pod(labels, annotations, tuple(containers), sa_name,
+              tuple(str(v.get("name")) for v in pod_spec.get("volumes") or []), pod_spec)
+    lws = f"{name}{MULTI_NODE_SUFFIX}"
+    # LWS v0.10.0: the leader StatefulSet is <lws> (pods <lws>-<group>), each group's workers
+    # the StatefulSet <lws>-<group> (pods <lws>-<group>-<index>, from 1).
+    return Workload(name, ns, "Standard", "StatefulSet", lws if leader else f"{lws}-0",
+                    workload_service_name(name), ENGINE_PORT, pod, MAIN_CONTAINER, storage, None)
+
+
+def _accounts(objs: list[Mapping[str, Any]]) -> dict[Any, Any]:
+    return {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
+            for o in objs if o.get("kind") == "ServiceAccount"}
+
+
+def worker_workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
+    """The worker pod (group 0, worker 1) of every multi-node data-parallel LLMInferenceService.
+
+    KServe v0.20.0 builds a LeaderWorkerSet ``<name>-kserve-mn`` of ``data ÷ dataLocal`` pods
+    (workload_multi_node.go ``expectedMainMultiNodeLWS``): the leader from ``template`` and
+    the workers from ``worker``, each over kserve-config-llm-worker-data-parallel. The
+    leader is among :func:`workloads`; the workers are shown by ``render --explain``.
+    """
+    objs = [o for o in objects if isinstance(o, Mapping)]
+    accounts = _accounts(objs)
+    return [_dp_workload(o, accounts, leader=False) for o in objs
+            if is_llmisvc(o) and _is_dp_worker_service(o.get("spec") or {})]
 
 
 def pools(objects: Iterable[Mapping[str, Any]], obj: Mapping[str, Any]) -> list[tuple[str, dict[str, str], list[int]]]:

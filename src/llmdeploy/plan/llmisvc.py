@@ -45,6 +45,8 @@ from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
 from . import disagg, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
+from .llmisvc_worker import data_local, group_engine, renders_worker, worker_pod
+from .llmisvc_worker import finish as finish_group
 from .model import Manifest, Plan, PlanContext, Section
 
 __all__ = ["DEFAULT_SCORERS", "LLMISVC_ENGINE_PORT", "build_plan", "epp_config", "target_context"]
@@ -242,9 +244,10 @@ def _parallelism(ctx: PlanContext) -> dict[str, Any]:
     if par.pipeline > 1:
         out["pipeline"] = par.pipeline
     if par.data > 1:
-        # One pod runs every data-parallel rank: data == dataLocal (the webhook wants both).
+        # One pod runs every data-parallel rank (data == dataLocal; the webhook wants both),
+        # or a multi-node worker layout splits them over the nodes (plan/llmisvc_worker.py).
         out["data"] = par.data
-        out["dataLocal"] = par.data
+        out["dataLocal"] = data_local(ctx.spec)
     if par.expert:
         out["expert"] = True
     return out
@@ -455,6 +458,7 @@ def router_dashboard_manifest(ctx: PlanContext, sel: str, window: str) -> Manife
 def llmisvc_manifest(ctx: PlanContext, engine: EnginePlan, router: dict[str, Any],
                      extra: dict[str, Any], name: str | None = None, component: str = "llm-inference-service") -> Manifest:
     name = name or ctx.name
+    engine = group_engine(ctx, engine)
     meta = ctx.metadata(name, component=component,
                         annotations=dict(sorted(ctx.spec.metadata.annotations.items())), spec_hash=False)
     meta["labels"]["app.kubernetes.io/instance"] = name
@@ -470,6 +474,8 @@ def llmisvc_manifest(ctx: PlanContext, engine: EnginePlan, router: dict[str, Any
     if ctx.spec.disaggregation is not None:
         spec["template"] = disagg.decorate_pod(ctx, spec["template"])
         spec["prefill"] = disagg.prefill_block(ctx, _template, spec["labels"])
+    if renders_worker(ctx.spec):
+        spec["worker"] = worker_pod(spec["template"])
     spec["router"] = router
     return Manifest("llmisvc/llminferenceservice.yaml.j2", "LLMInferenceService", name,
                     {"metadata": meta, "spec": spec}, namespace=ctx.namespace, aliases=("llmisvc",))
@@ -597,5 +603,7 @@ def build_plan(ctx: PlanContext) -> Plan:
         manifests.extend(s.manifests)
         notes.extend(s.notes)
     notes.extend(cand_notes)
+    manifests, group_notes = finish_group(ctx, manifests)
+    notes.extend(group_notes)
     manifests.sort(key=Manifest.sort_key)
     return Plan(ctx, tuple(manifests), tuple(notes))

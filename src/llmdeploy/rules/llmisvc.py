@@ -402,7 +402,7 @@ def pool_selects_workload(ctx: EffectiveContext) -> Iterable[Finding]:
     if obj is None or w is None:
         return
     role = pd.role_of(w, obj)
-    selector = eff.fixed_pod_labels(w.isvc) if role == "both" else pd.fixed_labels(w.isvc, role)
+    selector = eff.expected_pod_labels(w) if role == "both" else pd.fixed_labels(w.isvc, role)
     for k, v in selector.items():
         if w.pod.labels.get(k) != v:
             yield Finding(("metadata", "labels"),

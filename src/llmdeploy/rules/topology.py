@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from ..derive.multinode_dp import LLMISVC_TARGET, renders_worker
 from ..derive.storage import storage_scheme
 from ..diagnostics import Severity
 from ..sizing.topology import (
@@ -64,9 +65,10 @@ def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
     ``kserve-config-llm-worker-pipeline-parallel``
     (pkg/controller/v1alpha2/llmisvc/config_merge.go), which the release does not ship
     (config/llmisvcconfig has only the data-parallel worker configs), so the service fails
-    with "config not found" unless the cluster provides one; its data-parallel configs run
-    the llm-d image's own launcher. Data parallel across nodes needs vLLM's data-parallel
-    launcher (``--data-parallel-address``), which no target renders.
+    with "config not found" unless the cluster provides one. Data parallel across nodes
+    (wide expert parallelism) is rendered on the llmInferenceService target only: its
+    ``worker`` with KServe's shipped ``kserve-config-llm-worker-data-parallel``
+    (plan/llmisvc_worker.py; LD814 lists what that layout needs).
 
     Fails::
 
@@ -89,7 +91,8 @@ def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
     s = ctx.spec
     target = s.deployment.target
     nodes = s.resources.nodes
-    if nodes > 1 and target not in MULTI_NODE_TARGETS:
+    llmisvc_worker = renders_worker(s)
+    if nodes > 1 and target not in MULTI_NODE_TARGETS and not llmisvc_worker:
         yield Finding(("resources", "nodes"),
                       f"a replica on {nodes} nodes is rendered as a LeaderWorkerSet or a multi-node "
                       f"InferenceService; deployment.target is {target} (KServe v0.20.0 does not ship the "
@@ -103,11 +106,12 @@ def multi_node_target(ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(("runtime", "engine"),
                       f"a multi-node InferenceService bootstraps vLLM's Ray cluster; {s.runtime.engine} has no such "
                       "script", "use runtime.engine: vllm, or fit the replica on one node")
-    if nodes > 1 and s.resources.parallelism.data > 1:
+    if nodes > 1 and s.resources.parallelism.data > 1 and target != LLMISVC_TARGET:
         yield Finding(("resources", "parallelism", "data"),
-                      "data parallel across nodes needs vLLM's data-parallel launcher, which no "
-                      "target renders", "use replicas (scaling.minReplicas) for more throughput, "
-                      "parallelism.data: 1 inside each replica")
+                      "data parallel across nodes needs vLLM's data-parallel launcher, which only the "
+                      "llmInferenceService target renders (KServe's data-parallel worker config)",
+                      "set deployment.target: llmInferenceService (pipeline 1), or use replicas "
+                      "(scaling.minReplicas) with parallelism.data: 1 inside each replica")
 
 
 @rule("LD802")
@@ -711,3 +715,79 @@ def experts_divide_the_expert_group(ctx: RuleContext) -> Iterator[Finding]:
                       f"{most - 1}; the fuller GPUs bound every rank's KV cache and set the pace of each step",
                       "choose tensor × data dividing the expert count"
                       + (f" ({', '.join(map(str, good))} GPUs)" if good else ""))
+
+
+#: Flags kserve-config-llm-worker-data-parallel (config/llmisvcconfig @ v0.20.0) passes to
+#: vllm serve on the leader and the workers; the pinned engine must know them.
+DP_WORKER_FLAGS = ("--data-parallel-size-local", "--data-parallel-address", "--data-parallel-rpc-port",
+                   "--data-parallel-start-rank", "--headless", "--api-server-count")
+
+
+@rule("LD814")
+def llmisvc_data_parallel_layout(ctx: RuleContext) -> Iterator[Finding]:
+    """Data parallel across nodes on the llmInferenceService target fits what KServe v0.20.0 runs.
+
+    (``pipeline`` with ``data`` is refused by KServe's webhook on any node count: LD710.)
+
+    * Across nodes (``worker``), the LeaderWorkerSet has ``data ÷ dataLocal`` pods
+      (``GetSize``, llm_inference_service_types_func.go), so the data-parallel ranks must
+      split evenly over ``resources.nodes``: ``dataLocal = data ÷ nodes``.
+    * The ranks run the shipped ``kserve-config-llm-worker-data-parallel`` entrypoint, which
+      calls ``vllm serve`` with ``--data-parallel-size-local``, ``--data-parallel-address``,
+      ``--data-parallel-rpc-port``, ``--data-parallel-start-rank``, ``--api-server-count``
+      and (workers) ``--headless``: the engine must be vLLM and know those flags.
+
+    Fails::
+
+        resources:
+          gpu: {type: h100-sxm}
+          parallelism: {tensor: 1, data: 12, expert: true}
+          nodes: 2
+        deployment:
+          target: llmInferenceService
+
+    Passes::
+
+        resources:
+          gpu: {type: h100-sxm}
+          parallelism: {tensor: 1, data: 16, expert: true}   # 8 ranks per node
+          nodes: 2
+        deployment:
+          target: llmInferenceService
+    """
+    from ..engines import check_flag
+
+    s = ctx.spec
+    if s.deployment.target != LLMISVC_TARGET:
+        return
+    par = s.resources.parallelism
+    nodes = s.resources.nodes
+    if not renders_worker(s):
+        return
+    if par.data % nodes:
+        yield Finding(("resources", "parallelism", "data"),
+                      f"data parallel {par.data} does not split over {nodes} nodes: KServe's LeaderWorkerSet "
+                      f"has data ÷ dataLocal pods, one per node",
+                      f"use a multiple of {nodes} (e.g. {nodes * max(1, par.data // nodes)} or "
+                      f"{nodes * (par.data // nodes + 1)})")
+    if s.resources.interconnect.topology_key:
+        yield Finding(("resources", "interconnect", "topologyKey"),
+                      "KServe builds this LeaderWorkerSet itself and sets no exclusive-topology annotation or "
+                      "affinity from the LLMInferenceService: topologyKey is not applied on this target",
+                      "label or taint the nodes of one domain for this service (nodeSelector, tolerations), or "
+                      "use deployment.target: leaderWorkerSet", Severity.WARNING)
+    if s.runtime.engine != "vllm":
+        yield Finding(("runtime", "engine"),
+                      f"kserve-config-llm-worker-data-parallel runs vllm serve; {s.runtime.engine} has no "
+                      "data-parallel launcher", "use runtime.engine: vllm")
+        return
+    engine = ctx.resolved.engine
+    if engine is None:
+        return
+    for flag in DP_WORKER_FLAGS:
+        problem = check_flag(engine, flag)
+        if problem is not None and problem.severity == "error":
+            yield Finding(("runtime", "image"),
+                          f"kserve-config-llm-worker-data-parallel passes {flag}: {problem.message}",
+                          problem.hint or "pin a vLLM image that has the data-parallel launcher")
+            return

@@ -404,7 +404,9 @@ class Parallelism(_Model):
     tensor: int = Field(1, description="Tensor-parallel size (GPUs that split every layer).", ge=1, le=64)
     pipeline: int = Field(1, description="Pipeline-parallel size (stages of consecutive layers).", ge=1, le=64)
     data: int = Field(
-        1, description="Data-parallel engine replicas inside one pod (vLLM `--data-parallel-size`).", ge=1, le=64
+        1, description="Data-parallel engines of one replica (vLLM `--data-parallel-size`), each with its own KV "
+        "cache; a MoE model's experts are spread over tensor × data GPUs. Across nodes: the "
+        "`llmInferenceService` target's `worker` (docs/topologies.md).", ge=1, le=64
     )
     expert: bool = Field(False, description="Expert parallelism for MoE models (`--enable-expert-parallel`).")
     tensor_across_nodes: bool = Field(
@@ -485,8 +487,8 @@ class Resources(_Model):
         description=(
             "Nodes one replica spans. Above 1 each node runs one pod with tensor × pipeline ÷ nodes "
             "GPUs (tensor parallel inside a node, pipeline stages across nodes); needs "
-            "`deployment.target: leaderWorkerSet` or `inferenceService` (KServe's workerSpec; "
-            "docs/topologies.md)."
+            "`deployment.target: leaderWorkerSet` or `inferenceService` (KServe's workerSpec), or "
+            "data parallel over the nodes on `llmInferenceService` (its `worker`; docs/topologies.md)."
         ),
         ge=1,
         le=64,
