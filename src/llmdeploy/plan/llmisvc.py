@@ -43,7 +43,7 @@ from typing import Any
 
 from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
-from . import disagg, rewrite
+from . import disagg, kvevents, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .model import Manifest, Plan, PlanContext, Section
 
@@ -57,6 +57,7 @@ LORA_AFFINITY_DEFAULT_WEIGHT = 4
 # Spec scorer → llm-d router plugin type (llm-d-router v0.9.0 pkg/epp/framework/plugins/scheduling/scorer).
 SCORER_PLUGINS = {
     "prefixCache": "prefix-cache-scorer",
+    "precisePrefixCache": kvevents.PRECISE_PLUGIN,
     "kvCacheUtilization": "kv-cache-utilization-scorer",
     "queue": "queue-scorer",
     "loraAffinity": "lora-affinity-scorer",
@@ -122,6 +123,9 @@ def epp_config(ctx: PlanContext) -> dict[str, Any]:
         if kind == "prefixCache":
             plugin["parameters"] = {"blockSizeTokens": ctx.spec.router.prefix_block_size or engine_block_size(ctx),
                                     "maxPrefixTokensToMatch": ctx.spec.runtime.max_model_len}
+        elif kind == kvevents.PRECISE:
+            plugin["parameters"] = kvevents.scorer_parameters(
+                ctx, ctx.spec.router.prefix_block_size or engine_block_size(ctx))
         plugins.append(plugin)
         refs.append({"pluginRef": SCORER_PLUGINS[kind], "weight": weight})
     plugins.append({"type": "max-score-picker"})
@@ -254,14 +258,18 @@ def _template(ctx: PlanContext, engine: EnginePlan) -> dict[str, Any]:
     """The pod spec: the engine plan's container as ``main`` and its pod settings."""
     # The preset passes --served-model-name from spec.model.name (with its publishers/ alias).
     args = [a for a in engine.args if not a.startswith("--served-model-name=")]
+    env = [dict(e) for e in engine.env]
+    if kvevents.uses_precise(ctx):  # router.scorers: precisePrefixCache (plan/kvevents.py)
+        args += kvevents.engine_args(ctx)
+        env += kvevents.engine_env()
     main: dict[str, Any] = {
         "name": eff.MAIN_CONTAINER,
         "image": engine.image,
         "args": args,
         "ports": [{"name": engine.port_name, "containerPort": engine.port, "protocol": "TCP"}],
     }
-    if engine.env:
-        main["env"] = [dict(e) for e in engine.env]
+    if env:
+        main["env"] = env
     main.update({
         "resources": engine.resources,
         "startupProbe": engine.startup_probe,
@@ -593,6 +601,10 @@ def build_plan(ctx: PlanContext) -> Plan:
         disagg.scale_roles(ctx, sections[0])
         manifests += [m for m in (disagg.role_alerts(ctx), disagg.role_dashboard(ctx)) if m is not None]
         notes.append(disagg.note(ctx))
+    if kvevents.uses_precise(ctx):
+        sections[2].manifests = kvevents.open_network_policy(sections[2].manifests)
+        notes.append(f"router: precise-prefix-cache-scorer subscribes to vLLM's KV events on every pod "
+                     f"(ZMQ tcp/{kvevents.KV_EVENTS_PORT}, hash seed {kvevents.HASH_SEED})")
     for s in sections:
         manifests.extend(s.manifests)
         notes.extend(s.notes)

@@ -629,3 +629,52 @@ def model_rewrites_reach_served_models(ctx: RuleContext) -> Iterable[Finding]:
                               f"rewrite target {t.model!r} is not served by the engines (they serve "
                               f"{', '.join(sorted(served))}): every request for {r.model!r} routed there fails",
                               "name the served model or one of model.loras")
+
+
+KV_EVENTS_FLAG = "--kv-events-config"
+
+
+@rule("LD725")
+def precise_prefix_scorer_needs_kv_events(ctx: RuleContext) -> Iterable[Finding]:
+    """The `precisePrefixCache` scorer needs a vLLM that publishes KV-cache events, with prefix caching on.
+
+    llm-d's `precise-prefix-cache-scorer` indexes the blocks each pod holds from vLLM's
+    KV-cache events (llm-d-inference-scheduler v0.8.0 `docs/architecture.md`,
+    `preciseprefixcache/precise_prefix_cache.go`); vLLM publishes them over ZMQ when started
+    with `--kv-events-config` (vllm#16750, first in 0.9.0; `engines/vllm.yaml` has the flag's
+    release), and only for blocks its prefix cache keeps. llmdeploy renders the flag, the
+    pod IP and hash seed and opens the NetworkPolicy to the picker's subscriptions on TCP
+    5556 (plan/kvevents.py). Refused: a pinned vLLM without the flag (the engine would
+    refuse it at start), another engine, prefix caching off (no events, so no hits), or a
+    disaggregated service (llmdeploy renders the precise scorer in the single-profile
+    picker only). On the inferenceService target there is no picker (LD708 warns).
+
+    Fails::
+
+        runtime: {image: vllm/vllm-openai:v0.8.5}
+        router: {scorers: [{type: precisePrefixCache}]}
+    """
+    s = ctx.spec
+    scorers = s.router.scorers or []
+    idx = next((i for i, sc in enumerate(scorers) if sc.type == "precisePrefixCache"), None)
+    if idx is None or not _llm(ctx):
+        return
+    where = ("router", "scorers", idx, "type")
+    engine = ctx.resolved.engine
+    if s.runtime.engine != "vllm":
+        yield Finding(where, f"the precise prefix-cache scorer reads vLLM's KV-cache events; {s.runtime.engine} "
+                      "publishes none", "use the prefixCache scorer")
+        return
+    if engine is not None and not engine.flag_available(KV_EVENTS_FLAG):
+        fi = engine.flag(KV_EVENTS_FLAG)
+        since = f"vLLM {fi.added} or later" if fi is not None and fi.added else "a vLLM release that has it"
+        yield Finding(where, f"vLLM {engine.version} has no {KV_EVENTS_FLAG}: it publishes no KV-cache events for "
+                      "the precise prefix-cache scorer (and would refuse the flag at start)",
+                      f"pin {since} (runtime.image), or use the prefixCache scorer")
+    if s.runtime.prefix_caching is False:
+        yield Finding(("runtime", "prefixCaching"), "the precise prefix-cache scorer indexes the blocks vLLM's "
+                      "prefix cache keeps, but prefix caching is off: no events, no hits",
+                      "set runtime.prefixCaching: true")
+    if s.disaggregation is not None:
+        yield Finding(where, "llmdeploy renders the precise prefix-cache scorer for an aggregated pool only; the "
+                      "P/D profiles use the prefixCache scorer", "use the prefixCache scorer with disaggregation")

@@ -843,7 +843,8 @@ class Monitoring(_Model):
 # --------------------------------------------------------------------------- router
 
 
-ScorerType = Literal["prefixCache", "kvCacheUtilization", "queue", "loraAffinity", "activeRequest", "noHitLru"]
+ScorerType = Literal["prefixCache", "precisePrefixCache", "kvCacheUtilization", "queue", "loraAffinity",
+                     "activeRequest", "noHitLru"]
 
 
 class RouterScorer(_Model):
@@ -851,7 +852,9 @@ class RouterScorer(_Model):
 
     type: ScorerType = Field(
         description=(
-            "`prefixCache` (the replica that already holds the prompt's prefix), `kvCacheUtilization` "
+            "`prefixCache` (the replica that already holds the prompt's prefix, as the picker estimates it), "
+            "`precisePrefixCache` (the same from vLLM's own KV-cache events: vLLM ≥ 0.9 publishes them over "
+            "ZMQ, llmdeploy sets `--kv-events-config`), `kvCacheUtilization` "
             "(free KV cache), `queue` (short queue), `loraAffinity` (the adapter is loaded), "
             "`activeRequest` (fewest requests in flight), `noHitLru` (spread cold prompts)."
         ),
