@@ -202,6 +202,8 @@ def _router(ctx: PlanContext, name: str | None = None,
                              "name": pool_name(ctx)}],
             "timeouts": {"request": timeout, "backendRequest": timeout},
         }]
+        if renders_candidate(ctx):
+            route_spec["rules"] = _split_rules(ctx, route_spec["rules"][0])
         route = {"metadata": ctx.metadata(route_name(ctx), component="route"), "spec": route_spec}
         cm = {"metadata": ctx.metadata(epp_configmap_name(ctx), component="endpoint-picker"),
               "data": {EPP_CONFIG_KEY: _epp_config_text(ctx)}}
@@ -484,11 +486,70 @@ def llmisvc_manifest(ctx: PlanContext, engine: EnginePlan, router: dict[str, Any
 
 
 def renders_candidate(ctx: PlanContext) -> bool:
-    """A canary or blue/green on this target: a second LLMInferenceService in the route group."""
+    """A second LLMInferenceService: a canary or blue/green in KServe's route group (managed pool),
+    or a canary, blue/green or A/B test between two InferencePools of llmdeploy's HTTPRoute (explicit pool)."""
     from . import rollout
 
-    return rollout.renders_candidate(ctx) and ctx.spec.rollout.strategy in ("canary", "blueGreen") \
-        and ctx.spec.router.pool == "managed"
+    strategies = ("canary", "blueGreen") if ctx.spec.router.pool == "managed" else ("canary", "blueGreen", "abTest")
+    return rollout.renders_candidate(ctx) and ctx.spec.rollout.strategy in strategies
+
+
+# --------------------------------------------------------------------------- explicit-pool rollouts
+
+
+def _pool_ref(name: str, weight: int | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": name}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def _split_rules(ctx: PlanContext, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTPRoute rules of an explicit-pool rollout: by weight (canary, blue/green) or by header (A/B).
+
+    Gateway API ``HTTPRoute``: ``backendRefs[].weight`` splits a rule's requests
+    proportionally; a rule whose ``matches`` also names a header wins over the plain
+    path rule (more matching criteria take precedence), so the header's requests go to
+    the candidate's pool and all others to the stable one.
+    """
+    from . import rollout
+
+    r = ctx.spec.rollout
+    cand_pool = eff.inference_pool_name(rollout.candidate_name(ctx))
+    if r.strategy == "abTest":
+        match = {**base["matches"][0], "headers": [{"type": "Exact", "name": r.header, "value": r.header_value}]}
+        return [{**base, "matches": [match], "backendRefs": [_pool_ref(cand_pool)]}, base]
+    stable_w, cand_w = route_weights(ctx)
+    return [{**base, "backendRefs": [_pool_ref(pool_name(ctx), stable_w), _pool_ref(cand_pool, cand_w)]}]
+
+
+def _candidate_pool(ctx: PlanContext, name: str) -> tuple[dict[str, Any], list[Manifest]]:
+    """The candidate's InferencePool (its pods, its own picker) and picker config, on the stable's HTTPRoute."""
+    r = ctx.spec.router
+    cpool = eff.inference_pool_name(name)
+    pool = {
+        "metadata": ctx.metadata(cpool, component="inference-pool"),
+        "spec": {
+            "selector": {"matchLabels": eff.workload_selector(name)},
+            "targetPorts": [{"number": LLMISVC_ENGINE_PORT}],
+            "endpointPickerRef": {"kind": "Service", "name": r.candidate_epp_service or "",
+                                  "port": {"number": eff.EPP_GRPC_PORT}, "failureMode": "FailOpen"},
+        },
+    }
+    cm = {"metadata": ctx.metadata(f"{name}-epp-config", component="endpoint-picker"),
+          "data": {EPP_CONFIG_KEY: _epp_config_text(ctx)}}
+    manifests = [
+        Manifest("llmisvc/inferencepool.yaml.j2", "InferencePool", cpool, pool, namespace=ctx.namespace,
+                 aliases=("pool", "router")),
+        Manifest("llmisvc/epp-configmap.yaml.j2", "ConfigMap", f"{name}-epp-config", cm, namespace=ctx.namespace,
+                 aliases=("epp", "router")),
+    ]
+    router: dict[str, Any] = {"route": {"http": {"refs": [{"name": route_name(ctx)}]}},
+                              "scheduler": {"pool": {"ref": {"name": cpool}}}}
+    gateway_refs = _gateway_refs(ctx)
+    if gateway_refs:
+        router["gateway"] = {"refs": gateway_refs}
+    return router, manifests
 
 
 def route_weights(ctx: PlanContext) -> tuple[int, int]:
@@ -524,11 +585,22 @@ def _candidate(ctx: PlanContext, scale: Section) -> tuple[list[Manifest], list[s
     if ctx.spec.scaling.autoscaler != "keda":
         extra["replicas"] = section.predictor.get("minReplicas", 1)
     _, weight = route_weights(ctx)
-    router, manifests = _router(cctx, name, {"group": ctx.name, "weight": weight})
+    explicit = ctx.spec.router.pool == "explicit"
+    if explicit:
+        router, manifests = _candidate_pool(cctx, name)
+    else:
+        router, manifests = _router(cctx, name, {"group": ctx.name, "weight": weight})
     manifests.append(llmisvc_manifest(cctx, cengine, router, extra, name=name, component="candidate"))
     manifests.extend(section.manifests)
     r = ctx.spec.rollout
-    if r.strategy == "canary":
+    if explicit:
+        how = (f"requests with header {r.header}: {r.header_value}" if r.strategy == "abTest"
+               else f"{weight} % of requests")
+        note = (f"rollout: {r.strategy}: HTTPRoute {route_name(ctx)} sends {how} to InferencePool "
+                f"{eff.inference_pool_name(name)} (LLMInferenceService {name}); promote by copying the candidate "
+                "into the spec and setting strategy rolling, roll back with "
+                + ("strategy rolling (the header route goes away)" if r.strategy == "abTest" else "trafficPercent 0"))
+    elif r.strategy == "canary":
         note = (f"rollout: canary: KServe's route group {ctx.name} sends {r.traffic_percent} % of requests to "
                 f"LLMInferenceService {name}; promote by copying the candidate into the spec and setting strategy "
                 "rolling, roll back with trafficPercent 0")

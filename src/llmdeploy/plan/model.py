@@ -182,7 +182,7 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-_HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"))
+_HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"), ("router", "candidateEppService"))
 
 
 def spec_hash(spec: LLMService) -> str:

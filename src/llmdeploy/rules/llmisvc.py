@@ -94,36 +94,44 @@ def llm_target_scaling(ctx: RuleContext) -> Iterable[Finding]:
 
 @rule("LD704")
 def llm_target_rollout(ctx: RuleContext) -> Iterable[Finding]:
-    """An A/B test, or a rollout with an explicit pool, is not rendered for the llmInferenceService target.
+    """A rollout on the llmInferenceService target: how the split is rendered, and what it needs.
 
-    On this target a canary or blue/green is a second LLMInferenceService in the same
-    KServe route group (`router.route.group`/`weight`): every member's managed HTTPRoute
-    carries weighted backendRefs to all members that serve the same model names
-    (router_group.go injectGroupBackendRefs @ v0.20.0). The group splits by weight only,
-    so an A/B test by header has no equivalent, and with `router.pool: explicit` there is
-    no managed route to group. `rollout.gateway`, `header` and `headerValue` have no
-    effect on this target (the route is on `router.gateway`), which is a warning.
+    With `router.pool: managed` a canary or blue/green is a second LLMInferenceService in
+    the same KServe route group (`router.route.group`/`weight`): every member's managed
+    HTTPRoute carries weighted backendRefs to all members that serve the same model names
+    (router_group.go injectGroupBackendRefs @ v0.20.0). The group splits by weight only, so
+    an A/B test by header needs `router.pool: explicit`: llmdeploy then renders the
+    candidate's own InferencePool and splits its HTTPRoute by `backendRefs[].weight`
+    (canary, blue/green) or by a rule matching `rollout.header` (A/B test, Gateway API
+    HTTPRoute v1). A picker serves one pool (InferencePool v1 `endpointPickerRef`), so
+    the candidate's pool needs `router.candidateEppService`. Settings no rendering uses
+    are warnings: `rollout.gateway` (the route is on `router.gateway`), `header` and
+    `headerValue` outside an explicit-pool A/B test, `router.candidateEppService` without
+    an explicit-pool rollout.
     """
     if not _llm(ctx):
         return
     r = ctx.spec.rollout
-    if r.strategy == "abTest":
-        yield Finding(("rollout", "strategy"), "an A/B test by header is not rendered for an LLMInferenceService "
+    explicit = ctx.spec.router.pool == "explicit"
+    rollout_on = r.strategy != "rolling" and r.candidate is not None
+    if r.strategy == "abTest" and not explicit:
+        yield Finding(("rollout", "strategy"), "an A/B test by header is not rendered with router.pool: managed "
                       "(KServe's route group splits by weight only)",
-                      "use rollout.strategy: canary, or deployment.target: inferenceService for a header split")
+                      "set router.pool: explicit (llmdeploy's HTTPRoute matches the header), or use strategy canary")
         return
-    if r.strategy != "rolling" and ctx.spec.router.pool == "explicit":
-        yield Finding(("rollout", "strategy"), f"a {r.strategy} with router.pool: explicit is not rendered "
-                      "(the split lives in KServe's managed route group)",
-                      "use router.pool: managed for a canary or blue/green on this target")
-        return
-    # Settings that only the InferenceService target's HTTPRoute uses (KServe's route group
-    # splits by weight on the router's gateway).
-    for key in ("gateway", "header", "headerValue"):
+    if explicit and rollout_on and not ctx.spec.router.candidate_epp_service:
+        yield Finding(("router",), f"a {r.strategy} with router.pool: explicit gives the candidate its own "
+                      "InferencePool, whose endpoint picker is not named",
+                      "set router.candidateEppService to the Service of the candidate pool's endpoint picker")
+    if ctx.spec.router.candidate_epp_service and not (explicit and rollout_on):
+        yield Finding(("router", "candidateEppService"), "router.candidateEppService is only used by a rollout "
+                      "with router.pool: explicit", "remove router.candidateEppService", Severity.WARNING, key=True)
+    unused = ["gateway"] + ([] if explicit and r.strategy == "abTest" else ["header", "headerValue"])
+    for key in unused:
         if ctx.user_set(("rollout", key)):
             yield Finding(("rollout", key), f"rollout.{key} has no effect on the llmInferenceService target "
-                          "(KServe's route group splits by weight on router.gateway)", f"remove rollout.{key}",
-                          Severity.WARNING, key=True)
+                          "(the route is on router.gateway; the header only in an explicit-pool A/B test)",
+                          f"remove rollout.{key}", Severity.WARNING, key=True)
 
 
 @rule("LD705")

@@ -935,6 +935,13 @@ class Router(_Model):
     epp_service: DNS1123Label | None = Field(
         None, description="`explicit` pool: the Service of the cluster's endpoint picker (gRPC port 9002)."
     )
+    candidate_epp_service: DNS1123Label | None = Field(
+        None,
+        description=(
+            "`explicit` pool with a canary, A/B test or blue/green: the Service of the endpoint picker of the "
+            "candidate's own InferencePool (a picker serves one pool)."
+        ),
+    )
     epp_metrics_token: SecretKeyRef | None = Field(
         None,
         description=(
