@@ -81,3 +81,34 @@ def test_explicit_rollout_without_the_candidate_picker_is_refused() -> None:
                            rollout={"strategy": "canary", "candidate": CAND}))
     ld = [d for d in res.diagnostics if d.rule == "LD704"]
     assert ld and ld[0].is_error and "candidateEppService" in (ld[0].hint or "")
+
+
+def test_managed_canary_monitors_both_pickers(shared_crds: Path) -> None:
+    res = render(spec_text(profile="production",
+                           router={"eppMetricsToken": {"name": "epp-token", "key": "token"}},
+                           deployment={"target": "llmInferenceService",
+                                       "networkPolicy": {"allowFromNamespaces": ["gateway-system"]}},
+                           rollout={"strategy": "canary", "candidate": CAND, "trafficPercent": 10}),
+                 crds=shared_crds)
+    objs = objects(res)
+    pm = next(o for o in objs if o["kind"] == "PodMonitor" and o["metadata"]["name"] == "chat-epp")
+    sel = pm["spec"]["selector"]
+    assert sel["matchExpressions"] == [{"key": "app.kubernetes.io/name", "operator": "In",
+                                        "values": ["chat", "chat-canary"]}]
+    assert "app.kubernetes.io/name" not in sel["matchLabels"]
+    rules = next(o for o in objs if o["kind"] == "PrometheusRule" and o["metadata"]["name"] == "chat-router-rules")
+    alerts = {a["alert"]: a["expr"] for g in rules["spec"]["groups"] for a in g["rules"] if "alert" in a}
+    down = alerts["LLMServiceRouterDown"]
+    assert 'pod=~"chat-kserve-router-scheduler-' in down and 'pod=~"chat-canary-kserve-router-scheduler-' in down
+    assert " or " in down
+    assert alerts["LLMServiceRouterNoEndpoints"].startswith("max by (name) (")
+    assert 'name=~"chat-inference-pool|chat-canary-inference-pool"' in alerts["LLMServiceRouterNoEndpoints"]
+    assert "(chat-kserve-router-scheduler|chat-canary-kserve-router-scheduler)" in \
+        alerts["LLMServiceRouterSchedulingFailures"]
+
+
+def test_without_a_candidate_the_picker_monitoring_is_unchanged() -> None:
+    objs = objects(render(spec_text(router={"eppMetricsToken": {"name": "epp-token", "key": "token"}})))
+    pm = next(o for o in objs if o["kind"] == "PodMonitor" and o["metadata"]["name"] == "chat-epp")
+    assert "matchExpressions" not in pm["spec"]["selector"]
+    assert pm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "chat"

@@ -349,18 +349,18 @@ def router_monitoring(ctx: PlanContext) -> list[Manifest]:
     if r.pool != "managed" or r.epp_metrics_token is None or not mon.enabled:
         return []
     extra = dict(sorted(mon.labels.items()))
+    names = _picker_names(ctx)
     name = f"{ctx.name}-epp"
     endpoint = {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": mon.scrape_interval,
                 "authorization": {"type": "Bearer", "credentials": {"name": r.epp_metrics_token.name,
                                                                     "key": r.epp_metrics_token.key}}}
     pm = {"metadata": ctx.metadata(name, component="metrics", labels=extra),
-          "spec": {"selector": {"matchLabels": eff.scheduler_labels(ctx.name)},
+          "spec": {"selector": _picker_selector(names),
                    "namespaceSelector": {"matchNames": [ctx.namespace]},
                    "podMetricsEndpoints": [endpoint]}}
     out = [Manifest("monitoring/podmonitor.yaml.j2", "PodMonitor", name, pm, namespace=ctx.namespace,
                     aliases=("podmonitor", "monitoring", "router"))]
-    pods = f'{eff.scheduler_deployment_name(ctx.name)}-[a-z0-9]+-[a-z0-9]+'
-    sel = f'namespace="{ctx.namespace}",pod=~"{pods}"'
+    sel = f'namespace="{ctx.namespace}",pod=~"{_picker_pods(names)}"'
     window = "5m"
     base = f"llmdeploy.{ctx.namespace}.{ctx.name}.router"
     service = {"inferenceservice": ctx.name}
@@ -383,12 +383,15 @@ def router_monitoring(ctx: PlanContext) -> list[Manifest]:
                                 "runbook_url": f"{runbooks}#{alert_name.lower()}"}}
 
     alerts = [
-        alert("LLMServiceRouterDown", f"absent({EPP_INFO}{{{sel}}})", "critical",
-              f"{who}: the endpoint picker is not scraped",
+        alert("LLMServiceRouterDown", " or ".join(
+            f'absent({EPP_INFO}{{namespace="{ctx.namespace}",pod=~"{_picker_pods([n])}"}})' for n in names),
+              "critical", f"{who}: the endpoint picker is not scraped" + (
+                  " (stable's or candidate's)" if len(names) > 1 else ""),
               "No endpoint picker pod answers its metrics scrape: requests through the gateway fail "
               "(FailOpen pools fall back to any pod)."),
         alert("LLMServiceRouterNoEndpoints",
-              f'max({EPP_READY_ENDPOINTS}{{{sel},name="{pool_name(ctx)}"}}) < 1', "critical",
+              ("max by (name) " if len(names) > 1 else "max")
+              + f"({EPP_READY_ENDPOINTS}{{{sel},{_pools_matcher(names)}}}) < 1", "critical",
               f"{who}: the InferencePool has no ready endpoint",
               "The endpoint picker sees no ready engine pod in the pool: check the pool selector, the "
               "engine pods' readiness and the NetworkPolicy."),
@@ -413,12 +416,38 @@ def router_monitoring(ctx: PlanContext) -> list[Manifest]:
     return out
 
 
+def _picker_names(ctx: PlanContext) -> list[str]:
+    """The LLMInferenceServices whose managed pickers are monitored: the service, and its candidate
+    during a managed-pool canary or blue/green (each member of the route group has its own picker)."""
+    from . import rollout
+
+    return [ctx.name, rollout.candidate_name(ctx)] if renders_candidate(ctx) else [ctx.name]
+
+
+def _picker_selector(names: list[str]) -> dict[str, Any]:
+    if len(names) == 1:
+        return {"matchLabels": eff.scheduler_labels(names[0])}
+    labels = {k: v for k, v in eff.scheduler_labels(names[0]).items() if k != eff.APP_NAME}
+    return {"matchLabels": labels, "matchExpressions": [{"key": eff.APP_NAME, "operator": "In", "values": names}]}
+
+
+def _picker_pods(names: list[str]) -> str:
+    deps = [eff.scheduler_deployment_name(n) for n in names]
+    head = deps[0] if len(deps) == 1 else f"({'|'.join(deps)})"
+    return f"{head}-[a-z0-9]+-[a-z0-9]+"
+
+
+def _pools_matcher(names: list[str]) -> str:
+    pools = [eff.inference_pool_name(n) for n in names]
+    return f'name="{pools[0]}"' if len(pools) == 1 else f'name=~"{"|".join(pools)}"'
+
+
 def router_dashboard_manifest(ctx: PlanContext, sel: str, window: str) -> Manifest:
     """A Grafana dashboard of the endpoint picker beside the engine's: hit rate, scoring, queue, endpoints."""
     from .dashboard import SCHEMA_VERSION, _Layout, _stat, _timeseries, dashboard_uid
 
     d = ctx.spec.monitoring.dashboard
-    pool = f'{sel},name="{pool_name(ctx)}"'
+    pool = f'{sel},{_pools_matcher(_picker_names(ctx))}'
     hit = (f"sum(rate({EPP_CACHED_TOKENS}_sum{{{sel}}}[{window}])) / "
            f"sum(rate({EPP_INPUT_TOKENS}_sum{{{sel}}}[{window}]))")
     latency = f"histogram_quantile(0.95, sum by (le) (rate({EPP_SCHEDULER_LATENCY}_bucket{{{sel}}}[{window}])))"
