@@ -345,7 +345,7 @@ def test_pools_reads_managed_and_explicit() -> None:
     ({"rollout": {"strategy": "abTest", "candidate": {"image": "vllm/vllm-openai:v0.11.0"}}}, "LD704",
      "rollout.strategy"),
     ({"rollout": {"strategy": "canary", "candidate": {"image": "vllm/vllm-openai:v0.11.0"}},
-      "router": {"pool": "explicit", "eppService": "epp", "gateway": {"name": "gw"}}}, "LD704", "rollout.strategy"),
+      "router": {"pool": "explicit", "eppService": "epp", "gateway": {"name": "gw"}}}, "LD704", "router"),
     ({"model": {"storageUri": "gs://bucket/llama"}}, "LD705", "model.storageUri"),
     ({"model": {"loras": [{"name": "a", "storageUri": "oci://reg/a", "rank": 8}]}}, "LD705",
      "model.loras[0].storageUri"),

@@ -233,6 +233,7 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "router.prefixBlockSize": ({}, {"router.prefixBlockSize": 32}, "LD707"),
     "router.schedulerReplicas": ({}, {"router.schedulerReplicas": 2}, M),
     "router.eppService": ({}, {"router.eppService": "epp"}, "LD708"),
+    "router.candidateEppService": ({}, {"router.candidateEppService": "epp-canary"}, "LD704"),
     "router.eppMetricsToken.name": ({"router.eppMetricsToken": {"name": "epp-token", "key": "token"}},
                                     {"router.eppMetricsToken.name": "other-token"}, M),
     "router.eppMetricsToken.key": ({"router.eppMetricsToken": {"name": "epp-token", "key": "token"}},

@@ -84,9 +84,10 @@ def test_an_unset_section_keeps_the_spec_hash() -> None:
     spec = LLMService.model_validate(data)
     dumped = spec.model_dump(mode="json", by_alias=True)
     assert dumped["router"]["modelRewrites"] == [] and dumped["disaggregation"] is None
+    assert dumped["router"]["candidateEppService"] is None
     import hashlib
     import json
 
-    del dumped["router"]["modelRewrites"], dumped["disaggregation"]
+    del dumped["router"]["modelRewrites"], dumped["disaggregation"], dumped["router"]["candidateEppService"]
     expected = hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     assert spec_hash(spec) == expected

@@ -43,7 +43,7 @@ from typing import Any
 
 from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
-from . import disagg, rewrite
+from . import disagg, kvevents, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .llmisvc_worker import data_local, group_engine, renders_worker, worker_pod
 from .llmisvc_worker import finish as finish_group
@@ -59,6 +59,7 @@ LORA_AFFINITY_DEFAULT_WEIGHT = 4
 # Spec scorer → llm-d router plugin type (llm-d-router v0.9.0 pkg/epp/framework/plugins/scheduling/scorer).
 SCORER_PLUGINS = {
     "prefixCache": "prefix-cache-scorer",
+    "precisePrefixCache": kvevents.PRECISE_PLUGIN,
     "kvCacheUtilization": "kv-cache-utilization-scorer",
     "queue": "queue-scorer",
     "loraAffinity": "lora-affinity-scorer",
@@ -124,6 +125,9 @@ def epp_config(ctx: PlanContext) -> dict[str, Any]:
         if kind == "prefixCache":
             plugin["parameters"] = {"blockSizeTokens": ctx.spec.router.prefix_block_size or engine_block_size(ctx),
                                     "maxPrefixTokensToMatch": ctx.spec.runtime.max_model_len}
+        elif kind == kvevents.PRECISE:
+            plugin["parameters"] = kvevents.scorer_parameters(
+                ctx, ctx.spec.router.prefix_block_size or engine_block_size(ctx))
         plugins.append(plugin)
         refs.append({"pluginRef": SCORER_PLUGINS[kind], "weight": weight})
     plugins.append({"type": "max-score-picker"})
@@ -200,6 +204,8 @@ def _router(ctx: PlanContext, name: str | None = None,
                              "name": pool_name(ctx)}],
             "timeouts": {"request": timeout, "backendRequest": timeout},
         }]
+        if renders_candidate(ctx):
+            route_spec["rules"] = _split_rules(ctx, route_spec["rules"][0])
         route = {"metadata": ctx.metadata(route_name(ctx), component="route"), "spec": route_spec}
         cm = {"metadata": ctx.metadata(epp_configmap_name(ctx), component="endpoint-picker"),
               "data": {EPP_CONFIG_KEY: _epp_config_text(ctx)}}
@@ -257,14 +263,18 @@ def _template(ctx: PlanContext, engine: EnginePlan) -> dict[str, Any]:
     """The pod spec: the engine plan's container as ``main`` and its pod settings."""
     # The preset passes --served-model-name from spec.model.name (with its publishers/ alias).
     args = [a for a in engine.args if not a.startswith("--served-model-name=")]
+    env = [dict(e) for e in engine.env]
+    if kvevents.uses_precise(ctx):  # router.scorers: precisePrefixCache (plan/kvevents.py)
+        args += kvevents.engine_args(ctx)
+        env += kvevents.engine_env()
     main: dict[str, Any] = {
         "name": eff.MAIN_CONTAINER,
         "image": engine.image,
         "args": args,
         "ports": [{"name": engine.port_name, "containerPort": engine.port, "protocol": "TCP"}],
     }
-    if engine.env:
-        main["env"] = [dict(e) for e in engine.env]
+    if env:
+        main["env"] = env
     main.update({
         "resources": engine.resources,
         "startupProbe": engine.startup_probe,
@@ -342,18 +352,18 @@ def router_monitoring(ctx: PlanContext) -> list[Manifest]:
     if r.pool != "managed" or r.epp_metrics_token is None or not mon.enabled:
         return []
     extra = dict(sorted(mon.labels.items()))
+    names = _picker_names(ctx)
     name = f"{ctx.name}-epp"
     endpoint = {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": mon.scrape_interval,
                 "authorization": {"type": "Bearer", "credentials": {"name": r.epp_metrics_token.name,
                                                                     "key": r.epp_metrics_token.key}}}
     pm = {"metadata": ctx.metadata(name, component="metrics", labels=extra),
-          "spec": {"selector": {"matchLabels": eff.scheduler_labels(ctx.name)},
+          "spec": {"selector": _picker_selector(names),
                    "namespaceSelector": {"matchNames": [ctx.namespace]},
                    "podMetricsEndpoints": [endpoint]}}
     out = [Manifest("monitoring/podmonitor.yaml.j2", "PodMonitor", name, pm, namespace=ctx.namespace,
                     aliases=("podmonitor", "monitoring", "router"))]
-    pods = f'{eff.scheduler_deployment_name(ctx.name)}-[a-z0-9]+-[a-z0-9]+'
-    sel = f'namespace="{ctx.namespace}",pod=~"{pods}"'
+    sel = f'namespace="{ctx.namespace}",pod=~"{_picker_pods(names)}"'
     window = "5m"
     base = f"llmdeploy.{ctx.namespace}.{ctx.name}.router"
     service = {"inferenceservice": ctx.name}
@@ -376,12 +386,15 @@ def router_monitoring(ctx: PlanContext) -> list[Manifest]:
                                 "runbook_url": f"{runbooks}#{alert_name.lower()}"}}
 
     alerts = [
-        alert("LLMServiceRouterDown", f"absent({EPP_INFO}{{{sel}}})", "critical",
-              f"{who}: the endpoint picker is not scraped",
+        alert("LLMServiceRouterDown", " or ".join(
+            f'absent({EPP_INFO}{{namespace="{ctx.namespace}",pod=~"{_picker_pods([n])}"}})' for n in names),
+              "critical", f"{who}: the endpoint picker is not scraped" + (
+                  " (stable's or candidate's)" if len(names) > 1 else ""),
               "No endpoint picker pod answers its metrics scrape: requests through the gateway fail "
               "(FailOpen pools fall back to any pod)."),
         alert("LLMServiceRouterNoEndpoints",
-              f'max({EPP_READY_ENDPOINTS}{{{sel},name="{pool_name(ctx)}"}}) < 1', "critical",
+              ("max by (name) " if len(names) > 1 else "max")
+              + f"({EPP_READY_ENDPOINTS}{{{sel},{_pools_matcher(names)}}}) < 1", "critical",
               f"{who}: the InferencePool has no ready endpoint",
               "The endpoint picker sees no ready engine pod in the pool: check the pool selector, the "
               "engine pods' readiness and the NetworkPolicy."),
@@ -406,12 +419,38 @@ def router_monitoring(ctx: PlanContext) -> list[Manifest]:
     return out
 
 
+def _picker_names(ctx: PlanContext) -> list[str]:
+    """The LLMInferenceServices whose managed pickers are monitored: the service, and its candidate
+    during a managed-pool canary or blue/green (each member of the route group has its own picker)."""
+    from . import rollout
+
+    return [ctx.name, rollout.candidate_name(ctx)] if renders_candidate(ctx) else [ctx.name]
+
+
+def _picker_selector(names: list[str]) -> dict[str, Any]:
+    if len(names) == 1:
+        return {"matchLabels": eff.scheduler_labels(names[0])}
+    labels = {k: v for k, v in eff.scheduler_labels(names[0]).items() if k != eff.APP_NAME}
+    return {"matchLabels": labels, "matchExpressions": [{"key": eff.APP_NAME, "operator": "In", "values": names}]}
+
+
+def _picker_pods(names: list[str]) -> str:
+    deps = [eff.scheduler_deployment_name(n) for n in names]
+    head = deps[0] if len(deps) == 1 else f"({'|'.join(deps)})"
+    return f"{head}-[a-z0-9]+-[a-z0-9]+"
+
+
+def _pools_matcher(names: list[str]) -> str:
+    pools = [eff.inference_pool_name(n) for n in names]
+    return f'name="{pools[0]}"' if len(pools) == 1 else f'name=~"{"|".join(pools)}"'
+
+
 def router_dashboard_manifest(ctx: PlanContext, sel: str, window: str) -> Manifest:
     """A Grafana dashboard of the endpoint picker beside the engine's: hit rate, scoring, queue, endpoints."""
     from .dashboard import SCHEMA_VERSION, _Layout, _stat, _timeseries, dashboard_uid
 
     d = ctx.spec.monitoring.dashboard
-    pool = f'{sel},name="{pool_name(ctx)}"'
+    pool = f'{sel},{_pools_matcher(_picker_names(ctx))}'
     hit = (f"sum(rate({EPP_CACHED_TOKENS}_sum{{{sel}}}[{window}])) / "
            f"sum(rate({EPP_INPUT_TOKENS}_sum{{{sel}}}[{window}]))")
     latency = f"histogram_quantile(0.95, sum by (le) (rate({EPP_SCHEDULER_LATENCY}_bucket{{{sel}}}[{window}])))"
@@ -482,11 +521,70 @@ def llmisvc_manifest(ctx: PlanContext, engine: EnginePlan, router: dict[str, Any
 
 
 def renders_candidate(ctx: PlanContext) -> bool:
-    """A canary or blue/green on this target: a second LLMInferenceService in the route group."""
+    """A second LLMInferenceService: a canary or blue/green in KServe's route group (managed pool),
+    or a canary, blue/green or A/B test between two InferencePools of llmdeploy's HTTPRoute (explicit pool)."""
     from . import rollout
 
-    return rollout.renders_candidate(ctx) and ctx.spec.rollout.strategy in ("canary", "blueGreen") \
-        and ctx.spec.router.pool == "managed"
+    strategies = ("canary", "blueGreen") if ctx.spec.router.pool == "managed" else ("canary", "blueGreen", "abTest")
+    return rollout.renders_candidate(ctx) and ctx.spec.rollout.strategy in strategies
+
+
+# --------------------------------------------------------------------------- explicit-pool rollouts
+
+
+def _pool_ref(name: str, weight: int | None = None) -> dict[str, Any]:
+    ref: dict[str, Any] = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": name}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def _split_rules(ctx: PlanContext, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The HTTPRoute rules of an explicit-pool rollout: by weight (canary, blue/green) or by header (A/B).
+
+    Gateway API ``HTTPRoute``: ``backendRefs[].weight`` splits a rule's requests
+    proportionally; a rule whose ``matches`` also names a header wins over the plain
+    path rule (more matching criteria take precedence), so the header's requests go to
+    the candidate's pool and all others to the stable one.
+    """
+    from . import rollout
+
+    r = ctx.spec.rollout
+    cand_pool = eff.inference_pool_name(rollout.candidate_name(ctx))
+    if r.strategy == "abTest":
+        match = {**base["matches"][0], "headers": [{"type": "Exact", "name": r.header, "value": r.header_value}]}
+        return [{**base, "matches": [match], "backendRefs": [_pool_ref(cand_pool)]}, base]
+    stable_w, cand_w = route_weights(ctx)
+    return [{**base, "backendRefs": [_pool_ref(pool_name(ctx), stable_w), _pool_ref(cand_pool, cand_w)]}]
+
+
+def _candidate_pool(ctx: PlanContext, name: str) -> tuple[dict[str, Any], list[Manifest]]:
+    """The candidate's InferencePool (its pods, its own picker) and picker config, on the stable's HTTPRoute."""
+    r = ctx.spec.router
+    cpool = eff.inference_pool_name(name)
+    pool = {
+        "metadata": ctx.metadata(cpool, component="inference-pool"),
+        "spec": {
+            "selector": {"matchLabels": eff.workload_selector(name)},
+            "targetPorts": [{"number": LLMISVC_ENGINE_PORT}],
+            "endpointPickerRef": {"kind": "Service", "name": r.candidate_epp_service or "",
+                                  "port": {"number": eff.EPP_GRPC_PORT}, "failureMode": "FailOpen"},
+        },
+    }
+    cm = {"metadata": ctx.metadata(f"{name}-epp-config", component="endpoint-picker"),
+          "data": {EPP_CONFIG_KEY: _epp_config_text(ctx)}}
+    manifests = [
+        Manifest("llmisvc/inferencepool.yaml.j2", "InferencePool", cpool, pool, namespace=ctx.namespace,
+                 aliases=("pool", "router")),
+        Manifest("llmisvc/epp-configmap.yaml.j2", "ConfigMap", f"{name}-epp-config", cm, namespace=ctx.namespace,
+                 aliases=("epp", "router")),
+    ]
+    router: dict[str, Any] = {"route": {"http": {"refs": [{"name": route_name(ctx)}]}},
+                              "scheduler": {"pool": {"ref": {"name": cpool}}}}
+    gateway_refs = _gateway_refs(ctx)
+    if gateway_refs:
+        router["gateway"] = {"refs": gateway_refs}
+    return router, manifests
 
 
 def route_weights(ctx: PlanContext) -> tuple[int, int]:
@@ -522,11 +620,22 @@ def _candidate(ctx: PlanContext, scale: Section) -> tuple[list[Manifest], list[s
     if ctx.spec.scaling.autoscaler != "keda":
         extra["replicas"] = section.predictor.get("minReplicas", 1)
     _, weight = route_weights(ctx)
-    router, manifests = _router(cctx, name, {"group": ctx.name, "weight": weight})
+    explicit = ctx.spec.router.pool == "explicit"
+    if explicit:
+        router, manifests = _candidate_pool(cctx, name)
+    else:
+        router, manifests = _router(cctx, name, {"group": ctx.name, "weight": weight})
     manifests.append(llmisvc_manifest(cctx, cengine, router, extra, name=name, component="candidate"))
     manifests.extend(section.manifests)
     r = ctx.spec.rollout
-    if r.strategy == "canary":
+    if explicit:
+        how = (f"requests with header {r.header}: {r.header_value}" if r.strategy == "abTest"
+               else f"{weight} % of requests")
+        note = (f"rollout: {r.strategy}: HTTPRoute {route_name(ctx)} sends {how} to InferencePool "
+                f"{eff.inference_pool_name(name)} (LLMInferenceService {name}); promote by copying the candidate "
+                "into the spec and setting strategy rolling, roll back with "
+                + ("strategy rolling (the header route goes away)" if r.strategy == "abTest" else "trafficPercent 0"))
+    elif r.strategy == "canary":
         note = (f"rollout: canary: KServe's route group {ctx.name} sends {r.traffic_percent} % of requests to "
                 f"LLMInferenceService {name}; promote by copying the candidate into the spec and setting strategy "
                 "rolling, roll back with trafficPercent 0")
@@ -599,6 +708,10 @@ def build_plan(ctx: PlanContext) -> Plan:
         disagg.scale_roles(ctx, sections[0])
         manifests += [m for m in (disagg.role_alerts(ctx), disagg.role_dashboard(ctx)) if m is not None]
         notes.append(disagg.note(ctx))
+    if kvevents.uses_precise(ctx):
+        sections[2].manifests = kvevents.open_network_policy(sections[2].manifests)
+        notes.append(f"router: precise-prefix-cache-scorer subscribes to vLLM's KV events on every pod "
+                     f"(ZMQ tcp/{kvevents.KV_EVENTS_PORT}, hash seed {kvevents.HASH_SEED})")
     for s in sections:
         manifests.extend(s.manifests)
         notes.extend(s.notes)

@@ -182,7 +182,8 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-_HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"), ("resources", "calibration"))
+_HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"), ("router", "candidateEppService"),
+                         ("resources", "calibration"))
 
 
 def spec_hash(spec: LLMService) -> str:

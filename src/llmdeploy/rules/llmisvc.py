@@ -99,36 +99,44 @@ def llm_target_scaling(ctx: RuleContext) -> Iterable[Finding]:
 
 @rule("LD704")
 def llm_target_rollout(ctx: RuleContext) -> Iterable[Finding]:
-    """An A/B test, or a rollout with an explicit pool, is not rendered for the llmInferenceService target.
+    """A rollout on the llmInferenceService target: how the split is rendered, and what it needs.
 
-    On this target a canary or blue/green is a second LLMInferenceService in the same
-    KServe route group (`router.route.group`/`weight`): every member's managed HTTPRoute
-    carries weighted backendRefs to all members that serve the same model names
-    (router_group.go injectGroupBackendRefs @ v0.20.0). The group splits by weight only,
-    so an A/B test by header has no equivalent, and with `router.pool: explicit` there is
-    no managed route to group. `rollout.gateway`, `header` and `headerValue` have no
-    effect on this target (the route is on `router.gateway`), which is a warning.
+    With `router.pool: managed` a canary or blue/green is a second LLMInferenceService in
+    the same KServe route group (`router.route.group`/`weight`): every member's managed
+    HTTPRoute carries weighted backendRefs to all members that serve the same model names
+    (router_group.go injectGroupBackendRefs @ v0.20.0). The group splits by weight only, so
+    an A/B test by header needs `router.pool: explicit`: llmdeploy then renders the
+    candidate's own InferencePool and splits its HTTPRoute by `backendRefs[].weight`
+    (canary, blue/green) or by a rule matching `rollout.header` (A/B test, Gateway API
+    HTTPRoute v1). A picker serves one pool (InferencePool v1 `endpointPickerRef`), so
+    the candidate's pool needs `router.candidateEppService`. Settings no rendering uses
+    are warnings: `rollout.gateway` (the route is on `router.gateway`), `header` and
+    `headerValue` outside an explicit-pool A/B test, `router.candidateEppService` without
+    an explicit-pool rollout.
     """
     if not _llm(ctx):
         return
     r = ctx.spec.rollout
-    if r.strategy == "abTest":
-        yield Finding(("rollout", "strategy"), "an A/B test by header is not rendered for an LLMInferenceService "
+    explicit = ctx.spec.router.pool == "explicit"
+    rollout_on = r.strategy != "rolling" and r.candidate is not None
+    if r.strategy == "abTest" and not explicit:
+        yield Finding(("rollout", "strategy"), "an A/B test by header is not rendered with router.pool: managed "
                       "(KServe's route group splits by weight only)",
-                      "use rollout.strategy: canary, or deployment.target: inferenceService for a header split")
+                      "set router.pool: explicit (llmdeploy's HTTPRoute matches the header), or use strategy canary")
         return
-    if r.strategy != "rolling" and ctx.spec.router.pool == "explicit":
-        yield Finding(("rollout", "strategy"), f"a {r.strategy} with router.pool: explicit is not rendered "
-                      "(the split lives in KServe's managed route group)",
-                      "use router.pool: managed for a canary or blue/green on this target")
-        return
-    # Settings that only the InferenceService target's HTTPRoute uses (KServe's route group
-    # splits by weight on the router's gateway).
-    for key in ("gateway", "header", "headerValue"):
+    if explicit and rollout_on and not ctx.spec.router.candidate_epp_service:
+        yield Finding(("router",), f"a {r.strategy} with router.pool: explicit gives the candidate its own "
+                      "InferencePool, whose endpoint picker is not named",
+                      "set router.candidateEppService to the Service of the candidate pool's endpoint picker")
+    if ctx.spec.router.candidate_epp_service and not (explicit and rollout_on):
+        yield Finding(("router", "candidateEppService"), "router.candidateEppService is only used by a rollout "
+                      "with router.pool: explicit", "remove router.candidateEppService", Severity.WARNING, key=True)
+    unused = ["gateway"] + ([] if explicit and r.strategy == "abTest" else ["header", "headerValue"])
+    for key in unused:
         if ctx.user_set(("rollout", key)):
             yield Finding(("rollout", key), f"rollout.{key} has no effect on the llmInferenceService target "
-                          "(KServe's route group splits by weight on router.gateway)", f"remove rollout.{key}",
-                          Severity.WARNING, key=True)
+                          "(the route is on router.gateway; the header only in an explicit-pool A/B test)",
+                          f"remove rollout.{key}", Severity.WARNING, key=True)
 
 
 @rule("LD705")
@@ -634,3 +642,52 @@ def model_rewrites_reach_served_models(ctx: RuleContext) -> Iterable[Finding]:
                               f"rewrite target {t.model!r} is not served by the engines (they serve "
                               f"{', '.join(sorted(served))}): every request for {r.model!r} routed there fails",
                               "name the served model or one of model.loras")
+
+
+KV_EVENTS_FLAG = "--kv-events-config"
+
+
+@rule("LD725")
+def precise_prefix_scorer_needs_kv_events(ctx: RuleContext) -> Iterable[Finding]:
+    """The `precisePrefixCache` scorer needs a vLLM that publishes KV-cache events, with prefix caching on.
+
+    llm-d's `precise-prefix-cache-scorer` indexes the blocks each pod holds from vLLM's
+    KV-cache events (llm-d-inference-scheduler v0.8.0 `docs/architecture.md`,
+    `preciseprefixcache/precise_prefix_cache.go`); vLLM publishes them over ZMQ when started
+    with `--kv-events-config` (vllm#16750, first in 0.9.0; `engines/vllm.yaml` has the flag's
+    release), and only for blocks its prefix cache keeps. llmdeploy renders the flag, the
+    pod IP and hash seed and opens the NetworkPolicy to the picker's subscriptions on TCP
+    5556 (plan/kvevents.py). Refused: a pinned vLLM without the flag (the engine would
+    refuse it at start), another engine, prefix caching off (no events, so no hits), or a
+    disaggregated service (llmdeploy renders the precise scorer in the single-profile
+    picker only). On the inferenceService target there is no picker (LD708 warns).
+
+    Fails::
+
+        runtime: {image: vllm/vllm-openai:v0.8.5}
+        router: {scorers: [{type: precisePrefixCache}]}
+    """
+    s = ctx.spec
+    scorers = s.router.scorers or []
+    idx = next((i for i, sc in enumerate(scorers) if sc.type == "precisePrefixCache"), None)
+    if idx is None or not _llm(ctx):
+        return
+    where = ("router", "scorers", idx, "type")
+    engine = ctx.resolved.engine
+    if s.runtime.engine != "vllm":
+        yield Finding(where, f"the precise prefix-cache scorer reads vLLM's KV-cache events; {s.runtime.engine} "
+                      "publishes none", "use the prefixCache scorer")
+        return
+    if engine is not None and not engine.flag_available(KV_EVENTS_FLAG):
+        fi = engine.flag(KV_EVENTS_FLAG)
+        since = f"vLLM {fi.added} or later" if fi is not None and fi.added else "a vLLM release that has it"
+        yield Finding(where, f"vLLM {engine.version} has no {KV_EVENTS_FLAG}: it publishes no KV-cache events for "
+                      "the precise prefix-cache scorer (and would refuse the flag at start)",
+                      f"pin {since} (runtime.image), or use the prefixCache scorer")
+    if s.runtime.prefix_caching is False:
+        yield Finding(("runtime", "prefixCaching"), "the precise prefix-cache scorer indexes the blocks vLLM's "
+                      "prefix cache keeps, but prefix caching is off: no events, no hits",
+                      "set runtime.prefixCaching: true")
+    if s.disaggregation is not None:
+        yield Finding(where, "llmdeploy renders the precise prefix-cache scorer for an aggregated pool only; the "
+                      "P/D profiles use the prefixCache scorer", "use the prefixCache scorer with disaggregation")

@@ -854,7 +854,8 @@ class Monitoring(_Model):
 # --------------------------------------------------------------------------- router
 
 
-ScorerType = Literal["prefixCache", "kvCacheUtilization", "queue", "loraAffinity", "activeRequest", "noHitLru"]
+ScorerType = Literal["prefixCache", "precisePrefixCache", "kvCacheUtilization", "queue", "loraAffinity",
+                     "activeRequest", "noHitLru"]
 
 
 class RouterScorer(_Model):
@@ -862,7 +863,9 @@ class RouterScorer(_Model):
 
     type: ScorerType = Field(
         description=(
-            "`prefixCache` (the replica that already holds the prompt's prefix), `kvCacheUtilization` "
+            "`prefixCache` (the replica that already holds the prompt's prefix, as the picker estimates it), "
+            "`precisePrefixCache` (the same from vLLM's own KV-cache events: vLLM ≥ 0.9 publishes them over "
+            "ZMQ, llmdeploy sets `--kv-events-config`), `kvCacheUtilization` "
             "(free KV cache), `queue` (short queue), `loraAffinity` (the adapter is loaded), "
             "`activeRequest` (fewest requests in flight), `noHitLru` (spread cold prompts)."
         ),
@@ -942,6 +945,13 @@ class Router(_Model):
                                     ge=1, le=10)
     epp_service: DNS1123Label | None = Field(
         None, description="`explicit` pool: the Service of the cluster's endpoint picker (gRPC port 9002)."
+    )
+    candidate_epp_service: DNS1123Label | None = Field(
+        None,
+        description=(
+            "`explicit` pool with a canary, A/B test or blue/green: the Service of the endpoint picker of the "
+            "candidate's own InferencePool (a picker serves one pool)."
+        ),
     )
     epp_metrics_token: SecretKeyRef | None = Field(
         None,
