@@ -143,6 +143,7 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "resources.shmSize": ({}, {"resources.shmSize": "4Gi"}, M),
     "resources.ephemeralStorage": ({}, {"resources.ephemeralStorage": "100Gi"}, M),
     "resources.nodes": ({}, {"resources.nodes": 2}, "LD801"),
+    "resources.calibration": ({}, {"resources.calibration": "no-such-calibration.yaml"}, "LD212"),
     "resources.interconnect.fabric": ({}, {"resources.interconnect.fabric": "infiniband"}, "LD806"),
     "resources.interconnect.rdmaResources": ({}, {"resources.interconnect.rdmaResources": {"rdma/ib": "1"}}, "LD806"),
     "resources.interconnect.socketIfname": ({}, {"resources.interconnect.socketIfname": "eth1"}, "LD806"),

@@ -276,7 +276,9 @@ def test_profile_target_for_another_metric() -> None:
     diags = [d for d in analyze(docs[0]).diagnostics if d.rule == "LD309"]
     assert len(diags) == 1 and diags[0].is_error
     assert "meant for metric queueDepth, not ttftP95" in diags[0].message
-    assert diags[0].file.endswith("production.yaml")  # the value came from the profile
+    # The value came from the profile: the finding points at the spec's `profile:` line and says so (#18).
+    assert diags[0].file == "spec.yaml" and diags[0].line == text.splitlines().index("profile: production") + 1
+    assert "comes from profile production" in diags[0].message
     # target: auto (or a number) in the spec settles it.
     docs, _ = load_text(text + "  target: auto\n", "spec.yaml", Path("."))
     assert not [d for d in analyze(docs[0]).diagnostics if d.rule == "LD309"]

@@ -354,7 +354,7 @@ class Option:
         per_1m = self.cost_per_1m_output_tokens
         return {"gpu": self.gpu_key, "gpu_name": self.gpu_name, "tensor_parallel": self.tensor_parallel,
                 "pipeline_parallel": self.pipeline_parallel, "nodes": self.nodes, "why": self.why,
-                "quantization": self.quantization,
+                "quantization": self.quantization, "topology": self.topology,
                 "disaggregation": self.disaggregation.to_json() if self.disaggregation is not None else None,
                 "gpu_count": self.gpu_count, "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": round(self.max_concurrency, 3),
