@@ -80,14 +80,17 @@ def test_single_stream_is_bandwidth_bound_physics(rows: list[dict]) -> None:  # 
 
 
 # Other engines (tests/data/perf_runs_engines: the GPUStack lab's SGLang and TensorRT-LLM
-# runs on the pages of the vLLM runs), scored through the perf API with the engine's name.
-# (engine, measure, held out) → the least share within tolerance: what the model achieves
-# today (no perf_<engine>.yaml yet: vLLM's constants stand in, with the caveat).
+# runs on the pages of the vLLM runs), scored through the perf API with the engine's name
+# against perf_sglang.yaml / perf_tensorrt-llm.yaml (fitted by benchmarks/fit_perf.py
+# --engine ..., the same split). (engine, measure, held out) → the least share within
+# tolerance: what the model achieves today rounded down to 5 %. Thin data: 14 SGLang and
+# 4 TensorRT-LLM runs are held out. Before the fit (vLLM's constants standing in): SGLang
+# throughput 41 | 57 %, TTFT 38 | 43 %; TensorRT-LLM 38 | 50 %, 31 | 75 %.
 ENGINE_FLOORS = {
-    ("sglang", "throughput", False): 0.40, ("sglang", "throughput", True): 0.55,
-    ("sglang", "ttft", False): 0.35, ("sglang", "ttft", True): 0.40,
-    ("tensorrt-llm", "throughput", False): 0.35, ("tensorrt-llm", "throughput", True): 0.50,
-    ("tensorrt-llm", "ttft", False): 0.30, ("tensorrt-llm", "ttft", True): 0.75,
+    ("sglang", "throughput", False): 0.55, ("sglang", "throughput", True): 0.75,
+    ("sglang", "ttft", False): 0.45, ("sglang", "ttft", True): 0.55,
+    ("tensorrt-llm", "throughput", False): 0.45, ("tensorrt-llm", "throughput", True): 1.00,
+    ("tensorrt-llm", "ttft", False): 0.50, ("tensorrt-llm", "ttft", True): 1.00,
 }
 
 
@@ -104,16 +107,12 @@ def test_engine_share_within_tolerance(engine: str, measure: str, held_out: bool
 
 
 def test_engine_runs_use_their_engines_constants() -> None:
-    """The replay asks the perf API for the run's engine: the caveat says whose constants stand in."""
-    from llmdeploy.sizing import perf
-
+    """The replay asks the perf API for the run's engine and gets that engine's own constants."""
     for engine in ("sglang", "tensorrt-llm"):
         rs, _ = S.scored_runs(engine)
-        hw = S.deployment(rs[0]).hw
-        source, caveat = perf.constants_engine(engine)
-        assert hw.engine == source and hw.caveat == caveat
-        if source == "vllm":
-            assert caveat and engine in caveat
+        for r in rs:
+            hw = S.deployment(r).hw
+            assert hw.engine == engine and hw.caveat is None, r["id"]
     # The vLLM scoring set holds vLLM runs only (the split and floors above are vLLM's).
     assert all(r.get("engine", "vllm") == "vllm" for _, r in S.runs())
 

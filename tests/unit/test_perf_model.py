@@ -81,7 +81,7 @@ def test_steady_state_ttft_counts_the_front_end() -> None:
 # --------------------------------------------------------------------------- engines
 
 
-@pytest.mark.parametrize("engine", ["sglang", "tensorrt-llm", "tgi", "some-future-engine"])
+@pytest.mark.parametrize("engine", ["tgi", "some-future-engine"])
 def test_engines_without_their_own_constants_use_vllms_with_a_caveat(engine: str) -> None:
     hw = perf.hardware(get_gpu("h100-sxm"), "1.2.0rc1", engine=engine)
     assert hw.engine == "vllm" and hw.caveat and "vLLM's constants stand in" in hw.caveat
@@ -90,6 +90,35 @@ def test_engines_without_their_own_constants_use_vllms_with_a_caveat(engine: str
     cap = estimate_capacity(_dep(engine=engine), gpu=get_gpu("h100-sxm"), requests_per_second=None,
                             avg_prompt_tokens=None, avg_output_tokens=None, price_per_gpu_hour=None)
     assert hw.caveat in cap.assumptions and not cap.calibrated
+
+
+@pytest.mark.parametrize(("engine", "era"), [("sglang", "sglang-0.5"), ("tensorrt-llm", "trtllm-1")])
+def test_sglang_and_tensorrt_llm_have_their_own_constants_over_vllms(engine: str, era: str) -> None:
+    """perf_<engine>.yaml states what its runs pin; the rest is vLLM's (``inherits: vllm``)."""
+    import yaml
+
+    own = yaml.safe_load((perf.DATA_FILE.parent / perf.ENGINE_FILES[engine]).read_text(encoding="utf-8"))
+    assert own["inherits"] == "vllm"
+    h100 = get_gpu("h100-sxm")
+    hw = perf.hardware(h100, "1.2.0rc1", engine=engine)
+    assert hw.engine == engine and hw.caveat is None and hw.era == era
+    assert hw.compute_efficiency == pytest.approx(own["gpus"]["h100-sxm"]["compute_efficiency"])
+    assert hw.request_overhead_s == pytest.approx(own["eras"][0]["request_overhead_ms"] * 1e-3)
+    merged, vllm = perf.load_constants(engine), perf.load_constants("vllm")
+    # Inherited, entry by entry: interconnects, tails, and GPU rows the file does not state.
+    assert merged["interconnects"] == vllm["interconnects"] and merged["tails"] == vllm["tails"]
+    assert merged["gpus"]["rtx-4090"] == vllm["gpus"]["rtx-4090"]
+    assert hw.allreduce_latency_s == perf.hardware(h100, "0.11.0").allreduce_latency_s
+    # Calibrated only where the engine's own runs are: an inherited row is not.
+    assert perf.is_calibrated("h100-sxm", engine) and not perf.is_calibrated("rtx-4090", engine)
+    assert perf.chat_template_seconds("qwen3", engine) == pytest.approx(own["frontend"]["chat_template_ms"]["qwen3"] * 1e-3)
+
+
+def test_an_engine_file_must_inherit_another_engines() -> None:
+    with pytest.raises(ValueError, match="inherits must name another engine"):
+        perf._inherit({"inherits": "sglang"}, "perf_sglang.yaml")
+    with pytest.raises(ValueError, match="inherits must name another engine"):
+        perf._inherit({"inherits": "nope"}, "perf_sglang.yaml")
 
 
 def test_vllm_has_its_own_constants() -> None:

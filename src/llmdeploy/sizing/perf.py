@@ -270,9 +270,34 @@ def load_constants(engine: str = "vllm") -> Mapping[str, Any]:
 
     path = DATA_FILE.parent / ENGINE_FILES[constants_engine(engine)[0]]
     data = load_yaml_data(path)
+    if isinstance(data, dict) and "inherits" in data:
+        data = _inherit(data, path.name)
     if not isinstance(data, dict) or not all(k in data for k in ("gpus", "eras", "interconnects", "defaults", "tails", "frontend", "networks")):
         raise ValueError(f"{path.name}: expected the sections gpus, eras, interconnects, defaults, tails, frontend, networks")
     return data
+
+
+def _inherit(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An engine file that states ``inherits: <engine>``: its sections over that engine's.
+
+    The file states only the constants its runs pin. A mapping section (``gpus``,
+    ``interconnects``, ``networks``, ``defaults``, ``tails``, ``frontend``) is merged entry by
+    entry (an entry the file states replaces the parent's); a list (``eras``) replaces the
+    parent's whole.
+    """
+    parent_name = data["inherits"]
+    if parent_name not in ENGINE_FILES or ENGINE_FILES[parent_name] == name:
+        raise ValueError(f"{name}: inherits must name another engine's constants file (got {parent_name!r})")
+    parent = load_constants(parent_name)
+    merged: dict[str, Any] = dict(parent)
+    for key, value in data.items():
+        if key == "inherits":
+            continue
+        if isinstance(value, dict) and isinstance(parent.get(key), dict):
+            merged[key] = {**parent[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def _era(version: str | None, engine: str = "vllm") -> Mapping[str, Any]:
@@ -392,7 +417,13 @@ def chat_template_seconds(family: str | None, engine: str = "vllm",
 def is_calibrated(gpu_key: str, engine: str = "vllm") -> bool:
     """Whether the engine's constants file has measured constants for this GPU (else: the defaults)."""
     source_engine, caveat = constants_engine(engine)
-    return caveat is None and gpu_key in load_constants(source_engine)["gpus"]
+    if caveat is not None:
+        return False
+    from ..datafiles import load_yaml_data
+
+    # The engine's own rows: a GPU row inherited from vLLM's file is not measured on this engine.
+    own = load_yaml_data(DATA_FILE.parent / ENGINE_FILES[source_engine])
+    return gpu_key in own["gpus"]
 
 
 # --------------------------------------------------------------------------- architecture
