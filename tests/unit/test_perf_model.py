@@ -205,3 +205,56 @@ def test_ttft_exclusion_only_drops_ttfts_that_fall_as_the_rate_rises() -> None:
         assert "ttft" not in S.measured(r) and "throughput" in S.measured(r)
     # single-GPU H100 PCIe sweeps rise with the rate: nothing of theirs is dropped
     assert not any("1xh100-pcie" in i for i in excluded)
+
+
+# --------------------------------------------------------------------------- prefix caching
+
+
+def test_no_prefix_hits_change_nothing() -> None:
+    d = _dep()
+    assert perf.steady_state(replace(d, prefix_hit_rate=0.0), 64, 2000, 200) == perf.steady_state(d, 64, 2000, 200)
+    assert perf.prefill_seconds(d, 2000, cached=0) == perf.prefill_seconds(d, 2000)
+
+
+def test_prefix_hits_skip_prefill_but_still_attend_to_the_cached_tokens() -> None:
+    d = _dep()
+    full = perf.steady_state(d, 1, 8000, 200)
+    hit = perf.steady_state(replace(d, prefix_hit_rate=0.75), 1, 8000, 200)
+    # Only 2000 of the 8000 tokens are computed, but they attend to the 6000 cached ones:
+    # cheaper than the whole prompt, dearer than a 2000-token prompt on its own.
+    short = perf.steady_state(d, 1, 2000, 200)
+    assert short.ttft_ms < hit.ttft_ms < full.ttft_ms
+    assert perf.prefill_seconds(d, 2000) < perf.prefill_seconds(d, 8000, cached=6000) < perf.prefill_seconds(d, 8000)
+    # The mean step carries less interleaved prefill, but decoding still reads the whole
+    # 8000-token context: dearer than the 2000-token prompt's step.
+    assert short.tpot_ms < hit.tpot_ms < full.tpot_ms
+
+
+def test_prefix_hits_raise_throughput_of_a_prefill_heavy_load() -> None:
+    d = _dep()
+    base = perf.steady_state(d, 128, 4000, 100)
+    hit = perf.steady_state(replace(d, prefix_hit_rate=0.9), 128, 4000, 100)
+    assert hit.output_tokens_per_s > 1.3 * base.output_tokens_per_s
+    assert hit.ttft_ms < base.ttft_ms
+
+
+def test_target_load_prefix_hit_rate_reaches_the_capacity_model() -> None:
+    """scaling.targetLoad.prefixCacheHitRate → SizingInput → the capacity report."""
+    from llmdeploy.engines import resolve_engine
+    from llmdeploy.sizing import SizingInput, TargetLoad, size
+    from llmdeploy.spec.models import TargetLoad as SpecTargetLoad
+
+    assert SpecTargetLoad.model_validate({"requestsPerSecond": 1, "prefixCacheHitRate": 0.5}).prefix_cache_hit_rate == 0.5
+    with pytest.raises(ValueError):
+        SpecTargetLoad.model_validate({"requestsPerSecond": 1, "prefixCacheHitRate": 1.0})
+
+    def ttft(rate: float) -> float:
+        inp = SizingInput(model=get_model("Qwen/Qwen3-8B"), gpu=get_gpu("h100-sxm"),
+                          engine=resolve_engine("vllm", None, None), max_model_len=16384,
+                          target_load=TargetLoad(requests_per_second=2.0, avg_prompt_tokens=8000,
+                                                 avg_output_tokens=200, prefix_cache_hit_rate=rate))
+        cap = size(inp).capacity
+        assert cap is not None
+        return cap.ttft_seconds_estimate
+
+    assert ttft(0.8) < ttft(0.0)
