@@ -5,6 +5,11 @@ Run on demand, not in the test suite (a few minutes on two cores)::
     python benchmarks/fit_perf.py             # fit on the fitted runs, print the error tables
     python benchmarks/fit_perf.py --write     # ... and write the constants into perf_vllm.yaml
     python benchmarks/fit_perf.py --report    # only print the tables for the committed constants
+    python benchmarks/fit_perf.py --engine sglang [--write|--report]   # SGLang's / TensorRT-LLM's file
+
+Another engine's file (perf_sglang.yaml, perf_tensorrt-llm.yaml) states only what its runs
+(tests/data/perf_runs_engines) pin: its GPU rows, its era and its chat-template costs; the
+fit moves only those, the rest is inherited from vLLM's file.
 
 The runs and the fitted / held-out split are those of tests/perf_runs_support.py (held
 out: the first byte of SHA-256 of the run id divisible by 3). Only fitted runs enter the
@@ -54,9 +59,24 @@ def _monotone(params: dict[str, float]) -> bool:
     return all(all(a[1] <= b[1] for a, b in pairwise(sorted(t))) for t in by_link.values())
 
 
-def _current() -> dict[str, float]:
-    """The committed constants as override keys (``gpu:name``, ``era:name``, ``link:name``)."""
-    data = perf.load_constants()
+def _current(engine: str = "vllm") -> dict[str, float]:
+    """The committed constants as override keys (``gpu:name``, ``era:name``, ``link:name``).
+
+    For an engine whose file inherits vLLM's: only the constants its own file states.
+    """
+    data = perf.load_constants(engine)
+    if engine != "vllm":
+        import yaml
+
+        own = yaml.safe_load((perf.DATA_FILE.parent / perf.ENGINE_FILES[engine]).read_text(encoding="utf-8"))
+        out = {f"{gpu}:{k}": float(row[k]) for gpu, row in own["gpus"].items()
+               for k in ("bandwidth_efficiency", "compute_efficiency")}
+        for era in own["eras"]:
+            for k in ("step_overhead_ms", "step_overhead_per_layer_us", "step_overhead_per_seq_us",
+                      "ttft_overhead_ms", "request_overhead_ms"):
+                out[f"{era['name']}:{k}"] = float(era[k])
+        out.update({f"chat:{f}": float(v) for f, v in own["frontend"]["chat_template_ms"].items()})
+        return out
     out: dict[str, float] = {k: float(data["defaults"][k])
                              for k in ("weight_only_compute_factor", "moe_overhead_us_per_layer")}
     for gpu, row in data["gpus"].items():
@@ -78,15 +98,16 @@ def _current() -> dict[str, float]:
 def _touches(run: dict[str, Any]) -> set[str]:
     """The constants that can change a run's prediction."""
     gpu = get_gpu(run["gpu"])
-    era = perf.hardware(gpu, run.get("engine_version")).era
+    engine = str(run.get("engine") or "vllm")
+    era = perf.hardware(gpu, run.get("engine_version"), engine=engine).era
     dep = S.deployment(run)
     keys = {f"{gpu.key}:bandwidth_efficiency", f"{gpu.key}:compute_efficiency"}
     keys |= {f"{era}:{k}" for k in ("step_overhead_ms", "step_overhead_per_layer_us", "step_overhead_per_seq_us",
                                     "ttft_overhead_ms", "request_overhead_ms")}
     tp = dep.tensor_parallel
     if tp > 1:
-        link = perf.link_name(gpu)
-        table = perf.load_constants()["interconnects"][link]["allreduce_us_per_layer"]
+        link = perf.link_name(gpu, engine)
+        table = perf.load_constants(engine)["interconnects"][link]["allreduce_us_per_layer"]
         near = sorted(int(k) for k in table)
         keys |= {f"{link}:allreduce_us_tp{k}" for k in near if k == tp} or {f"{link}:allreduce_us_tp{near[-1]}"}
         keys.add(f"{link}:bus_bandwidth_gbs")
@@ -95,7 +116,7 @@ def _touches(run: dict[str, Any]) -> set[str]:
     if dep.arch.num_experts:
         keys.add("moe_overhead_us_per_layer")
     if run.get("endpoint") == "chat":
-        table = perf.load_constants()["frontend"]["chat_template_ms"]
+        table = perf.load_constants(engine)["frontend"]["chat_template_ms"]
         family = S.model_for(run["model"]).family  # type: ignore[union-attr]
         keys.add(f"chat:{family if family in table else 'default'}")
     return keys
@@ -110,10 +131,10 @@ def _cost(rows: list[dict[str, Any]]) -> float:
                                           / math.log(1 + S.TOLERANCE[r["measure"]]), 3.0) for r in rows)
 
 
-def fit(rounds: int) -> dict[str, float]:
-    rs, _ = S.scored_runs()
+def fit(rounds: int, engine: str = "vllm") -> dict[str, float]:
+    rs, _ = S.scored_runs(engine)
     fitted = [r for r in rs if not S.is_held_out(r["id"]) and S.measured(r)]
-    params = _current()
+    params = _current(engine)
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in fitted:
         for k in _touches(r):
@@ -124,7 +145,7 @@ def fit(rounds: int) -> dict[str, float]:
     for rnd in range(rounds):
         t0 = time.time()
         for key in sorted(params):
-            runs_k = by_key.get(key)
+            runs_k = by_key.get(key) if key in params else None
             if not runs_k:
                 continue
             base = sum(_cost(rows[r["id"]]) for r in runs_k)
@@ -152,8 +173,9 @@ def fit(rounds: int) -> dict[str, float]:
     return params
 
 
-def report(params: dict[str, float] | None) -> None:
-    rs, skipped = S.scored_runs()
+def report(params: dict[str, float] | None, engine: str = "vllm") -> None:
+    print(f"engine: {engine} (constants: {perf.ENGINE_FILES[perf.constants_engine(engine)[0]]})")
+    rs, skipped = S.scored_runs(engine)
     rows = S.errors(rs, params)
     print(f"\n{len(rs)} runs replayed, {len(skipped)} excluded:")
     why: dict[str, int] = defaultdict(int)
@@ -161,7 +183,7 @@ def report(params: dict[str, float] | None) -> None:
         why[w] += 1
     for w, n in sorted(why.items()):
         print(f"  {n:3d}  {w}")
-    ttft_out = S.ttft_exclusions()
+    ttft_out = S.ttft_exclusions() if engine == "vllm" else []
     print(f"\n{len(ttft_out)} TTFTs not scored (throughput and TPOT still are):")
     for run_id, w in ttft_out:
         print(f"  {run_id}: {w}")
@@ -200,9 +222,9 @@ def _load_bucket(row: dict[str, Any]) -> str:
     return "rate-driven"
 
 
-def write(params: dict[str, float]) -> None:
-    """Write fitted values into perf_vllm.yaml in place (comments and layout kept)."""
-    path = perf.DATA_FILE
+def write(params: dict[str, float], engine: str = "vllm") -> None:
+    """Write fitted values into the engine's constants file in place (comments and layout kept)."""
+    path = perf.DATA_FILE.parent / perf.ENGINE_FILES[engine]
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     section, entry = "", ""
     out = []
@@ -250,14 +272,15 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="write the fitted constants into perf_vllm.yaml")
     ap.add_argument("--report", action="store_true", help="only score the committed constants")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--engine", default="vllm", choices=sorted(perf.ENGINE_FILES))
     args = ap.parse_args()
     if args.report:
-        report(None)
+        report(None, args.engine)
         return
-    params = fit(args.rounds)
-    report(params)
+    params = fit(args.rounds, args.engine)
+    report(params, args.engine)
     if args.write:
-        write(params)
+        write(params, args.engine)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ from llmdeploy.sizing.memory import GIB
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_DIR = ROOT / "tests" / "data" / "perf_runs"
+# SGLang and TensorRT-LLM runs (same format, `engine:` field; benchmarks/collect_gpustack_engines.py).
+ENGINE_RUNS_DIR = ROOT / "tests" / "data" / "perf_runs_engines"
 TOLERANCE = {"single_stream": 0.15, "throughput": 0.25, "ttft": 0.35}
 # ShareGPT request shape when a source does not state it: the mean prompt and output of
 # the GPUStack ShareGPT runs (1000 prompts, vllm bench serve: 215 in / 196 out).
@@ -67,10 +69,15 @@ def is_held_out(run_id: str) -> bool:
 
 
 @cache
-def runs() -> tuple[tuple[str, dict[str, Any]], ...]:
-    """Every run as (file name, run mapping), in file then source order."""
+def runs(engine: str = "vllm") -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Every run of ``engine`` as (file name, run mapping), in file then source order."""
+    return tuple((n, r) for n, r in _all_runs() if r.get("engine", "vllm") == engine)
+
+
+@cache
+def _all_runs() -> tuple[tuple[str, dict[str, Any]], ...]:
     out = []
-    for path in sorted(RUNS_DIR.glob("*.yaml")):
+    for path in sorted(RUNS_DIR.glob("*.yaml")) + sorted(ENGINE_RUNS_DIR.glob("*.yaml")):
         if path.name == "architectures.yaml":
             continue
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -124,6 +131,8 @@ def _gpu(key: str) -> GPU | None:
 def exclusion(run: Mapping[str, Any]) -> str | None:
     """Why a run cannot be replayed, or None."""
     if run.get("caveat"):
+        if run.get("engine", "vllm") != "vllm":
+            return f"caveat: {run['caveat']}"
         return "caveat (GPU or parallelism not stated)"
     if _gpu(str(run.get("gpu"))) is None:
         return f"GPU {run.get('gpu')} not in the catalog"
@@ -139,7 +148,7 @@ def exclusion(run: Mapping[str, Any]) -> str | None:
 @cache
 def _base(run_id: str) -> tuple[perf.Deployment, GPU, str | None]:
     """The run's deployment (hardware constants filled in later) from llmdeploy's memory model."""
-    run = next(r for _, r in runs() if r["id"] == run_id)
+    run = next(r for _, r in _all_runs() if r["id"] == run_id)
     model = _model(run["model"])
     gpu = _gpu(run["gpu"])
     assert model is not None and gpu is not None
@@ -167,7 +176,7 @@ def _base(run_id: str) -> tuple[perf.Deployment, GPU, str | None]:
     weights = max(s.weights_gib for s in rep.per_stage) * GIB
     q = _quant(model)
     dep = perf.Deployment(
-        arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, version),
+        arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, version, engine=_engine(run)),
         tensor_parallel=inp.tensor_parallel, pipeline_parallel=inp.pipeline_parallel,
         weights_bytes_per_gpu=weights, kv_bytes_per_token_per_gpu=float(rep.kv_bytes_per_token),
         kv_cache_tokens=max(rep.kv_cache_tokens, 1), max_num_seqs=seqs,
@@ -197,13 +206,21 @@ def _quant(model: ModelConfig) -> Any:
     return resolve_quantization(model, "none")
 
 
+def _engine(run: Mapping[str, Any]) -> str:
+    return str(run.get("engine") or "vllm")
+
+
 def deployment(run: Mapping[str, Any], overrides: Mapping[str, float] | None = None) -> perf.Deployment:
-    """The run's deployment with the committed constants (or ``overrides`` on top)."""
+    """The run's deployment with the committed constants of its engine (or ``overrides`` on top).
+
+    Non-vLLM runs use the perf API with their engine's name (``perf.hardware(...,
+    engine=...)``); the memory model (KV tokens, default batch limits) stays vLLM's.
+    """
     dep, gpu, version = _base(run["id"])
     family = _model(run["model"]).family  # type: ignore[union-attr]
-    dep = replace(dep, chat_template_s=perf.chat_template_seconds(family, overrides=overrides))
+    dep = replace(dep, chat_template_s=perf.chat_template_seconds(family, engine=_engine(run), overrides=overrides))
     if overrides:
-        dep = replace(dep, hw=perf.hardware(gpu, version, overrides))
+        dep = replace(dep, hw=perf.hardware(gpu, version, overrides, engine=_engine(run)))
     return dep
 
 
@@ -328,10 +345,10 @@ def predict(run: Mapping[str, Any], overrides: Mapping[str, float] | None = None
     return out
 
 
-def scored_runs() -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """(replayable runs, [(run id, why excluded)])."""
+def scored_runs(engine: str = "vllm") -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """(replayable runs of ``engine``, [(run id, why excluded)])."""
     ok, skipped = [], []
-    for _, r in runs():
+    for _, r in runs(engine):
         why = exclusion(r)
         if why is None:
             ok.append(r)

@@ -118,6 +118,7 @@ class _Load:
             avg_prompt_tokens=self.prompt_tokens or b.avg_prompt_tokens,
             avg_output_tokens=self.output_tokens or b.avg_output_tokens,
             concurrency=max(self.concurrencies) if self.concurrencies else b.concurrency,
+            prefix_cache_hit_rate=b.prefix_cache_hit_rate,
         )
 
     def slo(self, base: Any = None) -> Any:

@@ -81,7 +81,7 @@ def test_steady_state_ttft_counts_the_front_end() -> None:
 # --------------------------------------------------------------------------- engines
 
 
-@pytest.mark.parametrize("engine", ["sglang", "tensorrt-llm", "tgi", "some-future-engine"])
+@pytest.mark.parametrize("engine", ["tgi", "some-future-engine"])
 def test_engines_without_their_own_constants_use_vllms_with_a_caveat(engine: str) -> None:
     hw = perf.hardware(get_gpu("h100-sxm"), "1.2.0rc1", engine=engine)
     assert hw.engine == "vllm" and hw.caveat and "vLLM's constants stand in" in hw.caveat
@@ -90,6 +90,35 @@ def test_engines_without_their_own_constants_use_vllms_with_a_caveat(engine: str
     cap = estimate_capacity(_dep(engine=engine), gpu=get_gpu("h100-sxm"), requests_per_second=None,
                             avg_prompt_tokens=None, avg_output_tokens=None, price_per_gpu_hour=None)
     assert hw.caveat in cap.assumptions and not cap.calibrated
+
+
+@pytest.mark.parametrize(("engine", "era"), [("sglang", "sglang-0.5"), ("tensorrt-llm", "trtllm-1")])
+def test_sglang_and_tensorrt_llm_have_their_own_constants_over_vllms(engine: str, era: str) -> None:
+    """perf_<engine>.yaml states what its runs pin; the rest is vLLM's (``inherits: vllm``)."""
+    import yaml
+
+    own = yaml.safe_load((perf.DATA_FILE.parent / perf.ENGINE_FILES[engine]).read_text(encoding="utf-8"))
+    assert own["inherits"] == "vllm"
+    h100 = get_gpu("h100-sxm")
+    hw = perf.hardware(h100, "1.2.0rc1", engine=engine)
+    assert hw.engine == engine and hw.caveat is None and hw.era == era
+    assert hw.compute_efficiency == pytest.approx(own["gpus"]["h100-sxm"]["compute_efficiency"])
+    assert hw.request_overhead_s == pytest.approx(own["eras"][0]["request_overhead_ms"] * 1e-3)
+    merged, vllm = perf.load_constants(engine), perf.load_constants("vllm")
+    # Inherited, entry by entry: interconnects, tails, and GPU rows the file does not state.
+    assert merged["interconnects"] == vllm["interconnects"] and merged["tails"] == vllm["tails"]
+    assert merged["gpus"]["rtx-4090"] == vllm["gpus"]["rtx-4090"]
+    assert hw.allreduce_latency_s == perf.hardware(h100, "0.11.0").allreduce_latency_s
+    # Calibrated only where the engine's own runs are: an inherited row is not.
+    assert perf.is_calibrated("h100-sxm", engine) and not perf.is_calibrated("rtx-4090", engine)
+    assert perf.chat_template_seconds("qwen3", engine) == pytest.approx(own["frontend"]["chat_template_ms"]["qwen3"] * 1e-3)
+
+
+def test_an_engine_file_must_inherit_another_engines() -> None:
+    with pytest.raises(ValueError, match="inherits must name another engine"):
+        perf._inherit({"inherits": "sglang"}, "perf_sglang.yaml")
+    with pytest.raises(ValueError, match="inherits must name another engine"):
+        perf._inherit({"inherits": "nope"}, "perf_sglang.yaml")
 
 
 def test_vllm_has_its_own_constants() -> None:
@@ -176,3 +205,56 @@ def test_ttft_exclusion_only_drops_ttfts_that_fall_as_the_rate_rises() -> None:
         assert "ttft" not in S.measured(r) and "throughput" in S.measured(r)
     # single-GPU H100 PCIe sweeps rise with the rate: nothing of theirs is dropped
     assert not any("1xh100-pcie" in i for i in excluded)
+
+
+# --------------------------------------------------------------------------- prefix caching
+
+
+def test_no_prefix_hits_change_nothing() -> None:
+    d = _dep()
+    assert perf.steady_state(replace(d, prefix_hit_rate=0.0), 64, 2000, 200) == perf.steady_state(d, 64, 2000, 200)
+    assert perf.prefill_seconds(d, 2000, cached=0) == perf.prefill_seconds(d, 2000)
+
+
+def test_prefix_hits_skip_prefill_but_still_attend_to_the_cached_tokens() -> None:
+    d = _dep()
+    full = perf.steady_state(d, 1, 8000, 200)
+    hit = perf.steady_state(replace(d, prefix_hit_rate=0.75), 1, 8000, 200)
+    # Only 2000 of the 8000 tokens are computed, but they attend to the 6000 cached ones:
+    # cheaper than the whole prompt, dearer than a 2000-token prompt on its own.
+    short = perf.steady_state(d, 1, 2000, 200)
+    assert short.ttft_ms < hit.ttft_ms < full.ttft_ms
+    assert perf.prefill_seconds(d, 2000) < perf.prefill_seconds(d, 8000, cached=6000) < perf.prefill_seconds(d, 8000)
+    # The mean step carries less interleaved prefill, but decoding still reads the whole
+    # 8000-token context: dearer than the 2000-token prompt's step.
+    assert short.tpot_ms < hit.tpot_ms < full.tpot_ms
+
+
+def test_prefix_hits_raise_throughput_of_a_prefill_heavy_load() -> None:
+    d = _dep()
+    base = perf.steady_state(d, 128, 4000, 100)
+    hit = perf.steady_state(replace(d, prefix_hit_rate=0.9), 128, 4000, 100)
+    assert hit.output_tokens_per_s > 1.3 * base.output_tokens_per_s
+    assert hit.ttft_ms < base.ttft_ms
+
+
+def test_target_load_prefix_hit_rate_reaches_the_capacity_model() -> None:
+    """scaling.targetLoad.prefixCacheHitRate → SizingInput → the capacity report."""
+    from llmdeploy.engines import resolve_engine
+    from llmdeploy.sizing import SizingInput, TargetLoad, size
+    from llmdeploy.spec.models import TargetLoad as SpecTargetLoad
+
+    assert SpecTargetLoad.model_validate({"requestsPerSecond": 1, "prefixCacheHitRate": 0.5}).prefix_cache_hit_rate == 0.5
+    with pytest.raises(ValueError):
+        SpecTargetLoad.model_validate({"requestsPerSecond": 1, "prefixCacheHitRate": 1.0})
+
+    def ttft(rate: float) -> float:
+        inp = SizingInput(model=get_model("Qwen/Qwen3-8B"), gpu=get_gpu("h100-sxm"),
+                          engine=resolve_engine("vllm", None, None), max_model_len=16384,
+                          target_load=TargetLoad(requests_per_second=2.0, avg_prompt_tokens=8000,
+                                                 avg_output_tokens=200, prefix_cache_hit_rate=rate))
+        cap = size(inp).capacity
+        assert cap is not None
+        return cap.ttft_seconds_estimate
+
+    assert ttft(0.8) < ttft(0.0)

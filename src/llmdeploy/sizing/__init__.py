@@ -109,13 +109,15 @@ class TargetLoad:
     """The load a service must carry (``scaling.targetLoad``, or ``size``/``plan`` flags).
 
     ``requests_per_second`` sizes the replicas; ``concurrency`` is the offered load in
-    requests in flight per replica (separate from the engine's ``max_num_seqs``).
+    requests in flight per replica (separate from the engine's ``max_num_seqs``);
+    ``prefix_cache_hit_rate`` the share of prompt tokens the prefix cache serves.
     """
 
     requests_per_second: float | None = None
     avg_prompt_tokens: int = DEFAULT_AVG_PROMPT_TOKENS
     avg_output_tokens: int = DEFAULT_AVG_OUTPUT_TOKENS
     concurrency: int | None = None
+    prefix_cache_hit_rate: float = 0.0
 
 
 @record
@@ -583,6 +585,7 @@ def _perf_deployment(inp: SizingInput, c: _Core, seqs: int) -> Any:
         dp=inp.data_parallel, weights_per_stage=c.stage_weights, kv_bytes_per_token_per_stage=c.stage_kv_per_token,
         kv_cache_tokens=c.kv_cache_tokens, max_num_seqs=seqs, max_num_batched_tokens=c.tokens,
         engine_version=inp.engine.version, engine=inp.engine.engine,
+        prefix_hit_rate=inp.target_load.prefix_cache_hit_rate if inp.target_load else 0.0,
     )
 
 
@@ -802,7 +805,7 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
         gpu_memory_utilization=rt.gpu_memory_utilization, max_num_batched_tokens=rt.max_num_batched_tokens,
         max_num_seqs=seqs,
         target_load=TargetLoad(tl.requests_per_second, tl.avg_prompt_tokens, tl.avg_output_tokens,
-                               tl.concurrency) if tl else None,
+                               tl.concurrency, tl.prefix_cache_hit_rate or 0.0) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
         allow_long_max_model_len=allows_long_max_model_len(spec),
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),

@@ -129,13 +129,14 @@ def deployment(
     *, model: ModelConfig, gpu: GPU, q: Quantization, tp: int, pp: int, dp: int,
     weights_per_stage: Sequence[int], kv_bytes_per_token_per_stage: Sequence[int], kv_cache_tokens: int,
     max_num_seqs: int, max_num_batched_tokens: int, engine_version: str | None, engine: str = "vllm",
-    stage_network: str | None = None,
+    stage_network: str | None = None, prefix_hit_rate: float = 0.0,
 ) -> perf.Deployment:
     """The performance model's view of one sized replica.
 
     ``engine`` is the spec's engine name (its constants, or vLLM's with a caveat);
     requests are taken as chat requests (the model family's template cost);
-    ``stage_network`` the node-to-node fabric when pipeline stages sit on different nodes.
+    ``stage_network`` the node-to-node fabric when pipeline stages sit on different nodes;
+    ``prefix_hit_rate`` the share of prompt tokens served from the prefix cache.
     """
     return perf.Deployment(
         arch=perf.arch_from_model(model, q, gpu), hw=perf.hardware(gpu, engine_version, engine=engine),
@@ -144,6 +145,7 @@ def deployment(
         kv_cache_tokens=max(int(kv_cache_tokens), 1), max_num_seqs=max(int(max_num_seqs), 1),
         max_num_batched_tokens=max(int(max_num_batched_tokens), 1), data_parallel=dp,
         chat_template_s=perf.chat_template_seconds(model.family, engine), stage_network=stage_network,
+        prefix_hit_rate=prefix_hit_rate,
     )
 
 
@@ -220,6 +222,9 @@ def estimate_capacity(
          f"{kv_fit} requests of {prompt + output} tokens)"
          + (" — the largest concurrency meeting the latency SLO" if operating < saturated and not missed else "")),
         *([hw.caveat] if hw.caveat else []),
+        *([(f"prefix cache: {d.prefix_hit_rate:.0%} of each prompt's tokens are cache hits (not prefilled; the "
+            "rest still attend to them); the KV cache is still counted per request (uncalibrated: no public "
+            "prefix-caching run is replayed)")] if d.prefix_hit_rate > 0 else []),
         *([(f"tensor parallel {d.tensor_parallel}: {hw.allreduce_latency(d.tensor_parallel) * 1e6:.0f} µs of "
            f"all-reduce per layer over {perf.link_name(gpu, hw.engine)}")] if d.tensor_parallel > 1 else []),
         *(["MoE steps read only the experts their tokens route to"] if d.arch.num_experts else []),

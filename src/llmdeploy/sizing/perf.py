@@ -163,6 +163,9 @@ class Deployment:
     (:func:`chat_template_seconds`). ``stage_network`` is the node-to-node fabric
     (``infiniband``, ``roce``, ``ethernet``) pipeline stages hand activations over when
     they sit on different nodes; None: the stages share a node (the GPU's own link).
+    ``prefix_hit_rate`` is the share of each prompt's tokens found in the prefix cache
+    (computed by an earlier request): they are not prefilled again, but the prompt's
+    remaining tokens still attend to them (see :func:`steady_state`).
     """
 
     arch: PerfArch
@@ -177,6 +180,7 @@ class Deployment:
     data_parallel: int = 1
     chat_template_s: float = 0.0
     stage_network: str | None = None
+    prefix_hit_rate: float = 0.0
 
 
 @record
@@ -270,9 +274,34 @@ def load_constants(engine: str = "vllm") -> Mapping[str, Any]:
 
     path = DATA_FILE.parent / ENGINE_FILES[constants_engine(engine)[0]]
     data = load_yaml_data(path)
+    if isinstance(data, dict) and "inherits" in data:
+        data = _inherit(data, path.name)
     if not isinstance(data, dict) or not all(k in data for k in ("gpus", "eras", "interconnects", "defaults", "tails", "frontend", "networks")):
         raise ValueError(f"{path.name}: expected the sections gpus, eras, interconnects, defaults, tails, frontend, networks")
     return data
+
+
+def _inherit(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An engine file that states ``inherits: <engine>``: its sections over that engine's.
+
+    The file states only the constants its runs pin. A mapping section (``gpus``,
+    ``interconnects``, ``networks``, ``defaults``, ``tails``, ``frontend``) is merged entry by
+    entry (an entry the file states replaces the parent's); a list (``eras``) replaces the
+    parent's whole.
+    """
+    parent_name = data["inherits"]
+    if parent_name not in ENGINE_FILES or ENGINE_FILES[parent_name] == name:
+        raise ValueError(f"{name}: inherits must name another engine's constants file (got {parent_name!r})")
+    parent = load_constants(parent_name)
+    merged: dict[str, Any] = dict(parent)
+    for key, value in data.items():
+        if key == "inherits":
+            continue
+        if isinstance(value, dict) and isinstance(parent.get(key), dict):
+            merged[key] = {**parent[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def _era(version: str | None, engine: str = "vllm") -> Mapping[str, Any]:
@@ -392,7 +421,13 @@ def chat_template_seconds(family: str | None, engine: str = "vllm",
 def is_calibrated(gpu_key: str, engine: str = "vllm") -> bool:
     """Whether the engine's constants file has measured constants for this GPU (else: the defaults)."""
     source_engine, caveat = constants_engine(engine)
-    return caveat is None and gpu_key in load_constants(source_engine)["gpus"]
+    if caveat is not None:
+        return False
+    from ..datafiles import load_yaml_data
+
+    # The engine's own rows: a GPU row inherited from vLLM's file is not measured on this engine.
+    own = load_yaml_data(DATA_FILE.parent / ENGINE_FILES[source_engine])
+    return gpu_key in own["gpus"]
 
 
 # --------------------------------------------------------------------------- architecture
@@ -507,11 +542,17 @@ def pipeline_hop_seconds(d: Deployment, tokens: float) -> float:
     return d.hw.pipeline_hop_s + bytes_ / (bandwidth * 1e9)
 
 
-def prefill_seconds(d: Deployment, prompt: int, decode: int = 0, context_sum: float = 0.0) -> float:
-    """Time to prefill one prompt in chunks of the token budget beside ``decode`` running sequences."""
+def prefill_seconds(d: Deployment, prompt: int, decode: int = 0, context_sum: float = 0.0,
+                    cached: int = 0) -> float:
+    """Time to prefill one prompt in chunks of the token budget beside ``decode`` running sequences.
+
+    ``cached`` leading tokens are prefix-cache hits: not computed, but every computed chunk
+    attends to them (a chunk at position p of length c attends ``c·p + c²/2``).
+    """
+    cached = max(0, min(int(cached), prompt - 1))
     budget = max(d.max_num_batched_tokens - decode, 1) if d.hw.chunked_prefill else max(d.max_num_batched_tokens,
-                                                                                          prompt)
-    done, seconds = 0, 0.0
+                                                                                          prompt - cached)
+    done, seconds = cached, 0.0
     while done < prompt:
         c = min(budget, prompt - done)
         seconds += step_time(d, decode if d.hw.chunked_prefill else 0, c, context_sum,
@@ -533,6 +574,12 @@ def steady_state(d: Deployment, concurrency: int, prompt: int, output: int,
     chunked prefill). Requests beyond ``n`` queue. TTFT = the front end (API server and
     chat template) + fixed serving cost + the prompt's prefill beside the running batch + the wait for a slot (closed loop) or, at
     a given request rate, the queueing of prefills (M/D/1).
+
+    Prefix caching (``d.prefix_hit_rate`` = h): each prompt computes only its
+    ``(1 − h) × prompt`` uncached tokens, in TTFT and in the prefill share of the steps;
+    those tokens still attend to the cached ones (the attention read over the whole
+    prompt). The KV cache is still counted per request (no sharing of cached blocks between
+    running requests: conservative for the batch size).
     """
     concurrency = max(1, int(concurrency))
     output = max(1, int(output))
@@ -543,15 +590,18 @@ def steady_state(d: Deployment, concurrency: int, prompt: int, output: int,
     if n < concurrency:
         bound = "max_num_seqs" if d.max_num_seqs <= kv_fit else "kv_cache"
     ctx = n * (prompt + output / 2)
+    hit = min(max(float(d.prefix_hit_rate), 0.0), 1.0)
+    computed = max(1, round(prompt * (1.0 - hit)))
+    cached = prompt - computed
     # Prompts of the requests that replace finished ones: n × prompt / output tokens a step
     # on average, but a prompt is prefilled in one go (or in chunks of the token budget
     # left beside the decodes), so only a share f of the steps carries one.
-    pf = n * prompt / output
-    chunk = max(1.0, min(float(prompt), float(d.max_num_batched_tokens - n) if d.hw.chunked_prefill
-                         else float(prompt)))
+    pf = n * computed / output
+    chunk = max(1.0, min(float(computed), float(d.max_num_batched_tokens - n) if d.hw.chunked_prefill
+                         else float(computed)))
     f = min(1.0, pf / chunk)
     decode_only = step_time(d, n, 0, ctx)
-    with_prefill = step_time(d, 0 if not d.hw.chunked_prefill else n, pf / f, ctx, pf / f * prompt / 2)
+    with_prefill = step_time(d, 0 if not d.hw.chunked_prefill else n, pf / f, ctx, pf / f * (cached + computed / 2))
     cost = with_prefill if f >= 0.5 else decode_only
     step = (1 - f) * decode_only.seconds + f * with_prefill.seconds
     if not d.hw.chunked_prefill:
@@ -559,13 +609,13 @@ def steady_state(d: Deployment, concurrency: int, prompt: int, output: int,
         step = decode_only.seconds + f * with_prefill.seconds
     # Front end (API server work and the chat template) + fixed cost + the prompt's prefill.
     ttft_alone = (d.hw.request_overhead_s + d.chat_template_s + d.hw.ttft_overhead_s
-                  + prefill_seconds(d, prompt, n - 1 if n > 1 else 0, ctx * (n - 1) / n if n else 0.0))
+                  + prefill_seconds(d, prompt, n - 1 if n > 1 else 0, ctx * (n - 1) / n if n else 0.0, cached))
     req_time = ttft_alone + (output - 1) * step
     rps = n / req_time if req_time > 0 else 0.0
     ttft = ttft_alone
     if request_rate is not None and request_rate > 0:
         rho = min(request_rate / rps, 0.99) if rps else 0.99
-        service = prefill_seconds(d, prompt)
+        service = prefill_seconds(d, prompt, cached=cached)
         ttft += service * rho / (2 * (1 - rho)) + step / 2
     elif concurrency > n:
         # Closed loop: a waiting request gets a slot when one of the n running finishes.

@@ -620,6 +620,16 @@ class TargetLoad(_Model):
         ge=1,
         le=1_000_000,
     )
+    prefix_cache_hit_rate: float | None = Field(
+        None,
+        description=(
+            "Share of prompt tokens served from the engine's prefix cache (shared system prompts, "
+            "multi-turn history): the capacity model prefills only the rest (they still attend to "
+            "the cached tokens). Default: no hits."
+        ),
+        ge=0,
+        lt=1,
+    )
 
 
 class PrometheusSource(_Model):
