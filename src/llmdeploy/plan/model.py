@@ -183,7 +183,7 @@ class Plan:
 
 
 _HASH_OMIT_WHEN_UNSET = (("disaggregation",), ("router", "modelRewrites"), ("router", "candidateEppService"),
-                         ("resources", "calibration"))
+                         ("resources", "calibration"), ("scaling", "targetLoad", "prefixCacheHitRate"))
 
 
 def spec_hash(spec: LLMService) -> str:
