@@ -62,8 +62,12 @@ def test_example_renders_and_passes_the_crd_check(example: Path, shared_crds: Pa
                 continue
             llm = [i for i in objects if i["kind"] == "LLMInferenceService"]
             if llm:  # KEDA scales the workload Deployment; KServe keeps its count (no spec.replicas)
-                svc = next(i for i in llm if f"{i['metadata']['name']}-kserve" == target)
-                assert "replicas" not in svc["spec"]
+                # The main (decode) Deployment is <name>-kserve; a P/D service's prefill pool is
+                # <name>-kserve-prefill (effective/disagg.py), whose count KServe must not hold either.
+                svc = next(i for i in llm if target in (f"{i['metadata']['name']}-kserve",
+                                                        f"{i['metadata']['name']}-kserve-prefill"))
+                part = svc["spec"]["prefill"] if target.endswith("-kserve-prefill") else svc["spec"]
+                assert "replicas" not in part
                 continue
             isvc = next(i for i in objects if i["kind"] == "InferenceService"
                         and f"{i['metadata']['name']}-predictor" == target)

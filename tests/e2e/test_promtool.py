@@ -113,6 +113,8 @@ class Synth:
         self.pods = [f"{self.scope.isvc}{mid}7c9d5f6b8-{chr(ord('a') + 2 * k + i) * 5}" for i in range(2)]
         if self.ctx.spec.deployment.target == "leaderWorkerSet":  # the leaders of groups 0 and 1
             self.pods = [f"{self.scope.isvc}-{i}" for i in range(2)]
+            if self.ctx.spec.disaggregation is not None:  # a DisaggregatedSet's decode leaders (effective/disagg.py)
+                self.pods = [f"{self.scope.isvc}-0-5d4c3b2a1-decode-{i}" for i in range(2)]
         self.job = self.mp.scrape.job or "kubernetes-pods"
         self.window = self.q.rate_window
 
