@@ -347,3 +347,96 @@ def test_lws_target_warns_that_it_needs_a_router_and_refuses_keda(tmp_path: Path
     text = LWS_BASE.replace("  autoscaler: none\n", "  autoscaler: keda\n  maxReplicas: 4\n")
     errors = [d for d in _only(tmp_path, text, "LD723") if d.is_error]
     assert errors and errors[0].line == _line_of(text, "autoscaler: keda")
+
+
+# --------------------------------------------------------------------------- KV-transfer failures (#16 item 5)
+
+V0111 = BASE.replace("vllm-openai:v0.11.0", "vllm-openai:v0.11.1")
+
+
+def _pd_rules(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    [rule] = [o for o in objs if o["kind"] == "PrometheusRule" and o["metadata"]["name"] == "deepseek-r1-pd-pd-rules"]
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+
+
+def _roles_panels(objs: list[dict[str, Any]]) -> list[str]:
+    [cm] = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "deepseek-r1-pd-roles-dashboard"]
+    return [p["title"] for p in json.loads(next(iter(cm["data"].values())))["panels"]]
+
+
+def test_kv_transfer_failures_alerted_where_vllm_counts_them(tmp_path: Path) -> None:
+    """vLLM 0.11.1 + NIXL: the alert names the pinned release's counter, scoped to the decode pods; a panel too."""
+    from llmdeploy.engines import resolve_engine
+
+    assert "vllm-openai:v0.11.0" in BASE  # the example pins a release without the counter
+    res = _render(tmp_path, V0111)
+    assert not [d for d in res.diagnostics if d.rule == "LD605"]  # the pinned release exports it, labels match
+    objs = _objs(res)
+    alerts = _pd_rules(objs)
+    assert set(alerts) == {"LLMServicePrefillBacklog", "LLMServiceDecodeSaturated", "LLMServiceKVTransferFailures"}
+    a = alerts["LLMServiceKVTransferFailures"]
+    counter = resolve_engine("vllm", None, "0.11.1").metric("nixl_failed_transfers")
+    assert counter == "vllm:nixl_num_failed_transfers_total"
+    assert a["expr"].startswith(f"sum(rate({counter}{{") and a["expr"].endswith(") > 0")
+    assert 'pod=~"deepseek-r1-pd-kserve-[a-z0-9]+-[a-z0-9]+"' in a["expr"]  # decode pods, not the prefill ones
+    assert a["for"] == "5m" and a["annotations"]["runbook_url"].endswith("#llmservicekvtransferfailures")
+    assert "### LLMServiceKVTransferFailures" in (ROOT / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    assert "KV transfer failures" in _roles_panels(objs)
+    assert not [d for d in _only(tmp_path, V0111, "LD501") if "KV-transfer" in d.message]
+
+
+def test_no_kv_transfer_alert_before_the_counter_but_a_note(tmp_path: Path) -> None:
+    """vLLM 0.11.0 only logs connector statistics: no alert, no panel, LD501 says where failures show."""
+    objs = _objs(_render(tmp_path, BASE))
+    assert "LLMServiceKVTransferFailures" not in _pd_rules(objs)
+    assert "KV transfer failures" not in _roles_panels(objs)
+    [note] = [d for d in _only(tmp_path, BASE, "LD501") if "KV-transfer" in d.message]
+    assert note.severity.value == "info" and note.line == _line_of(BASE, "connector: nixl")
+    assert "vLLM 0.11.0" in note.message and "decode pods' errors" in note.message
+    assert note.hint is not None and "0.11.1" in note.hint
+
+
+def test_transfer_failure_counter_follows_the_connector_and_release(tmp_path: Path) -> None:
+    from llmdeploy.derive.disagg import transfer_failures_metric
+    from llmdeploy.engines import resolve_engine
+
+    spec = _analysis(tmp_path, V0111).spec
+    lmcache = spec.model_copy(update={"disaggregation": spec.disaggregation.model_copy(update={"connector": "lmcache"})})
+    for v, want in [("0.10.2", None), ("0.11.0", None), ("0.11.1", "vllm:nixl_num_failed_transfers_total"),
+                    ("0.12.0", "vllm:nixl_num_failed_transfers_total"), ("0.30.0", "vllm:nixl_num_failed_transfers_total")]:
+        engine = resolve_engine("vllm", None, v)
+        assert transfer_failures_metric(spec, engine) == want, v
+        assert transfer_failures_metric(lmcache, engine) is None, v
+
+
+def test_kv_transfer_alert_fires_on_decode_failures_only(tmp_path: Path) -> None:
+    """promtool: failures on a decode pod fire after `for`; failures on a prefill pod or none stay quiet."""
+    from monitoring_support import run_promtool, write_yaml
+
+    objs = _objs(_render(tmp_path, V0111))
+    [rule] = [o for o in objs if o["kind"] == "PrometheusRule" and o["metadata"]["name"] == "deepseek-r1-pd-pd-rules"]
+    group = next(g for g in rule["spec"]["groups"])
+    group = {**group, "rules": [r for r in group["rules"] if r["alert"] == "LLMServiceKVTransferFailures"]}
+    rules = write_yaml(tmp_path / "rules.yaml", {"groups": [group]})
+    base = 'vllm:nixl_num_failed_transfers_total{model_name="deepseek-r1-pd",namespace="inference",engine="0",pod="%s"}'
+    decode, prefill = "deepseek-r1-pd-kserve-5d8f9c7b6-abcde", "deepseek-r1-pd-kserve-prefill-7c9d8b5f4-xyz12"
+    climbing, flat = "0+1x20", "3x20"
+
+    def case(series: dict[str, str], fires: bool) -> dict[str, Any]:
+        exp = [{"exp_labels": {"severity": "warning", "inferenceservice": "deepseek-r1-pd"}}] if fires else []
+        return {"interval": "1m", "input_series": [{"series": base % pod, "values": v} for pod, v in series.items()],
+                "alert_rule_test": [{"eval_time": "10m", "alertname": "LLMServiceKVTransferFailures",
+                                     "exp_alerts": exp},
+                                    {"eval_time": "3m", "alertname": "LLMServiceKVTransferFailures",
+                                     "exp_alerts": []}]}
+
+    tests = {"rule_files": [str(rules)], "evaluation_interval": "1m",
+             "tests": [case({decode: climbing}, True), case({decode: flat}, False),
+                       case({prefill: climbing, decode: flat}, False)]}
+    for t in tests["tests"]:  # annotations are not compared when absent; the labels are
+        for c in t["alert_rule_test"]:
+            for e in c["exp_alerts"]:
+                e["exp_annotations"] = {k: v.replace("{{ $value | humanize }}", "16.67m")
+                                        for k, v in group["rules"][0]["annotations"].items()}
+    result = run_promtool("test", "rules", str(write_yaml(tmp_path / "tests.yaml", tests)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -484,6 +484,9 @@ def test_examples_are_clean(tmp_path: Path) -> None:
         elif "trtllm" in spec.name:
             # TensorRT-LLM 1.1: no queue gauge, KV-cache gauge, preemption counter or error signal.
             assert sorted(d[0] for d in notes) == ["LD501"] * 4, notes
+        elif spec.name == "deepseek-r1-h200-pd.llmdeploy.yaml":
+            # vLLM 0.11.0 counts no failed NIXL transfers (0.11.1 does): no KV-transfer alert, said once.
+            assert notes == [("LD501", "info", "disaggregation.connector")], notes
         else:
             assert notes == [], spec.name
 

@@ -12,6 +12,8 @@ Written once here:
 * :func:`connector_class` — the ``kv_connector`` name the pinned vLLM registers for the
   spec's connector (engine table ``features.kv_connectors``), or None.
 * :func:`kv_transfer_config` — the ``--kv-transfer-config`` JSON both roles run with.
+* :func:`transfer_failures_metric` — the KV-transfer failure counter the pinned vLLM exports
+  for the spec's connector (``vllm:nixl_num_failed_transfers_total``, NIXL from 0.11.1), or None.
 * :func:`prefill_spec` (from :mod:`llmdeploy.sizing.roles`) — the spec of the prefill
   pool: the service with the prefill role's GPU and tensor parallel.
 """
@@ -31,13 +33,18 @@ __all__ = [
     "KV_TRANSFER_FLAG",
     "LLMD_SIDECAR_CONNECTOR",
     "NIXL_SIDE_CHANNEL_HOST_ENV",
+    "TRANSFER_FAILURES",
     "connector_class",
     "is_disaggregated",
     "kv_transfer_config",
     "prefill_gpu_type",
     "prefill_spec",
     "prefill_tensor",
+    "transfer_failures_metric",
 ]
+
+#: The engine table's logical metric of failed KV transfers (engines/vllm.yaml ``nixl_failed_transfers``).
+TRANSFER_FAILURES = "nixl_failed_transfers"
 
 KV_TRANSFER_FLAG = "--kv-transfer-config"
 #: The connector KServe v0.20.0's decode preset gives the llm-d routing sidecar
@@ -72,3 +79,16 @@ def kv_transfer_config(spec: LLMService, engine: EngineVersionInfo) -> str | Non
     if cls is None:
         return None
     return json.dumps({"kv_connector": cls, "kv_role": "kv_both"}, separators=(",", ":"), sort_keys=True)
+
+
+def transfer_failures_metric(spec: LLMService, engine: EngineVersionInfo) -> str | None:
+    """The exported KV-transfer failure counter for the spec's connector, or None when there is none.
+
+    Only vLLM's NixlConnector counts failed transfers (``NixlPromMetrics``, from 0.11.1; read in
+    the PyPI sdists, see engines/vllm.yaml ``nixl_failed_transfers``); LMCache and P2pNccl export
+    no such counter, and before 0.11.1 the connector statistics were only logged.
+    """
+    d = spec.disaggregation
+    if d is None or d.connector != "nixl" or not engine.has_metric(TRANSFER_FAILURES):
+        return None
+    return engine.metric(TRANSFER_FAILURES)

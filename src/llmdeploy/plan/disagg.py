@@ -37,7 +37,13 @@ from dataclasses import replace
 from typing import Any
 
 from ..catalog import get_gpu
-from ..derive.disagg import KV_TRANSFER_FLAG, NIXL_SIDE_CHANNEL_HOST_ENV, kv_transfer_config
+from ..derive.disagg import (
+    KV_TRANSFER_FLAG,
+    NIXL_SIDE_CHANNEL_HOST_ENV,
+    TRANSFER_FAILURES,
+    kv_transfer_config,
+    transfer_failures_metric,
+)
 from ..effective import llmisvc as eff
 from ..sizing.roles import DisaggSizing, prefill_spec, size_disaggregated
 from .kserve import EnginePlan, plan_engine
@@ -57,6 +63,7 @@ __all__ = [
     "role_queries",
     "roles",
     "scale_roles",
+    "transfer_failures_exported",
     "widen_network_policy",
 ]
 
@@ -280,12 +287,19 @@ def scale_roles(ctx: PlanContext, section: Section) -> None:
                          "decode triggers count decode pods only")
 
 
-def role_alerts(ctx: PlanContext) -> Manifest | None:
-    """Alerts on role imbalance: a prefill backlog (TTFT grows) or a saturated decode pool behind an idle prefill.
+def transfer_failures_exported(ctx: PlanContext) -> bool:
+    """True when the pinned engine exports a KV-transfer failure counter for the spec's connector (NIXL only)."""
+    return transfer_failures_metric(ctx.spec, ctx.engine) is not None
 
-    vLLM's NIXL connector statistics are not among the engine table's metrics for the pinned
-    releases, so KV-transfer failures are not alerted on; a transfer that fails surfaces as
-    the decode pods' error rate, which the service's own alerts cover.
+
+def role_alerts(ctx: PlanContext) -> Manifest | None:
+    """Alerts on role imbalance (a prefill backlog, a saturated decode pool behind an idle prefill) and KV-transfer failures.
+
+    With the NIXL connector on a vLLM that exports ``vllm:nixl_num_failed_transfers_total``
+    (0.11.1 on, :func:`transfer_failures_exported`), a failed KV read counted on the decode
+    pods (the side that pulls the blocks) for ``for`` raises ``LLMServiceKVTransferFailures``.
+    Older releases and the other connectors export no such counter: a failed transfer then
+    only surfaces as the decode pods' errors, which the service's own alerts cover.
     """
     mon = ctx.spec.monitoring
     if not mon.enabled or not mon.alerts.enabled:
@@ -314,6 +328,13 @@ def role_alerts(ctx: PlanContext) -> Manifest | None:
               "The decode pods' KV cache is nearly full while no prompt waits for prefill: generation, not "
               "prefill, limits the service. Add decode replicas (scaling)."),
     ]
+    if transfer_failures_exported(ctx):
+        rules.append(alert(
+            "LLMServiceKVTransferFailures", f"{dq.rate(TRANSFER_FAILURES)} > 0",
+            f"{who}: KV-cache transfers from prefill to decode fail",
+            "The decode pods count failed NIXL KV reads ({{ $value | humanize }}/s): those requests' blocks are "
+            "recomputed or the requests fail. Check the RDMA/UCX path between the pools and "
+            f"{NIXL_SIDE_CHANNEL_HOST_ENV} (the prefill pods' side channel) in the decode pods' logs."))
     name = f"{ctx.name}-pd-rules"
     extra = dict(sorted(mon.labels.items()))
     values = {"metadata": ctx.metadata(name, component="alerting", labels=extra),
@@ -350,6 +371,10 @@ def role_dashboard(ctx: PlanContext) -> Manifest | None:
                   dq.kv_cache_usage_max(), mon.alerts.kv_cache_usage), 6, 4)
     lay.add(_timeseries("Inter-token latency p95", "Decode steps carry no prompts: this is the decode pool's TPOT.",
                         "s", [(dq.itl(), "p95")], mon.alerts.itl_p95_seconds), 12, 8)
+    if transfer_failures_exported(ctx):
+        lay.add(_timeseries("KV transfer failures", "Failed NIXL KV reads counted on the decode pods "
+                            f"({dq.m(TRANSFER_FAILURES)}); any is alerted on.", "reqps",
+                            [(dq.rate(TRANSFER_FAILURES), "failed/s")], None), 12, 8)
     service = f"{ctx.namespace}/{ctx.name}"
     dashboard = {
         "description": f"llmdeploy: the prefill and decode pools of {service}.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..derive.disagg import transfer_failures_metric
 from ..diagnostics import Severity
 from .registry import Finding, RuleContext, rule
 
@@ -55,6 +56,14 @@ def alert_metric_not_exported(ctx: RuleContext) -> Iterator[Finding]:
     otherwise. A release that serves no Prometheus endpoint at all (TensorRT-LLM before
     1.1) gets no per-metric notes: LD140 refuses it once.
 
+    A prefill/decode service (``disaggregation`` on the llmInferenceService target, whose
+    ``<name>-pd-rules`` hold the per-role alerts) gets ``LLMServiceKVTransferFailures`` only
+    where the pinned vLLM counts failed KV transfers: the NIXL connector from 0.11.1
+    (``vllm:nixl_num_failed_transfers_total``, ``NixlPromMetrics`` in
+    vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py of the 0.11.1 sdist; 0.11.0
+    only logs connector statistics). Elsewhere a note says that a failed transfer only shows
+    as the decode pods' errors.
+
     Warns::
 
         runtime:
@@ -88,6 +97,18 @@ def alert_metric_not_exported(ctx: RuleContext) -> Iterator[Finding]:
             severity=None if user else Severity.INFO,
             key=True,
         )
+    d = ctx.spec.disaggregation
+    if (d is not None and ctx.spec.deployment.target == "llmInferenceService" and ctx.spec.runtime.engine == "vllm"
+            and transfer_failures_metric(ctx.spec, engine) is None):
+        why = (f"the {d.connector} connector exports no failure counter" if d.connector != "nixl" else
+               f"{engine.display_name} {engine.version} exports no NIXL failure counter "
+               f"(vllm:nixl_num_failed_transfers_total, from 0.11.1)")
+        yield Finding(("disaggregation", "connector"),
+                      f"{why}: no KV-transfer failure alert; a failed transfer only shows as the decode pods' "
+                      "errors (LLMServiceErrorRatioHigh)",
+                      "pin vLLM >= 0.11.1 with the nixl connector to alert on failed transfers"
+                      if d.connector == "nixl" else None,
+                      severity=Severity.INFO, key=True)
 
 
 @rule("LD502", Severity.WARNING)
