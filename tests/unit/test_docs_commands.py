@@ -99,20 +99,7 @@ PAGES_WITH_BLOCKS = sorted({b.page for b in ALL})
 
 # Blocks whose shown output drifted from what the command prints today (re-capture them):
 # strict, so a block that is fixed fails here until it leaves the list.
-STALE: dict[str, str] = {
-    'docs/cookbook.md:189': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:277': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:364': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:438': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:532': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:621': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:698': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:800': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/cookbook.md:891': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:227': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:316': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-    'docs/quickstart.md:336': 'shown output predates the calibrated capacity model and the 2026 memory model (#13/#14): re-capture',
-}
+STALE: dict[str, str] = {}
 
 
 def test_the_docs_have_runnable_blocks() -> None:
