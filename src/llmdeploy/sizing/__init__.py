@@ -641,15 +641,15 @@ def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core, str]:
         s_slo = slo_concurrency(d, prompt, output, Slo(tpot_ms=slo.tpot_ms), default)
         if 0 < s_slo < default:
             seqs = min(default, max(needed, s_slo))
-            reason = (f"{seqs}: the largest batch meeting the TPOT SLO of {slo.tpot_ms:g} ms is {s_slo}, never "
+            reason = (f"the largest batch meeting the TPOT SLO of {slo.tpot_ms:g} ms is {s_slo}, never "
                       f"below the {needed} requests expected at once "
                       + ("(targetLoad.concurrency)" if tl is not None and tl.concurrency else
-                         f"(the KV cache holds {kv_typical} requests of {typical} tokens)"))
+                         f"(the typical requests of {typical} tokens the KV cache holds at that batch)"))
         elif s_slo == 0:
             reason += f"; the TPOT SLO of {slo.tpot_ms:g} ms is missed even by one sequence, so it caps nothing"
     if tl is not None and tl.concurrency and tl.concurrency > seqs:
         seqs = tl.concurrency
-        reason = f"{seqs}: targetLoad.concurrency (above the engine's default {default})"
+        reason = f"targetLoad.concurrency (above the engine's default {default})"
     e = _evaluate(inp, p, seqs)
     if not _fits_memory(e) and seqs > 1 and _fits_memory(_evaluate(inp, p, 1)):
         # vLLM profiles its sampler over max_num_seqs sequences: with that many the KV cache
@@ -662,7 +662,7 @@ def _analyse(inp: SizingInput) -> tuple[SizingInput, _Core, str]:
                 lo = mid
             else:
                 hi = mid - 1
-        reason = (f"{lo}: the engine's default of {seqs} would leave too little KV cache for one request of "
+        reason = (f"the engine's default of {seqs} would leave too little KV cache for one request of "
                   f"maxModelLen {inp.max_model_len:,} (vLLM profiles its sampler over max_num_seqs sequences), "
                   f"{lo} is the most that starts")
         seqs = lo

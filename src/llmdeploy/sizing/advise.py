@@ -455,8 +455,11 @@ def suggestions(inp: SizingInput, report: SizingReport) -> list[str]:
                            f"{r.per_gpu.weights_gib:.1f} GiB per GPU and would fit "
                            f"({r.kv_cache_tokens:,} KV tokens)")
         if inp.kv_cache_dtype == "auto" and P.WEIGHTS_DO_NOT_FIT not in codes:
-            r = _size(replace(base, kv_cache_dtype="fp8"), advise=False)
-            if r.fits or r.kv_cache_tokens > report.kv_cache_tokens:
-                out.append(f"kvCacheDtype fp8 doubles the KV cache to {r.kv_cache_tokens:,} tokens "
-                           f"({r.max_concurrency:.1f} requests of maxModelLen)")
+            # At the same max_num_seqs: with auto, the cheaper cache would let the count grow back
+            # and the sampler's profile would eat the gain, which is not what the suggestion means.
+            r = _size(replace(base, kv_cache_dtype="fp8", max_num_seqs=report.max_num_seqs), advise=False)
+            if r.kv_cache_tokens > report.kv_cache_tokens * 1.2:
+                out.append(f"kvCacheDtype fp8 halves the KV bytes per token: {r.kv_cache_tokens:,} tokens "
+                           f"({r.max_concurrency:.1f} requests of maxModelLen) at max_num_seqs "
+                           f"{report.max_num_seqs:,}")
     return out
