@@ -476,6 +476,11 @@ def test_examples_are_clean(tmp_path: Path) -> None:
     for spec in EXAMPLE_FILES:
         found = _diagnose(tmp_path, spec, {})
         problems = [d for d in found if d[1] != "info"]
+        if spec.name in ("llama-3.1-8b-awq-a10g.llmdeploy.yaml", "llama-3.1-8b-llmisvc-canary.llmdeploy.yaml"):
+            # True findings: maxNumSeqs auto keeps the typical requests the cache holds, and a full
+            # batch on one A10G / L4 decodes above the profile's 100 ms p95 inter-token alert.
+            assert problems == [("LD507", "warning", "monitoring.alerts.itlP95Seconds")], problems
+            continue
         assert problems == [], spec.name
         notes = [d for d in found if d[1] == "info"]
         if "tgi" in spec.name:

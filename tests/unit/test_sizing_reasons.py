@@ -47,3 +47,34 @@ def test_fp8_kv_suggestion_grows_the_cache_it_names() -> None:
     tokens = int(re.search(r": ([\d,]+) tokens", hits[0]).group(1).replace(",", ""))
     assert tokens > 1.8 * rep.kv_cache_tokens, (tokens, rep.kv_cache_tokens)
     assert f"at max_num_seqs {rep.max_num_seqs:,}" in hits[0]
+
+
+LD507_SPEC = """apiVersion: llmdeploy.dev/v1alpha1
+kind: LLMService
+metadata:
+  name: q
+  namespace: ml
+model:
+  id: meta-llama/Llama-3.1-8B-Instruct
+  storageUri: s3://models/llama
+runtime:
+  image: vllm/vllm-openai:v0.11.0
+  maxNumSeqs: 256
+resources:
+  gpu:
+    type: l4
+monitoring:
+  alerts:
+    itlP95Seconds: 0.1
+"""
+
+
+def test_ld507_looks_at_the_full_batch_and_the_p95() -> None:
+    """Regression: LD507 read the SLO-capped operating point and the mean step, so a batch that
+    fills to 37 sequences (about 95 ms mean, 114 ms p95 on an L4) under a 100 ms p95 alert passed."""
+    docs, _ = load_text(LD507_SPEC, "spec.yaml", Path("."))
+    hits = [d for d in analyze(docs[0]).diagnostics if d.rule == "LD507"]
+    assert len(hits) == 1 and "p95 decode step" in hits[0].message and "37 sequences" in hits[0].message
+    relaxed = LD507_SPEC.replace("itlP95Seconds: 0.1", "itlP95Seconds: 0.2")
+    docs, _ = load_text(relaxed, "spec.yaml", Path("."))
+    assert not [d for d in analyze(docs[0]).diagnostics if d.rule == "LD507"]

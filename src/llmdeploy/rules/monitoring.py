@@ -251,9 +251,11 @@ def itl_slo_below_decode_speed(ctx: RuleContext) -> Iterator[Finding]:
 
     Decoding is memory-bandwidth bound: each step reads the weights and the batch's KV
     cache once, and every running sequence gets one token per step. When the sizing's
-    decode step at the batch it expects (``llmdeploy size``: the concurrency the KV cache
-    and ``maxNumSeqs`` allow) is slower than ``itlP95Seconds``, the SLO is breached
-    whenever the batch fills up, and the alert fires under normal load.
+    decode step at the fullest batch it expects (``llmdeploy size``: the concurrency the KV
+    cache and ``maxNumSeqs`` allow, not an SLO-capped operating point), times the calibrated
+    p95/mean ratio of TPOT (``sizing/perf_vllm.yaml`` tails), is slower than
+    ``itlP95Seconds``, the SLO is breached whenever the batch fills up, and the alert fires
+    under normal load.
     """
     sizing = ctx.resolved.sizing
     cap = getattr(sizing, "capacity", None)
@@ -261,12 +263,22 @@ def itl_slo_below_decode_speed(ctx: RuleContext) -> Iterator[Finding]:
     if not _alerts_on(ctx) or not isinstance(rate, (int, float)) or rate <= 0:
         return
     step = 1.0 / float(rate)
+    n = getattr(cap, "concurrency", None)
+    # The operating point may be a batch capped for an SLO; the batch fills up to what
+    # maxNumSeqs and the KV cache allow, which the fullest point of the curve shows.
+    points = [pt for pt in getattr(cap, "points", ()) or () if getattr(pt, "tpot_ms", 0) > 0]
+    if points:
+        full = max(points, key=lambda pt: (pt.running, -pt.concurrency))
+        if isinstance(n, int) and full.running > n:
+            step, n = full.tpot_ms / 1000.0, full.running
+    from ..sizing.perf import tail_ratio  # the calibrated p95/mean of TPOT (perf_vllm.yaml tails)
+
+    step *= tail_ratio("tpot", "p95")  # the alert compares a p95, not the mean step
     slo = ctx.spec.monitoring.alerts.itl_p95_seconds
     if slo < step:
-        n = getattr(cap, "concurrency", None)
         batch = f" with {n} sequences in the batch" if isinstance(n, int) else " at full batch"
         yield Finding((*ALERTS, "itlP95Seconds"),
-                      f"itlP95Seconds {slo:g}s is below the estimated decode step of {step * 1000:.0f} ms{batch}: "
+                      f"itlP95Seconds {slo:g}s is below the estimated p95 decode step of {step * 1000:.0f} ms{batch}: "
                       "the alert fires whenever the batch fills up",
                       f"set it above {step:.3g}, lower runtime.maxNumSeqs, or use a GPU with more memory bandwidth")
 
