@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnostic, Severity
 from ..records import record
-from ..spec.models import camel_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..effective import Workload
@@ -115,6 +114,9 @@ def documented(rule_id: str, severity: Severity, doc: str, stage: str) -> None:
 def run_rules(ctx: RuleContext, rules: Iterable[Rule] | None = None, *, stage: str = "semantic") -> list[Diagnostic]:
     """Run every rule of ``stage`` (``semantic`` on the spec, ``effective`` on the rendered
     objects, with an :class:`EffectiveContext`) and locate its findings in the spec."""
+    # Imported here: `size --model` reads the rule ids without the pydantic spec models.
+    from ..spec.models import camel_path
+
     out: list[Diagnostic] = []
     for r in rules if rules is not None else sorted(RULES.values(), key=lambda r: r.id):
         if r.check is None or r.stage != stage:
