@@ -32,8 +32,6 @@ from .kserve import _merge_list, to_container
 from .llmisvc import (
     APP_COMPONENT,
     APP_NAME,
-    APPROVED_ANNOTATION_PREFIXES,
-    APPROVED_LABEL_PREFIXES,
     DOWNLOAD_SCHEMES,
     ENGINE_PORT,
     KSERVE_COMPONENT,
@@ -48,6 +46,7 @@ from .llmisvc import (
     is_llmisvc,
     lora_args,
     merge_pod_spec,
+    propagated_pod_metadata,
     workload_service_name,
 )
 from .model import Pod, Workload
@@ -93,19 +92,6 @@ def _preset(name: str, port: int, sidecar: bool) -> dict[str, Any]:
     return pod
 
 
-def _labels(meta: Mapping[str, Any], part: Mapping[str, Any], fixed: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    labels, annotations = dict(fixed), {}
-    for k, v in (meta.get("annotations") or {}).items():
-        if str(k).startswith(APPROVED_ANNOTATION_PREFIXES):
-            annotations[str(k)] = str(v)
-    for k, v in (meta.get("labels") or {}).items():
-        if str(k).startswith(APPROVED_LABEL_PREFIXES):
-            labels[str(k)] = str(v)
-    labels.update({str(k): str(v) for k, v in (part.get("labels") or {}).items()})
-    annotations.update({str(k): str(v) for k, v in (part.get("annotations") or {}).items()})
-    return labels, annotations
-
-
 def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts: Mapping[Any, Any]) -> Workload:
     meta = o.get("metadata") or {}
     spec = o.get("spec") or {}
@@ -143,7 +129,7 @@ def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts
     component = "llminferenceservice-workload" + ("" if decode else "-prefill")
     fixed = {APP_COMPONENT: component, APP_NAME: name, PART_OF: "llminferenceservice",
              KSERVE_COMPONENT: "workload", LLMD_ROLE: role}
-    labels, annotations = _labels(meta, part, fixed)
+    labels, annotations = propagated_pod_metadata(meta, part, fixed)
     sa_name = pod_spec.get("serviceAccountName")
     storage = storage_read(uri, sa_name, accounts.get((ns, sa_name)))
     pod = Pod(labels, annotations, tuple(containers), sa_name,

@@ -214,20 +214,26 @@ def expected_pod_labels(w: Workload) -> dict[str, str]:
 def pod_labels(obj: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """(selector, pod labels, pod annotations) of the main Deployment of an LLMInferenceService."""
     meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    name = str(meta.get("name", ""))
-    selector = fixed_pod_labels(name)
-    labels = dict(selector)
-    annotations: dict[str, str] = {}
+    selector = fixed_pod_labels(str(meta.get("name", "")))
+    labels, annotations = propagated_pod_metadata(meta, obj.get("spec") or {}, selector)
+    return selector, labels, annotations
+
+
+def propagated_pod_metadata(meta: Mapping[str, Any], part: Mapping[str, Any],
+                            fixed: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(pod labels, pod annotations) of a workload: ``fixed`` labels, the service's approved
+    metadata prefixes, then the workload part's own ``labels``/``annotations`` over them
+    (``spec`` for the main workload, ``spec.prefill`` for the prefill pool)."""
+    labels, annotations = dict(fixed), {}
     for k, v in (meta.get("annotations") or {}).items():
         if str(k).startswith(APPROVED_ANNOTATION_PREFIXES):
             annotations[str(k)] = str(v)
     for k, v in (meta.get("labels") or {}).items():
         if str(k).startswith(APPROVED_LABEL_PREFIXES):
             labels[str(k)] = str(v)
-    labels.update({str(k): str(v) for k, v in (spec.get("labels") or {}).items()})
-    annotations.update({str(k): str(v) for k, v in (spec.get("annotations") or {}).items()})
-    return selector, labels, annotations
+    labels.update({str(k): str(v) for k, v in (part.get("labels") or {}).items()})
+    annotations.update({str(k): str(v) for k, v in (part.get("annotations") or {}).items()})
+    return labels, annotations
 
 
 def _merge_container(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
