@@ -25,6 +25,7 @@ processes it started are always stopped. Skips only when ``prometheus`` is not i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
@@ -33,7 +34,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -224,6 +225,23 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         for t in effective.pod_targets(w, pod_name=pod):
             if t.get("__meta_kubernetes_pod_container_port_number"):
                 discovered.append({"targets": [address], "labels": {k: v for k, v in t.items() if k != "__address__"}})
+    dcgm = {"job_name": "dcgm", "metrics_path": "/dcgm", "static_configs": [{"targets": [target]}],
+            "relabel_configs": relabel(namespace="gpu-operator", pod="nvidia-dcgm-exporter-q8w7e",
+                                       container="nvidia-dcgm-exporter")}
+    try:
+        with running_prometheus(exe, tmp, p, rules, job, discovered, [dcgm]) as live:
+            yield live
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def running_prometheus(exe: str, tmp: Path, planned: Planned, rules: Path, job: dict[str, Any],
+                       discovered: list[dict[str, Any]], extra_scrape: Sequence[dict[str, Any]] = ()) -> Iterator[Live]:
+    """A real Prometheus on 127.0.0.1 scraping ``job`` (prometheus-operator's scrape config of
+    the rendered monitor) over file-SD ``discovered`` targets, plus ``extra_scrape`` jobs, with
+    ``rules`` loaded; ready when yielded, stopped on exit."""
     sd = tmp / "targets.json"
     sd.write_text(json.dumps(discovered), encoding="utf-8")
     config = {
@@ -233,9 +251,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             {"job_name": job["job_name"], "metrics_path": job["metrics_path"], "scheme": job["scheme"],
              "file_sd_configs": [{"files": [str(sd)], "refresh_interval": "1s"}],
              "relabel_configs": job["relabel_configs"]},
-            {"job_name": "dcgm", "metrics_path": "/dcgm", "static_configs": [{"targets": [target]}],
-             "relabel_configs": relabel(namespace="gpu-operator", pod="nvidia-dcgm-exporter-q8w7e",
-                                        container="nvidia-dcgm-exporter")},
+            *extra_scrape,
         ],
     }
     cfg = write_yaml(tmp / "prometheus.yml", config)
@@ -246,7 +262,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                              f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
                             stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        live = Live(p, f"http://127.0.0.1:{port}", log, time.monotonic() + DEADLINE_SECONDS)
+        live = Live(planned, f"http://127.0.0.1:{port}", log, time.monotonic() + DEADLINE_SECONDS)
 
         def ready() -> bool:
             if proc.poll() is not None:
@@ -264,8 +280,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             proc.kill()
             proc.wait(timeout=10)
         log_fh.close()
-        server.shutdown()
-        server.server_close()
 
 
 def one_value(live: Live, expr: str) -> float | None:

@@ -12,11 +12,8 @@ that every rule evaluates. Skips only when ``prometheus`` is not installed.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,16 +21,15 @@ import pytest
 from monitoring_support import EXAMPLES, Planned, plan_spec, prometheus, write_yaml
 from test_live_prometheus import (
     Live,
-    free_port,
     histogram_lines,
     one_value,
     quantile,
+    running_prometheus,
     serve,
     yaml_load,
 )
 
 SPEC = EXAMPLES / "qwen3-8b-sglang.llmdeploy.yaml"
-DEADLINE_SECONDS = 60.0
 POD = "qwen3-8b-sglang-predictor-6b7f9c8d4-aaaaa"
 
 # sglang/srt/observability/metrics_collector.py (0.5.12 wheel) default buckets.
@@ -112,43 +108,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     for t in effective.pod_targets(w, pod_name=POD):
         if t.get("__meta_kubernetes_pod_container_port_number"):
             discovered.append({"targets": [target], "labels": {k: v for k, v in t.items() if k != "__address__"}})
-    sd = tmp / "targets.json"
-    sd.write_text(json.dumps(discovered), encoding="utf-8")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-        "rule_files": [str(rules)],
-        "scrape_configs": [
-            {"job_name": job["job_name"], "metrics_path": job["metrics_path"], "scheme": job["scheme"],
-             "file_sd_configs": [{"files": [str(sd)], "refresh_interval": "1s"}],
-             "relabel_configs": job["relabel_configs"]},
-        ],
-    }
-    cfg = write_yaml(tmp / "prometheus.yml", config)
-    port = free_port()
-    log = tmp / "prometheus.log"
-    log_fh = log.open("w")
-    proc = subprocess.Popen([exe, f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        live = Live(p, f"http://127.0.0.1:{port}", log, time.monotonic() + DEADLINE_SECONDS)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with urllib.request.urlopen(f"{live.url}/-/ready", timeout=2) as r:
-                return r.status == 200
-
-        live.wait_for("/-/ready", ready)
-        yield live
+        with running_prometheus(exe, tmp, p, rules, job, discovered) as live:
+            yield live
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log_fh.close()
         server.shutdown()
         server.server_close()
 

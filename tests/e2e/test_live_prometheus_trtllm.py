@@ -13,22 +13,25 @@ recorded series or its KEDA (TTFT p95) query. Skips only when ``prometheus`` is 
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 from monitoring_support import MONITORING_DATA, plan_spec, prometheus, write_yaml
-from test_live_prometheus import Live, free_port, histogram_lines, one_value, quantile, serve
+from test_live_prometheus import (
+    Live,
+    histogram_lines,
+    one_value,
+    quantile,
+    running_prometheus,
+    serve,
+)
 
 SPEC = MONITORING_DATA / "trtllm-1-2-ttft.llmdeploy.yaml"
 POD = "trtllm-ttft-predictor-6d5c4b7f9-aaaaa"
 OTHER_POD = "another-svc-predictor-5b4c3d2e1-zzzzz"  # same namespace, another service
-DEADLINE_SECONDS = 60.0
 
 # tensorrt_llm/metrics/collector.py default buckets (trtllm@050f80d).
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -94,43 +97,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 if pod == OTHER_POD:  # its own page (the same relabelling keeps it: same namespace)
                     labels["__metrics_path__"] = "/other/prometheus/metrics"
                 discovered.append({"targets": [target], "labels": labels})
-    sd = tmp / "targets.json"
-    sd.write_text(json.dumps(discovered), encoding="utf-8")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-        "rule_files": [str(rules)],
-        "scrape_configs": [
-            {"job_name": job["job_name"], "metrics_path": job["metrics_path"], "scheme": job["scheme"],
-             "file_sd_configs": [{"files": [str(sd)], "refresh_interval": "1s"}],
-             "relabel_configs": job["relabel_configs"]},
-        ],
-    }
-    cfg = write_yaml(tmp / "prometheus.yml", config)
-    port = free_port()
-    log = tmp / "prometheus.log"
-    log_fh = log.open("w")
-    proc = subprocess.Popen([exe, f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        live = Live(p, f"http://127.0.0.1:{port}", log, time.monotonic() + DEADLINE_SECONDS)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with urllib.request.urlopen(f"{live.url}/-/ready", timeout=2) as r:
-                return r.status == 200
-
-        live.wait_for("/-/ready", ready)
-        yield live
+        with running_prometheus(exe, tmp, p, rules, job, discovered) as live:
+            yield live
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log_fh.close()
         server.shutdown()
         server.server_close()
 
