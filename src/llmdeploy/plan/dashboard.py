@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..promql import GpuQueries
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import PlanContext
+    from .model import Manifest, PlanContext
     from .monitoring import MonitoringPlan
 
 SCHEMA_VERSION = 38
@@ -34,6 +34,36 @@ def dashboard_uid(namespace: str, name: str) -> str:
     """A stable uid (Grafana allows up to 40 characters) derived from the service."""
     digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:16]
     return f"llmd-{digest}"
+
+
+def side_dashboard_manifest(ctx: PlanContext, panels: list[dict[str, Any]], *, key: str, description: str,
+                            tags: tuple[str, ...], title: str, aliases: tuple[str, ...]) -> Manifest:
+    """A service's second dashboard (``key``: the router's, the P/D roles'): its own panels in
+    the main dashboard's frame (datasource variable, refresh, time range), its own uid and
+    ConfigMap ``<name>-<key>-dashboard``, labelled like the main one for Grafana's sidecar."""
+    import json
+
+    from .model import Manifest
+
+    d = ctx.spec.monitoring.dashboard
+    service = f"{ctx.namespace}/{ctx.name}"
+    dashboard = {
+        "description": f"llmdeploy: {description} {service}.",
+        "editable": True, "graphTooltip": 1, "id": None, "panels": panels, "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION, "tags": ["llmdeploy", *tags, ctx.namespace],
+        "templating": {"list": [{"current": {}, "hide": 0, "includeAll": False, "label": "Data source",
+                                 "multi": False, "name": "datasource", "options": [], "query": "prometheus",
+                                 "refresh": 1, "regex": "", "skipUrlSync": False, "type": "datasource"}]},
+        "time": {"from": "now-3h", "to": "now"}, "timezone": "browser",
+        "title": f"{title} {service}", "uid": dashboard_uid(ctx.namespace, f"{ctx.name}-{key}"), "version": 1,
+    }
+    name = f"{ctx.name}-{key}-dashboard"
+    ns = d.namespace or ctx.namespace
+    text = json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+    values = {"metadata": ctx.metadata(name, namespace=ns, component="dashboard", labels=dict(sorted(d.labels.items()))),
+              "data": {f"{ctx.namespace}-{ctx.name}-{key}.json": text}}
+    return Manifest("monitoring/dashboard-configmap.yaml.j2", "ConfigMap", name, values, namespace=ns,
+                    aliases=aliases)
 
 
 class _Layout:

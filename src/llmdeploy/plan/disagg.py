@@ -345,9 +345,7 @@ def role_alerts(ctx: PlanContext) -> Manifest | None:
 
 def role_dashboard(ctx: PlanContext) -> Manifest | None:
     """A Grafana dashboard with one row per role: what each pool is sized on, beside the service's own dashboard."""
-    import json
-
-    from .dashboard import SCHEMA_VERSION, _Layout, _stat, _timeseries, dashboard_uid
+    from .dashboard import _Layout, _stat, _timeseries, side_dashboard_manifest
 
     mon = ctx.spec.monitoring
     d = mon.dashboard
@@ -375,21 +373,5 @@ def role_dashboard(ctx: PlanContext) -> Manifest | None:
         lay.add(_timeseries("KV transfer failures", "Failed NIXL KV reads counted on the decode pods "
                             f"({dq.m(TRANSFER_FAILURES)}); any is alerted on.", "reqps",
                             [(dq.rate(TRANSFER_FAILURES), "failed/s")], None), 12, 8)
-    service = f"{ctx.namespace}/{ctx.name}"
-    dashboard = {
-        "description": f"llmdeploy: the prefill and decode pools of {service}.",
-        "editable": True, "graphTooltip": 1, "id": None, "panels": lay.panels, "refresh": "30s",
-        "schemaVersion": SCHEMA_VERSION, "tags": ["llmdeploy", "disaggregation", ctx.namespace],
-        "templating": {"list": [{"current": {}, "hide": 0, "includeAll": False, "label": "Data source",
-                                 "multi": False, "name": "datasource", "options": [], "query": "prometheus",
-                                 "refresh": 1, "regex": "", "skipUrlSync": False, "type": "datasource"}]},
-        "time": {"from": "now-3h", "to": "now"}, "timezone": "browser",
-        "title": f"LLM roles {service}", "uid": dashboard_uid(ctx.namespace, f"{ctx.name}-roles"), "version": 1,
-    }
-    name = f"{ctx.name}-roles-dashboard"
-    ns = d.namespace or ctx.namespace
-    text = json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
-    values = {"metadata": ctx.metadata(name, namespace=ns, component="dashboard", labels=dict(sorted(d.labels.items()))),
-              "data": {f"{ctx.namespace}-{ctx.name}-roles.json": text}}
-    return Manifest("monitoring/dashboard-configmap.yaml.j2", "ConfigMap", name, values, namespace=ns,
-                    aliases=("dashboard", "monitoring"))
+    return side_dashboard_manifest(ctx, lay.panels, key="roles", description="the prefill and decode pools of",
+                                   tags=("disaggregation",), title="LLM roles", aliases=("dashboard", "monitoring"))

@@ -447,9 +447,8 @@ def _pools_matcher(names: list[str]) -> str:
 
 def router_dashboard_manifest(ctx: PlanContext, sel: str, window: str) -> Manifest:
     """A Grafana dashboard of the endpoint picker beside the engine's: hit rate, scoring, queue, endpoints."""
-    from .dashboard import SCHEMA_VERSION, _Layout, _stat, _timeseries, dashboard_uid
+    from .dashboard import _Layout, _stat, _timeseries, side_dashboard_manifest
 
-    d = ctx.spec.monitoring.dashboard
     pool = f'{sel},{_pools_matcher(_picker_names(ctx))}'
     hit = (f"sum(rate({EPP_CACHED_TOKENS}_sum{{{sel}}}[{window}])) / "
            f"sum(rate({EPP_INPUT_TOKENS}_sum{{{sel}}}[{window}]))")
@@ -474,24 +473,8 @@ def router_dashboard_manifest(ctx: PlanContext, sel: str, window: str) -> Manife
     lay.add(_timeseries("Pool load", "Average queue and KV-cache use of the pool's engines.", "none",
                         [(f"max({EPP_AVERAGE_QUEUE}{{{pool}}})", "queue"),
                          (f"max({EPP_AVERAGE_KV_CACHE}{{{pool}}})", "KV cache")]), 12, 8)
-    service = f"{ctx.namespace}/{ctx.name}"
-    dashboard = {
-        "description": f"llmdeploy: the llm-d endpoint picker of {service}.",
-        "editable": True, "graphTooltip": 1, "id": None, "panels": lay.panels, "refresh": "30s",
-        "schemaVersion": SCHEMA_VERSION, "tags": ["llmdeploy", "llm-d", ctx.namespace],
-        "templating": {"list": [{"current": {}, "hide": 0, "includeAll": False, "label": "Data source",
-                                 "multi": False, "name": "datasource", "options": [], "query": "prometheus",
-                                 "refresh": 1, "regex": "", "skipUrlSync": False, "type": "datasource"}]},
-        "time": {"from": "now-3h", "to": "now"}, "timezone": "browser",
-        "title": f"LLM router {service}", "uid": dashboard_uid(ctx.namespace, f"{ctx.name}-router"), "version": 1,
-    }
-    name = f"{ctx.name}-router-dashboard"
-    ns = d.namespace or ctx.namespace
-    text = json.dumps(dashboard, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
-    values = {"metadata": ctx.metadata(name, namespace=ns, component="dashboard", labels=dict(sorted(d.labels.items()))),
-              "data": {f"{ctx.namespace}-{ctx.name}-router.json": text}}
-    return Manifest("monitoring/dashboard-configmap.yaml.j2", "ConfigMap", name, values, namespace=ns,
-                    aliases=("dashboard", "monitoring", "router"))
+    return side_dashboard_manifest(ctx, lay.panels, key="router", description="the llm-d endpoint picker of",
+                                   tags=("llm-d",), title="LLM router", aliases=("dashboard", "monitoring", "router"))
 
 
 def llmisvc_manifest(ctx: PlanContext, engine: EnginePlan, router: dict[str, Any],
