@@ -115,6 +115,40 @@ class CudaGraphModel:
 
 
 @record
+class StartupModel:
+    """What a worker holds before it measures memory, and the check it makes there.
+
+    vLLM V1 takes an "init memory snapshot" in ``gpu_worker.py`` ``init_device`` and, from
+    0.9.2, refuses to start when ``gpu_memory_utilization × total`` exceeds the free memory
+    it sees there (``Free memory on device … on startup is less than desired GPU memory
+    utilization``; ``v1/worker/utils.py`` ``request_memory`` from 0.14.0). Up to 0.10.x the
+    snapshot comes before the distributed set-up, so NCCL's memory lands in the profiled
+    non-torch memory; from 0.11.0 ("Initialize the distributed environment BEFORE taking
+    memory snapshot") it is outside the budget and lowers the free memory the check sees.
+
+    Attributes:
+        free_memory_check: the worker refuses a utilization above the free memory at start.
+        distributed_before_snapshot: communicators exist before the snapshot (0.11+).
+        parallel_group_gib: per rank, for each tensor- or pipeline-parallel group of more
+            than one GPU created before the snapshot (NCCL and custom all-reduce buffers).
+        ep_group_gib: per rank, for the expert-parallel group's communicator.
+        ep_group: when that group exists: ``never``, ``always`` (0.11-0.13: every model
+            with tensor × data parallel > 1) or ``moe`` (0.14+: MoE models only,
+            ``distributed/parallel_state.py`` ``model_config.is_moe``).
+    """
+
+    free_memory_check: bool
+    distributed_before_snapshot: bool
+    parallel_group_gib: float
+    ep_group_gib: float
+    ep_group: str
+
+
+NO_STARTUP_CHECK = StartupModel(free_memory_check=False, distributed_before_snapshot=False,
+                                parallel_group_gib=0.0, ep_group_gib=0.0, ep_group="never")
+
+
+@record
 class MemoryModel:
     """Everything the sizing needs to mimic one engine version's memory split.
 
@@ -149,6 +183,8 @@ class MemoryModel:
         fraction_of_free: the utilization is a share of what is left after the profile
             run, not of the device (TensorRT-LLM's ``kv_cache_free_gpu_memory_fraction``:
             KV = (total - peak) x fraction); False: KV = total x utilization - peak.
+        startup: what the worker holds before its memory snapshot and whether it
+            refuses a utilization above the free memory there (:class:`StartupModel`).
     """
 
     engine: str
@@ -171,6 +207,7 @@ class MemoryModel:
     cuda_graphs: CudaGraphModel
     sources: tuple[str, ...]
     fraction_of_free: bool = False
+    startup: StartupModel = NO_STARTUP_CHECK
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -347,4 +384,28 @@ def memory_model_from_table(
         ),
         sources=tuple(str(s) for s in sources),
         fraction_of_free=r.flag("fraction_of_free") if "fraction_of_free" in r.data else False,
+        startup=_startup(raw, version, generation, where),
+    )
+
+
+_EP_GROUPS = frozenset({"never", "always", "moe"})
+
+
+def _startup(raw: Mapping[str, Any], version: str, generation: str, where: str) -> StartupModel:
+    """The ``startup`` row of the table for ``version`` and ``generation`` (none: no check)."""
+    rows = raw.get("startup") or ()
+    matches = [row for row in rows if isinstance(row, Mapping) and _covers(row, version)
+               and str(row.get("generation", generation)) == generation]
+    if not matches:
+        return NO_STARTUP_CHECK
+    r = _Reader(matches[-1], f"{where}.startup")
+    ep_group = r.text("ep_group")
+    if ep_group not in _EP_GROUPS:
+        raise r._fail("ep_group", "never, always or moe")
+    return StartupModel(
+        free_memory_check=r.flag("free_memory_check"),
+        distributed_before_snapshot=r.flag("distributed_before_snapshot"),
+        parallel_group_gib=r.number("parallel_group_gib"),
+        ep_group_gib=r.number("ep_group_gib"),
+        ep_group=ep_group,
     )

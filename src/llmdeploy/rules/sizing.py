@@ -305,6 +305,46 @@ def sampler_warmup_fits(ctx: RuleContext) -> Iterator[Finding]:
     yield from _findings(ctx, SizingProblem.SAMPLER_WARMUP_OOM)
 
 
+@_sizing_rule("LD213", SizingProblem.STARTUP_FREE_MEMORY)
+def utilization_fits_free_memory_at_start(ctx: RuleContext) -> Iterator[Finding]:
+    """``gpuMemoryUtilization`` asks for more memory than is free when the vLLM worker starts.
+
+    vLLM V1 (0.9.2 and later) takes a memory snapshot as each worker starts and refuses to go
+    on when ``total × gpuMemoryUtilization`` exceeds the free memory it sees ("Free memory on
+    device … on startup is less than desired GPU memory utilization"; vllm/v1/worker/
+    gpu_worker.py ``init_device``, v1/worker/utils.py ``request_memory`` from v0.14.0). The
+    CUDA context is held by then and, from 0.11.0, the NCCL communicators too: the distributed
+    set-up moved before the snapshot ("Initialize the distributed environment BEFORE taking
+    memory snapshot", v0.11.0), and from 0.14.0 MoE models also build an expert-parallel group
+    (distributed/parallel_state.py, ``model_config.is_moe``). On an H100 the v0.19.0 logs show
+    78.68 of 79.19 GiB free on one GPU, 77.64-77.76 GiB with one tensor- or pipeline-parallel
+    group and 77.18 GiB for MoE models at tensor parallel 2 (tests/data/vllm_logs/sweeps), so
+    0.98 starts a dense model at TP2 and not a MoE one. The hint gives the highest utilization
+    that starts. Constants and sources: the ``startup`` rows of engines/vllm.yaml.
+
+    Fails::
+
+        model: {id: mistralai/Mixtral-8x7B-Instruct-v0.1}
+        runtime:
+          image: vllm/vllm-openai:v0.19.0
+          gpuMemoryUtilization: 0.98
+        resources:
+          gpu: {type: h100-sxm}
+          parallelism: {tensor: 2}
+
+    Passes::
+
+        model: {id: mistralai/Mixtral-8x7B-Instruct-v0.1}
+        runtime:
+          image: vllm/vllm-openai:v0.19.0
+          gpuMemoryUtilization: 0.97
+        resources:
+          gpu: {type: h100-sxm}
+          parallelism: {tensor: 2}
+    """
+    yield from _findings(ctx, SizingProblem.STARTUP_FREE_MEMORY)
+
+
 @rule("LD211")
 def engine_image_runs_on_the_gpu(ctx: RuleContext) -> Iterator[Finding]:
     """The engine image is a CUDA build but the GPU is an AMD Instinct (ROCm).

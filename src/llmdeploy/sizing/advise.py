@@ -10,7 +10,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .memory import GIB, Quantization, quant_format
+from .memory import GIB, Quantization, held_before_snapshot_gib, quant_format
 from .reasons import Reason, SizingProblem
 from .reasons import SizingProblem as P
 
@@ -188,6 +188,9 @@ def reasons(inp: SizingInput, c: _Core) -> tuple[list[Reason], list[Reason]]:
     from . import LOW_CONCURRENCY, _fits_memory
 
     errors = parallelism_problems(inp)
+    start = startup_free_memory_problem(inp, c)
+    if start is not None:
+        errors.append(start)
     qe, qw = quantization_problems(inp, c.quant)
     errors += qe
     warns = qw
@@ -330,6 +333,42 @@ def sampler_warmup_problem(inp: SizingInput, c: _Core) -> tuple[Reason, bool] | 
               f"{need / GIB:.2f} GiB (~{per_seq * c.profile_seqs / GIB / c.mm.activation.sampler_warmup_copies:.2f} GiB "
               f"per fp32 logits copy): {outcome} (\"CUDA out of memory occurred when warming up sampler\")",
               hint, F_SEQS), error
+
+
+def startup_free_memory_problem(inp: SizingInput, c: _Core) -> Reason | None:
+    """LD213: ``gpuMemoryUtilization`` asks for more than is free when the worker starts.
+
+    vLLM V1 (0.9.2+) compares ``total × gpu_memory_utilization`` with the free memory of its
+    init snapshot and raises before loading anything (``v1/worker/gpu_worker.py``
+    ``init_device``; ``v1/worker/utils.py`` ``request_memory`` from 0.14.0). What is held
+    by then is the CUDA context and, from 0.11.0, the NCCL communicators of the parallel
+    groups (:func:`~.memory.held_before_snapshot_gib`): on an H100 the highest utilization
+    that starts is about 0.99 on one GPU, 0.98 with tensor parallelism and 0.975 for a MoE
+    model with tensor parallelism (the v0.19.0 sweep's "Free memory on device" figures).
+    """
+    st = c.mm.startup
+    if not st.free_memory_check:
+        return None
+    context = _context_gib()
+    held, comm = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
+                                          inp.data_parallel, context)
+    free = c.total - held * GIB
+    requested = c.total * c.util
+    if requested <= free:
+        return None
+    best = math.floor(free / c.total * 1000) / 1000
+    groups = [f"tensor parallel {inp.tensor_parallel}"] if inp.tensor_parallel > 1 else []
+    groups += [f"pipeline parallel {inp.pipeline_parallel}"] if inp.pipeline_parallel > 1 else []
+    if comm > st.parallel_group_gib * len(groups) + 1e-9:
+        groups.append("expert parallel (MoE)" if st.ep_group == "moe" else "expert parallel")
+    held_text = f"the CUDA context ({context:.2f} GiB)" + (
+        f" and the NCCL communicators of {', '.join(groups)} ({comm:.2f} GiB)" if comm else "")
+    return _r(P.STARTUP_FREE_MEMORY,
+              f"gpuMemoryUtilization {c.util:g} asks for {requested / GIB:.2f} GiB of {inp.gpu.name}'s "
+              f"{c.total / GIB:.2f} GiB, but only about {free / GIB:.2f} GiB is free when the vLLM "
+              f"{inp.engine.version} worker takes its memory snapshot ({held_text} come first): vLLM refuses "
+              "to start (\"Free memory on device … is less than desired GPU memory utilization\")",
+              f"set gpuMemoryUtilization to {best:g} or less", F_UTIL)
 
 
 def _context_gib() -> float:

@@ -931,6 +931,26 @@ def non_torch_bytes(mm: MemoryModel, gpu: GPU, tp: int, pp: int) -> int:
     return int(gib * GIB)
 
 
+def held_before_snapshot_gib(mm: MemoryModel, model: ModelConfig, tp: int, pp: int, dp: int,
+                             context_gib: float) -> tuple[float, float]:
+    """(GiB the worker holds before its init memory snapshot, of which NCCL communicators).
+
+    The CUDA context always; from vLLM 0.11.0 also the communicators of every tensor- or
+    pipeline-parallel group of more than one GPU and, when it exists, the expert-parallel
+    group's (``StartupModel``; constants and sources in the ``startup`` rows of
+    ``engines/vllm.yaml``). This memory is outside the ``gpu_memory_utilization`` budget
+    and lowers the free memory vLLM compares the budget with at start.
+    """
+    st = mm.startup
+    comm = 0.0
+    if st.distributed_before_snapshot:
+        comm += st.parallel_group_gib * ((tp > 1) + (pp > 1))
+        ep = st.ep_group == "always" or (st.ep_group == "moe" and model.is_moe)
+        if ep and tp * dp > 1:
+            comm += st.ep_group_gib
+    return context_gib + comm, comm
+
+
 # --------------------------------------------------------------------------- CUDA graphs
 
 

@@ -26,6 +26,7 @@ class SizingProblem(Enum):
     QUANTIZATION_MISMATCH = "quantization-mismatch"
     CUDA_GRAPHS_OUTSIDE_BUDGET = "cuda-graphs-outside-budget"
     SAMPLER_WARMUP_OOM = "sampler-warmup-oom"
+    STARTUP_FREE_MEMORY = "startup-free-memory"
 
 
 @record
