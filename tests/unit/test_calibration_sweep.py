@@ -155,7 +155,7 @@ REFUSED_WITHIN_THE_WARMUP_BAND = {
 # gets: three found another process holding ~18 GiB of cuda:1 at start (vLLM refuses when free
 # memory < utilization x total; Scout and Kimi-Dev started with the same arguments on free GPUs),
 # one asked for data parallelism on one visible GPU, and TP 5 does not divide Qwen3-14B (vLLM
-# asserts on the vocabulary split; the sizing refuses it as LD104 first).
+# asserts on the vocabulary split; the sizing refuses it as LD203 first).
 OTHER_FAILURES = {
     "meta-llama-llama-4-scout--h100-80gb--tp4pp1dp1--8192.FAILED.log": (True, []),
     "moonshotai-kimi-dev-72b--h100-80gb--tp4pp1dp1--8192.FAILED.log": (True, []),
