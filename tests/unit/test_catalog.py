@@ -424,14 +424,18 @@ FIXTURES = {
     "qwen3-vl-8b-instruct.json": "Qwen/Qwen3-VL-8B-Instruct",
     # The Thinking release's config: the same architecture as the Instruct entry (SOURCES.md).
     "qwen3-next-80b-a3b-thinking.json": "Qwen/Qwen3-Next-80B-A3B-Instruct",
+    "llama-4-scout-17b-16e-instruct.json": "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    # Mistral Small 3.1 (2503): the architecture of the 3.2 (2506) entry, vision tower included.
+    "mistral-small-3.1-24b-instruct-2503.json": "mistralai/Mistral-Small-3.2-24B-Instruct-2506",
+    # DeepSeek-V3.2 (the release after V3.2-Exp): the same DeepseekV32ForCausalLM architecture.
+    "deepseek-v3.2.json": "deepseek-ai/DeepSeek-V3.2-Exp",
 }
 # Text-only abridged copies: equal to the catalog entry except for the vision tower they omit.
 TEXT_ONLY_FIXTURES = {
-    "llama-4-scout-17b-16e-instruct.json": "meta-llama/Llama-4-Scout-17B-16E-Instruct",
     "llama-4-maverick-17b-128e-instruct.json": "meta-llama/Llama-4-Maverick-17B-128E-Instruct",
 }
 # Fixtures read on their own (not equal to a catalog entry); tests/data/hf_configs/SOURCES.md.
-READER_ONLY_FIXTURES = {"gpt-oss-20b.json"} | set(TEXT_ONLY_FIXTURES)
+READER_ONLY_FIXTURES = {"gpt-oss-20b.json", "nvidia-deepseek-v3.1-nvfp4.json"} | set(TEXT_ONLY_FIXTURES)
 
 
 def test_every_fixture_is_covered() -> None:
@@ -461,6 +465,17 @@ def test_text_only_hf_config_equals_catalog_entry_but_the_vision_tower(filename:
     assert estimate_num_parameters(local) == estimate_num_parameters(entry) - entry.vision_parameters
 
 
+def test_deepseek_v31_nvfp4_config_is_the_v31_architecture_without_its_fp8_block() -> None:
+    """NVIDIA's NVFP4 re-publication keeps its quantization in hf_quant_config.json, so its
+    config.json is DeepSeek-V3.1's without ``quantization_config``: every other architecture field
+    equals the V3.1 entry (read as a bf16 checkpoint, as the gpt-oss-20b mirror is)."""
+    local = model_from_hf_config(HF_CONFIGS / "nvidia-deepseek-v3.1-nvfp4.json")
+    entry = get_model("deepseek-ai/DeepSeek-V3.1")
+    assert local.quantization is None and entry.quantization is not None
+    assert local.architecture_fields() == {**entry.architecture_fields(), "quantization": None}
+    assert estimate_num_parameters(local) == estimate_num_parameters(entry)
+
+
 def test_2025_family_fixtures_size_as_the_catalog_entries() -> None:
     """Sizing from the real file gives the catalog entry's per-GPU weights and KV cache."""
     from llmdeploy.engines import resolve_engine
@@ -468,7 +483,11 @@ def test_2025_family_fixtures_size_as_the_catalog_entries() -> None:
 
     cases = [("kimi-k2-instruct.json", "moonshotai/Kimi-K2-Instruct", "h200", 8, 2),
              ("qwen3-vl-8b-instruct.json", "Qwen/Qwen3-VL-8B-Instruct", "h100-sxm", 1, 1),
-             ("qwen3-next-80b-a3b-thinking.json", "Qwen/Qwen3-Next-80B-A3B-Instruct", "h100-sxm", 4, 1)]
+             ("qwen3-next-80b-a3b-thinking.json", "Qwen/Qwen3-Next-80B-A3B-Instruct", "h100-sxm", 4, 1),
+             ("llama-4-scout-17b-16e-instruct.json", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "h100-sxm", 4, 1),
+             ("mistral-small-3.1-24b-instruct-2503.json", "mistralai/Mistral-Small-3.2-24B-Instruct-2506", "h100-sxm",
+              1, 1),
+             ("deepseek-v3.2.json", "deepseek-ai/DeepSeek-V3.2-Exp", "h200", 8, 1)]
     for filename, hf_id, gpu, tp, pp in cases:
         reports = []
         for model in (model_from_hf_config(HF_CONFIGS / filename), get_model(hf_id)):

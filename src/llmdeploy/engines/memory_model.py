@@ -60,7 +60,7 @@ class ActivationModel:
             sampler warm-up needs free *after* the KV cache and CUDA graphs are allocated
             (V1 ``compile_or_warm_up_model`` → ``_dummy_sampler_run``); 0 where there is
             no such warm-up.
-        sampler_warmup_moe_gib: what a MoE model needs free on top of those copies: the
+        sampler_warmup_mxfp4_moe_gib: what a MoE model whose experts run the MXFP4 kernels (gpt-oss) needs free on top of those copies: the
             eager ``_dummy_run`` of ``max_num_seqs`` tokens just before the sampler leaves
             the expert kernels' buffers in PyTorch's cache (the gpt-oss-20b traceback: 1.78
             GiB reserved but unallocated at the failure).
@@ -76,7 +76,7 @@ class ActivationModel:
     chunked_prefill_batched_tokens: int | None
     prefill_logits_copies: float
     sampler_warmup_copies: float = 0.0
-    sampler_warmup_moe_gib: float = 0.0
+    sampler_warmup_mxfp4_moe_gib: float = 0.0
 
 
 @record
@@ -375,8 +375,8 @@ def memory_model_from_table(
             chunked_prefill_batched_tokens=act.opt_int("chunked_prefill_batched_tokens"),
             prefill_logits_copies=act.number("prefill_logits_copies"),
             sampler_warmup_copies=act.number("sampler_warmup_copies") if "sampler_warmup_copies" in act.data else 0.0,
-            sampler_warmup_moe_gib=(act.number("sampler_warmup_moe_gib")
-                                    if "sampler_warmup_moe_gib" in act.data else 0.0),
+            sampler_warmup_mxfp4_moe_gib=(act.number("sampler_warmup_mxfp4_moe_gib")
+                                    if "sampler_warmup_mxfp4_moe_gib" in act.data else 0.0),
         ),
         non_torch=NonTorchModel(
             tp1_gib=nt.number("tp1_gib"),

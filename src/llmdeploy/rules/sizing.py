@@ -282,8 +282,8 @@ def sampler_warmup_fits(ctx: RuleContext) -> Iterator[Finding]:
     (outside ``gpuMemoryUtilization`` before 0.21), then warms the sampler up with
     ``maxNumSeqs`` dummy requests (vllm/v1/worker/gpu_worker.py ``compile_or_warm_up_model``
     → gpu_model_runner.py ``_dummy_sampler_run``, v0.19.0). That pass needs about five fp32
-    copies of ``maxNumSeqs × vocabulary`` logits in what is left, and a MoE model about 1.1 GiB
-    more (its expert kernels' buffers stay cached); with a large vocabulary, 1024 sequences and a
+    copies of ``maxNumSeqs × vocabulary`` logits in what is left, and gpt-oss about 1.1 GiB
+    more (its MXFP4 expert kernels leave buffers cached); with a large vocabulary, 1024 sequences and a
     high utilization it fails: gpt-oss-20b (201,088 tokens) at 0.95 on an H100 stops with "CUDA
     out of memory occurred when warming up sampler with 1024 dummy requests" at TP1 and TP2 and
     starts at 0.90 (tests/data/vllm_logs/sweeps). Below 1.0× of the need it is an error, up to

@@ -276,7 +276,7 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
     is what the budget leaves, less what was held before the memory snapshot (the CUDA
     context and, from 0.11.0, the NCCL communicators: :func:`~.memory.held_before_snapshot_gib`)
     and the graphs. The need is ``sampler_warmup_copies`` fp32 ``max_num_seqs × vocabulary``
-    logits tensors plus ``sampler_warmup_moe_gib`` for a MoE model (engine table, fitted to
+    logits tensors plus ``sampler_warmup_mxfp4_moe_gib`` for a MoE model (engine table, fitted to
     the logged figures of the v0.19.0 sweep: tests/data/vllm_logs/sweeps).
     """
     last = len(c.stages) - 1
@@ -287,9 +287,15 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
     free = c.total - c.usable + st.activation_gib * GIB - held * GIB - graphs
     act = c.mm.activation
     need = c.profile_seqs * inp.model.vocab_size * 4 * act.sampler_warmup_copies
-    if inp.model.is_moe:
-        need += act.sampler_warmup_moe_gib * GIB
+    if _mxfp4_experts(inp, c):
+        need += act.sampler_warmup_mxfp4_moe_gib * GIB
     return free, need
+
+
+def _mxfp4_experts(inp: SizingInput, c: _Core) -> bool:
+    """The experts run vLLM's MXFP4 MoE kernels (gpt-oss)."""
+    f = quant_format(c.quant)
+    return inp.model.is_moe and f is not None and f.name == "mxfp4"
 
 
 # The predicted warm-up margin (free ÷ need) of the v0.19.0 sweep: both gpt-oss-20b failures at
@@ -340,7 +346,8 @@ def sampler_warmup_problem(inp: SizingInput, c: _Core) -> tuple[Reason, bool] | 
               f"sampler warm-up with {c.profile_seqs} dummy requests over {inp.model.vocab_size:,} tokens needs about "
               f"{need / GIB:.2f} GiB ({act.sampler_warmup_copies:g} fp32 logits copies of "
               f"{per_seq * c.profile_seqs / GIB / act.sampler_warmup_copies:.2f} GiB"
-              + (f" and {act.sampler_warmup_moe_gib:.2f} GiB the MoE kernels leave cached" if inp.model.is_moe else "")
+              + (f" and {act.sampler_warmup_mxfp4_moe_gib:.2f} GiB the MXFP4 expert kernels leave cached"
+                 if _mxfp4_experts(inp, c) else "")
               + f"): {outcome} (\"CUDA out of memory occurred when warming up sampler\")",
               hint, F_SEQS), error
 
