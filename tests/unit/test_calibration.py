@@ -96,6 +96,10 @@ def build_input(case: dict[str, Any]) -> tuple[SizingInput, int]:
         max_num_batched_tokens=case.get("max_num_batched_tokens"),
         multi_node=bool(cal.get("multi_node", False)), engine_generation=generation,
         enforce_eager=bool(case.get("enforce_eager")),
+        # What the log's own lines say (each case's calibration block quotes them): "Using FlashInfer
+        # for top-p & top-k sampling" / "FlashInfer is not available"; "Custom allreduce is disabled".
+        flashinfer_sampler={"flashinfer": True, "native": False}.get(cal.get("sampler", "")),
+        custom_all_reduce=False if cal.get("custom_all_reduce") is False else None,
     )
     # The engine ran with its own max_num_seqs (never llmdeploy's derived one).
     seqs = cal.get("max_num_seqs") or case.get("max_num_seqs") or engine_batch_defaults(inp)[1]

@@ -149,6 +149,27 @@ class StartupModel:
     ep_group: str
 
 
+@record
+class SamplerModel:
+    """Which top-k/top-p implementation the profile run's dummy sampler pass uses.
+
+    vLLM V1 up to 0.11.x samples with FlashInfer whenever it is installed (the official
+    images install it) unless ``VLLM_USE_FLASHINFER_SAMPLER=0``; from 0.12.0 FlashInfer is
+    opt-in (``=1``) and the PyTorch path sorts the logits
+    (``v1/sample/ops/topk_topp_sampler.py`` ``TopKTopPSampler.__init__`` at each tag).
+
+    Attributes:
+        flashinfer_default: FlashInfer is used unless the environment turns it off.
+        flashinfer_bytes_per_logit: what FlashInfer's pass holds per logit (no sort).
+    """
+
+    flashinfer_default: bool
+    flashinfer_bytes_per_logit: float
+
+
+NATIVE_SAMPLER = SamplerModel(flashinfer_default=False, flashinfer_bytes_per_logit=0.0)
+
+
 NO_STARTUP_CHECK = StartupModel(free_memory_check=False, distributed_before_snapshot=False,
                                 parallel_group_gib=0.0, ep_group_gib=0.0, ep_group="never")
 
@@ -190,6 +211,9 @@ class MemoryModel:
             KV = (total - peak) x fraction); False: KV = total x utilization - peak.
         startup: what the worker holds before its memory snapshot and whether it
             refuses a utilization above the free memory there (:class:`StartupModel`).
+        sampler: the profile run's sampler implementation (:class:`SamplerModel`).
+        mla_entry_align_bytes: MLA cache entries are allocated padded to a multiple of
+            this many bytes (V0 0.7.2-0.7.x: 256); 0: unpadded.
     """
 
     engine: str
@@ -213,6 +237,8 @@ class MemoryModel:
     sources: tuple[str, ...]
     fraction_of_free: bool = False
     startup: StartupModel = NO_STARTUP_CHECK
+    sampler: SamplerModel = NATIVE_SAMPLER
+    mla_entry_align_bytes: int = 0
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -392,7 +418,21 @@ def memory_model_from_table(
         sources=tuple(str(s) for s in sources),
         fraction_of_free=r.flag("fraction_of_free") if "fraction_of_free" in r.data else False,
         startup=_startup(raw, version, generation, where),
+        sampler=_sampler(raw, version, generation, where),
+        mla_entry_align_bytes=int(r.number("mla_entry_align_bytes")) if "mla_entry_align_bytes" in r.data else 0,
     )
+
+
+def _sampler(raw: Mapping[str, Any], version: str, generation: str, where: str) -> SamplerModel:
+    """The ``sampler`` row of the table for ``version`` and ``generation`` (none: PyTorch's)."""
+    rows = raw.get("sampler") or ()
+    matches = [row for row in rows if isinstance(row, Mapping) and _covers(row, version)
+               and str(row.get("generation", generation)) == generation]
+    if not matches:
+        return NATIVE_SAMPLER
+    r = _Reader(matches[-1], f"{where}.sampler")
+    return SamplerModel(flashinfer_default=r.flag("flashinfer_default"),
+                        flashinfer_bytes_per_logit=r.number("flashinfer_bytes_per_logit"))
 
 
 _EP_GROUPS = frozenset({"never", "always", "moe"})

@@ -158,6 +158,12 @@ class SizingInput:
             slots come out of the KV cache (:mod:`.lora`).
         allow_long_max_model_len: ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` is set, so a
             ``max_model_len`` beyond the model's positions starts (a warning, not an error).
+        flashinfer_sampler: the profile run samples with FlashInfer (``VLLM_USE_FLASHINFER_SAMPLER``
+            in ``runtime.env``, or the start-up log's sampler line); None: the release's default
+            with vLLM's image (engines/vllm.yaml ``sampler``).
+        custom_all_reduce: False when vLLM's custom all-reduce is off (``--disable-custom-all-reduce``,
+            no GPU peer-to-peer access, or a tensor-parallel group across nodes): its buffers are
+            then not in the non-torch memory; None: by the GPU's interconnect.
         speculative: the speculative-decoding algorithm configured (SGLang's
             ``--speculative-algorithm`` in extraArgs), None without: SGLang's own fraction keeps
             more outside the static share (``memory_sglang.speculative_reserve_mib``).
@@ -189,6 +195,8 @@ class SizingInput:
     lora: LoraLimits | None = None
     allow_long_max_model_len: bool = False
     speculative: str | None = None
+    flashinfer_sampler: bool | None = None
+    custom_all_reduce: bool | None = None
 
 
 @record
@@ -497,10 +505,11 @@ def _prep(inp: SizingInput) -> _Prep:
                         for w, st in zip(w_stage, stages, strict=True))
         w_total = sum(w_stage) * tp
     kvpt = tuple(kv_bytes_per_token(model, tp, kv_layers_on_stage(model, st), inp.kv_cache_dtype, act_dtype,
-                                    mla_latent=mm.mla_latent_cache) for st in stages)
+                                    mla_latent=mm.mla_latent_cache, mla_entry_align=mm.mla_entry_align_bytes)
+                 for st in stages)
     reqb = tuple(request_kv_bytes(model, mm, tp, st, inp.max_model_len, tokens, inp.kv_cache_dtype, act_dtype)
                  for st in stages)
-    non_torch = non_torch_bytes(mm, gpu, tp, pp)
+    non_torch = non_torch_bytes(mm, gpu, tp, pp, custom_all_reduce=inp.custom_all_reduce)
     if inp.engine.engine == "sglang":  # gone before SGLang's start reading, so only mfs of it counts
         non_torch = int(non_torch * util)
     cal = inp.calibration
@@ -531,7 +540,8 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     graphs = 0 if inp.enforce_eager else piecewise + full
     breakdowns, toks, kvb = [], [], []
     for i, (st, w) in enumerate(zip(p.stages, p.weights, strict=True)):
-        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs, moe_tp)
+        act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs, moe_tp,
+                               flashinfer_sampler=inp.flashinfer_sampler)
         if inp.calibration is not None:
             act = max(0, int(act + inp.calibration.activation_gib * GIB))
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)
@@ -808,12 +818,29 @@ def input_from_spec(spec: LLMService, model: ModelConfig, gpu: GPU, engine: Engi
                                tl.concurrency, tl.prefix_cache_hit_rate or 0.0) if tl else None,
         enforce_eager=eager, chunked_prefill=rt.chunked_prefill,
         allow_long_max_model_len=allows_long_max_model_len(spec),
+        flashinfer_sampler=_env_flag(spec, "VLLM_USE_FLASHINFER_SAMPLER"),
+        custom_all_reduce=False if any(a.split("=", 1)[0] in ("--disable-custom-all-reduce",
+                                                               "--disable_custom_all_reduce")
+                                       for a in rt.extra_args) else None,
         slo=Slo(ttft_p95_ms=alerts.ttft_p95_seconds * 1e3, tpot_ms=alerts.itl_p95_seconds * 1e3),
         calibration=None if calibration is None else
         calibration.match(gpu.key, engine.engine, engine.version, par.tensor, model.hf_id),
         lora=lora_limits(spec),
         speculative=speculative,
     )
+
+
+def _env_flag(spec: LLMService, name: str) -> bool | None:
+    """A boolean vLLM environment variable of ``runtime.env`` (vllm/envs.py reads ``bool(int(v))``);
+    None when unset or not a literal value."""
+    for e in spec.runtime.env:
+        if e.name == name and e.value is not None:
+            v = e.value.strip().lower()
+            if v in ("1", "true"):
+                return True
+            if v in ("0", "false"):
+                return False
+    return None
 
 
 def allows_long_max_model_len(spec: LLMService) -> bool:

@@ -10,7 +10,7 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .memory import GIB, Quantization, held_before_snapshot_gib, quant_format
+from .memory import GIB, Quantization, held_before_snapshot_gib, quant_format, sampler_uses_flashinfer
 from .reasons import Reason, SizingProblem
 from .reasons import SizingProblem as P
 
@@ -420,7 +420,9 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
         f"memory model of {inp.engine.engine} {inp.engine.version} ({mm.era}): {mm.budget}",
         f"CUDA-visible memory = {inp.gpu.memory_mib:,} MiB (driver) − {mm.cuda_reserved_gib:g} GiB reserved",
         (f"profile run: {c.tokens:,} tokens of dummy context requests (max_num_tokens)" if mm.fraction_of_free
-         else f"profile run: {c.tokens:,} batched tokens, sampler over {min(c.profile_seqs, c.tokens):,} sequences"),
+         else f"profile run: {c.tokens:,} batched tokens, sampler over {min(c.profile_seqs, c.tokens):,} sequences"
+              + (" (FlashInfer top-k/top-p)" if sampler_uses_flashinfer(mm, inp.flashinfer_sampler)
+                 else "")),
         f"KV cache counted in whole blocks of {mm.block_size} tokens, minimum over ranks",
         "CUDA graphs are subtracted from the budget" if mm.cudagraph_in_budget
         else "CUDA graphs are captured after the KV cache, above the budget",

@@ -636,7 +636,7 @@ def _kv_elem_bytes(kv_cache_dtype: str, act_dtype: str) -> int:
 
 def kv_bytes_per_token(
     model: ModelConfig, tp: int, layers: int, kv_cache_dtype: str, act_dtype: str,
-    *, mla_latent: bool = True,
+    *, mla_latent: bool = True, mla_entry_align: int = 0,
 ) -> int:
     """KV-cache bytes per token on one GPU holding ``layers`` decoder layers.
 
@@ -647,6 +647,10 @@ def kv_bytes_per_token(
     (``mla_latent=False``) MLA models ran as multi-head attention and cached K and V for
     each of their heads at the query-key head size. Sliding-window layers count in full
     here: this is the cost per token vLLM's "GPU KV cache size" divides by.
+    ``mla_entry_align``: V0 0.7.2-0.7.x allocated each MLA entry padded to a multiple of
+    256 bytes (vllm/worker/cache_engine.py ``align_to_256bytes``,
+    ``VLLM_CUDA_MEM_ALIGN_KV_CACHE`` on by default): DeepSeek's 576 bf16 elements (1,152 B)
+    take 1,280 B.
     """
     b = _kv_elem_bytes(kv_cache_dtype, act_dtype)
     if model.mla is not None:
@@ -655,7 +659,10 @@ def kv_bytes_per_token(
         # DeepSeek-V3.2: one FP8 indexer key per token and layer plus an fp32 scale per 128
         # (vllm/model_executor/models/deepseek_v2.py DeepseekV32IndexerCache).
         indexer = model.indexer_head_dim + 4 * math.ceil(model.indexer_head_dim / 128) if model.indexer_heads else 0
-        return layers * (model.mla.kv_cache_dim * b + indexer)
+        entry = model.mla.kv_cache_dim * b
+        if mla_entry_align:
+            entry = math.ceil(entry / mla_entry_align) * mla_entry_align
+        return layers * (entry + indexer)
     return int(2 * layers * _kv_heads_per_rank(model, tp) * model.head_dim * b)
 
 
@@ -727,7 +734,8 @@ class KVLayout:
 def kv_layout(model: ModelConfig, mm: MemoryModel, tp: int, stage: StageLayout,
               kv_cache_dtype: str, act_dtype: str) -> KVLayout:
     """The :class:`KVLayout` of a stage; V0 and single-kind models have one group."""
-    per_layer = kv_bytes_per_token(model, tp, 1, kv_cache_dtype, act_dtype, mla_latent=mm.mla_latent_cache)
+    per_layer = kv_bytes_per_token(model, tp, 1, kv_cache_dtype, act_dtype, mla_latent=mm.mla_latent_cache,
+                                   mla_entry_align=mm.mla_entry_align_bytes)
     kv_layers = kv_layers_on_stage(model, stage)
     sliding = _sliding_layers(model, stage)
     chunked = _stage_share(model.chunked_attention_layers, model, stage)
@@ -860,9 +868,20 @@ def _moe_workspace_elements(model: ModelConfig, tp: int, tokens: int) -> float:
     return tokens * moe.experts_per_token * (3 * moe.moe_intermediate_size / tp + model.hidden_size)
 
 
+def sampler_uses_flashinfer(mm: MemoryModel, flashinfer_sampler: bool | None) -> bool:
+    """Whether the profile's sampler pass runs FlashInfer's top-k/top-p (``SamplerModel``):
+    the release's default with vLLM's image unless the environment says otherwise. A release
+    without FlashInfer sampling in V1 (V0, TGI, SGLang tables) never does."""
+    sm = mm.sampler
+    if not sm.flashinfer_bytes_per_logit:
+        return False
+    return sm.flashinfer_default if flashinfer_sampler is None else flashinfer_sampler
+
+
 def activation_bytes(
     model: ModelConfig, mm: MemoryModel, q: Quantization, act_dtype: str, tp: int,
     stage: StageLayout, tokens: int, seqs: int, moe_tp: int | None = None,
+    flashinfer_sampler: bool | None = None,
 ) -> int:
     """Peak activation of the profile run on one GPU of ``stage``.
 
@@ -877,7 +896,8 @@ def activation_bytes(
       (tests/data/vllm_logs/v064_llama31_8b_rtx3090_len20k/29k);
     * sampler: ``seqs × vocab × c`` bytes (logits, sort values and int64 indices of
       top-k/top-p): c ≈ 40 B in V0 (PR #10511 Llama-3-8B 1.26 GiB, opt-125m 0.50 GiB),
-      ≈ 15.6 B in V1 (v0.19.0: Llama-3.1-8B 1.89, Gemma-3-12B 3.94 GiB);
+      ≈ 15.6 B in V1 (v0.19.0: Llama-3.1-8B 1.89, Gemma-3-12B 3.94 GiB); with FlashInfer's
+      sampler (V1 up to 0.11 with vLLM's image: :func:`sampler_uses_flashinfer`) about 8 B;
     * fused MoE workspace ``f × tokens × top_k × (3·I_moe/TP + H) × bytes``: part of
       the forward in V0, kept beside the sampler in V1; f is much larger for
       block-FP8 experts (Qwen3-235B-A22B-FP8: 5.62 GiB at TP4, PR #21429);
@@ -902,7 +922,9 @@ def activation_bytes(
         moe = factor * _moe_workspace_elements(model, tp if moe_tp is None else moe_tp, tokens) * b
     sampler = 0.0
     if stage.is_last:
-        sampler = min(seqs, tokens) * model.vocab_size * a.sampler_bytes_per_logit
+        per_logit = (mm.sampler.flashinfer_bytes_per_logit if sampler_uses_flashinfer(mm, flashinfer_sampler)
+                     else a.sampler_bytes_per_logit)
+        sampler = min(seqs, tokens) * model.vocab_size * per_logit
     # V1 keeps the MoE workspace allocated beside the sampler; in V0 it is part of the forward.
     peak = max(forward, sampler) + moe if a.moe_workspace_additive else max(forward + moe, sampler)
     if stage.is_last and a.prefill_logits_copies:
@@ -913,20 +935,24 @@ def activation_bytes(
     return int(peak)
 
 
-def non_torch_bytes(mm: MemoryModel, gpu: GPU, tp: int, pp: int) -> int:
+def non_torch_bytes(mm: MemoryModel, gpu: GPU, tp: int, pp: int, custom_all_reduce: bool | None = None) -> int:
     """Memory the profiler finds outside PyTorch's allocator, per GPU.
 
     One GPU: cuBLAS/cuDNN workspaces (0.25 GiB in V1 v0.19.0 logs). TP > 1 adds NCCL
     and custom all-reduce buffers: about 2 GiB per rank on NVLink/NVSwitch H100s (v0.19.0
     TP4 2.21 GiB, PR #21429 TP4 2.04 GiB), little on PCIe cards without peer access
     (RTX 4090 TP2 0.25 GiB, RTX 3090 TP16 0.20 GiB). PP without TP: 0.07 GiB
-    (llm-d-planner v0.19.0 accuracy report).
+    (llm-d-planner v0.19.0 accuracy report). Without vLLM's custom all-reduce
+    (``custom_all_reduce=False``: ``--disable-custom-all-reduce``, no peer-to-peer access —
+    "Custom allreduce is disabled because your platform lacks GPU P2P capability" — or a group
+    across nodes, ``custom_all_reduce.py``) an NVLink GPU gets the PCIe figure: vLLM 0.10.1.1 on
+    A100s without P2P leaves 0.69 GiB for activation and non-torch at TP2 (cases v01011_*).
     """
     nt = mm.non_torch
     if tp <= 1:
         gib = nt.tp1_gib if pp <= 1 else nt.pp_only_gib
     else:
-        fast = gpu.interconnect in ("nvlink", "infinity-fabric")
+        fast = gpu.interconnect in ("nvlink", "infinity-fabric") and custom_all_reduce is not False
         gib = nt.tp1_gib + (nt.tp_nvlink_extra_gib if fast else nt.tp_pcie_extra_gib)
     return int(gib * GIB)
 
