@@ -56,6 +56,11 @@ class StartupLog:
         max_concurrency: "Maximum concurrency" for ``max_model_len``.
         failure: ``kv-cache-too-small``, ``sampler-warmup-oom`` or ``out-of-memory`` when
             the engine did not start; ``None`` when nothing says it failed.
+        flashinfer_sampler: True for "Using FlashInfer for top-p & top-k sampling", False
+            for "FlashInfer is not available" / "… is available but disabled" / "… but it is
+            not enabled" (vllm/v1/sample/ops/topk_topp_sampler.py), None when the log is silent.
+        custom_all_reduce: False when "Custom allreduce is disabled" (no peer-to-peer access,
+            or the group spans nodes; distributed/device_communicators/custom_all_reduce.py).
     """
 
     path: str
@@ -80,6 +85,8 @@ class StartupLog:
     kv_cache_tokens: int | None = None
     max_concurrency: float | None = None
     failure: str | None = None
+    flashinfer_sampler: bool | None = None
+    custom_all_reduce: bool | None = None
 
 
 _NUM = r"([0-9][0-9,]*(?:\.[0-9]+)?)"
@@ -159,6 +166,11 @@ def parse_startup_log(text: str, path: str = "<log>") -> StartupLog:
         kv_cache_tokens=tokens,
         max_concurrency=_float((r"Maximum concurrency for [0-9,]+ tokens per request: " + _NUM + r"x",), text),
         failure=failure,
+        flashinfer_sampler=(True if "Using FlashInfer for top-p & top-k sampling" in text else
+                            False if re.search(r"FlashInfer is not available|FlashInfer top-p/top-k sampling is "
+                                               r"available but disabled|FlashInfer is available, but it is not enabled",
+                                               text) else None),
+        custom_all_reduce=False if "Custom allreduce is disabled" in text else None,
     )
 
 

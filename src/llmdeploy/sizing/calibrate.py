@@ -137,6 +137,7 @@ def compare_log(log: StartupLog, *, gpu: GPU | None = None, model: ModelConfig |
         # 0.8-0.10 ran either engine; the banner says which.
         engine_generation=log.generation if version.startswith(("0.8.", "0.9.", "0.10.")) else None,
         enforce_eager=log.enforce_eager, multi_node=True,
+        flashinfer_sampler=log.flashinfer_sampler, custom_all_reduce=log.custom_all_reduce,
     )
     seqs = log.max_num_seqs or engine_batch_defaults(inp)[1]
     correction = None if calibration is None else \
