@@ -135,7 +135,10 @@ class StartupModel:
         free_memory_check: the worker refuses a utilization above the free memory at start.
         distributed_before_snapshot: communicators exist before the snapshot (0.11+).
         parallel_group_gib: per rank, for each tensor- or pipeline-parallel group of more
-            than one GPU created before the snapshot (NCCL and custom all-reduce buffers).
+            than one GPU created before the snapshot (NCCL and custom all-reduce buffers),
+            on NVLink/NVSwitch or xGMI GPUs.
+        parallel_group_pcie_gib: the same on PCIe GPUs (NCCL sizes its buffers per channel,
+            and a PCIe ring uses a few channels where NVSwitch uses 16-32).
         ep_group_gib: per rank, for the expert-parallel group's communicator.
         ep_group: when that group exists: ``never``, ``always`` (0.11-0.13: every model
             with tensor × data parallel > 1) or ``moe`` (0.14+: MoE models only,
@@ -147,6 +150,7 @@ class StartupModel:
     parallel_group_gib: float
     ep_group_gib: float
     ep_group: str
+    parallel_group_pcie_gib: float = 0.0
 
 
 @record
@@ -455,4 +459,5 @@ def _startup(raw: Mapping[str, Any], version: str, generation: str, where: str) 
         parallel_group_gib=r.number("parallel_group_gib"),
         ep_group_gib=r.number("ep_group_gib"),
         ep_group=ep_group,
+        parallel_group_pcie_gib=r.number("parallel_group_pcie_gib"),
     )

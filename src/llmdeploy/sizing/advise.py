@@ -276,6 +276,8 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
     is what the budget leaves, less what was held before the memory snapshot (the CUDA
     context and, from 0.11.0, the NCCL communicators: :func:`~.memory.held_before_snapshot_gib`)
     and the graphs. The need is ``sampler_warmup_copies`` fp32 ``max_num_seqs × vocabulary``
+    (with FlashInfer's sampler, which does not sort: the fp32 logits and probabilities its
+    profile pass holds, :func:`_warmup_copies`)
     logits tensors plus ``sampler_warmup_mxfp4_moe_gib`` for a MoE model (engine table, fitted to
     the logged figures of the v0.19.0 sweep: tests/data/vllm_logs/sweeps).
     """
@@ -283,13 +285,21 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
     st = c.stages[last]
     graphs = 0.0 if c.mm.cudagraph_in_budget else st.cuda_graph_gib * GIB
     held, _ = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
-                                       inp.data_parallel, _context_gib())
+                                       inp.data_parallel, _context_gib(), inp.gpu)
     free = c.total - c.usable + st.activation_gib * GIB - held * GIB - graphs
     act = c.mm.activation
-    need = c.profile_seqs * inp.model.vocab_size * 4 * act.sampler_warmup_copies
+    need = c.profile_seqs * inp.model.vocab_size * 4 * _warmup_copies(inp, c)
     if _mxfp4_experts(inp, c):
         need += act.sampler_warmup_mxfp4_moe_gib * GIB
     return free, need
+
+
+def _warmup_copies(inp: SizingInput, c: _Core) -> float:
+    """fp32 logits copies the warm-up needs: the era's fitted count for PyTorch's sorting sampler
+    (fitted on v0.19.0), FlashInfer's bytes per logit ÷ 4 when the warm-up samples with it."""
+    if sampler_uses_flashinfer(c.mm, inp.flashinfer_sampler):
+        return c.mm.sampler.flashinfer_bytes_per_logit / 4
+    return c.mm.activation.sampler_warmup_copies
 
 
 def _mxfp4_experts(inp: SizingInput, c: _Core) -> bool:
@@ -325,7 +335,8 @@ def sampler_warmup_problem(inp: SizingInput, c: _Core) -> tuple[Reason, bool] | 
     from . import _evaluate
 
     act = c.mm.activation
-    per_seq = inp.model.vocab_size * 4 * act.sampler_warmup_copies
+    copies = _warmup_copies(inp, c)
+    per_seq = inp.model.vocab_size * 4 * copies
     best = 0
     lo, hi = 1, max(1, c.profile_seqs - 1)
     while lo <= hi:  # free - need shrinks as seqs grow (the need grows faster than the profile's sampler)
@@ -344,8 +355,8 @@ def sampler_warmup_problem(inp: SizingInput, c: _Core) -> tuple[Reason, bool] | 
     return _r(P.SAMPLER_WARMUP_OOM,
               f"after the KV cache and CUDA graphs are allocated about {max(free, 0) / GIB:.2f} GiB is left, but the "
               f"sampler warm-up with {c.profile_seqs} dummy requests over {inp.model.vocab_size:,} tokens needs about "
-              f"{need / GIB:.2f} GiB ({act.sampler_warmup_copies:g} fp32 logits copies of "
-              f"{per_seq * c.profile_seqs / GIB / act.sampler_warmup_copies:.2f} GiB"
+              f"{need / GIB:.2f} GiB ({copies:g} fp32 logits copies of "
+              f"{per_seq * c.profile_seqs / GIB / copies:.2f} GiB"
               + (f" and {act.sampler_warmup_mxfp4_moe_gib:.2f} GiB the MXFP4 expert kernels leave cached"
                  if _mxfp4_experts(inp, c) else "")
               + f"): {outcome} (\"CUDA out of memory occurred when warming up sampler\")",
@@ -368,7 +379,7 @@ def startup_free_memory_problem(inp: SizingInput, c: _Core) -> Reason | None:
         return None
     context = _context_gib()
     held, comm = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
-                                          inp.data_parallel, context)
+                                          inp.data_parallel, context, inp.gpu)
     free = c.total - held * GIB
     requested = c.total * c.util
     if requested <= free:
@@ -376,7 +387,8 @@ def startup_free_memory_problem(inp: SizingInput, c: _Core) -> Reason | None:
     best = math.floor(free / c.total * 1000) / 1000
     groups = [f"tensor parallel {inp.tensor_parallel}"] if inp.tensor_parallel > 1 else []
     groups += [f"pipeline parallel {inp.pipeline_parallel}"] if inp.pipeline_parallel > 1 else []
-    if comm > st.parallel_group_gib * len(groups) + 1e-9:
+    ep = st.ep_group == "always" or (st.ep_group == "moe" and inp.model.is_moe)
+    if ep and st.distributed_before_snapshot and inp.tensor_parallel * inp.data_parallel > 1:
         groups.append("expert parallel (MoE)" if st.ep_group == "moe" else "expert parallel")
     held_text = f"the CUDA context ({context:.2f} GiB)" + (
         f" and the NCCL communicators of {', '.join(groups)} ({comm:.2f} GiB)" if comm else "")

@@ -958,7 +958,7 @@ def non_torch_bytes(mm: MemoryModel, gpu: GPU, tp: int, pp: int, custom_all_redu
 
 
 def held_before_snapshot_gib(mm: MemoryModel, model: ModelConfig, tp: int, pp: int, dp: int,
-                             context_gib: float) -> tuple[float, float]:
+                             context_gib: float, gpu: GPU | None = None) -> tuple[float, float]:
     """(GiB the worker holds before its init memory snapshot, of which NCCL communicators).
 
     The CUDA context always; from vLLM 0.11.0 also the communicators of every tensor- or
@@ -970,7 +970,9 @@ def held_before_snapshot_gib(mm: MemoryModel, model: ModelConfig, tp: int, pp: i
     st = mm.startup
     comm = 0.0
     if st.distributed_before_snapshot:
-        comm += st.parallel_group_gib * ((tp > 1) + (pp > 1))
+        fast = gpu is None or gpu.interconnect in ("nvlink", "infinity-fabric")
+        per_group = st.parallel_group_gib if fast else st.parallel_group_pcie_gib
+        comm += per_group * ((tp > 1) + (pp > 1))
         ep = st.ep_group == "always" or (st.ep_group == "moe" and model.is_moe)
         if ep and tp * dp > 1:
             comm += st.ep_group_gib
