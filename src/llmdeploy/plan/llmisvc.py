@@ -43,6 +43,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from ..derive.block_size import VLLM_DEFAULT_BLOCK_SIZE, block_size_arg
 from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
 from . import disagg, kvevents, rewrite
@@ -70,7 +71,6 @@ SCORER_PLUGINS = {
 }
 EPP_CONFIG_API = "inference.networking.x-k8s.io/v1alpha1"
 EPP_CONFIG_KEY = "epp"  # the ConfigMap key KServe reads by default (config_merge.go)
-VLLM_DEFAULT_BLOCK_SIZE = 16
 # Pod labels the controller owns: a user label of the same key would overwrite the
 # fixed one on the pod template and no longer match the Deployment's selector.
 _CONTROLLER_LABELS = frozenset(eff.POD_FIXED_LABELS)
@@ -87,14 +87,8 @@ def target_context(ctx: PlanContext) -> PlanContext:
 
 def engine_block_size(ctx: PlanContext) -> int:
     """The KV block size the engine runs with: the last ``--block-size`` of extraArgs, else vLLM's 16."""
-    found = None
-    args = list(ctx.spec.runtime.extra_args)
-    for i, a in enumerate(args):
-        if a.startswith("--block-size="):
-            found = a.split("=", 1)[1]
-        elif a == "--block-size" and i + 1 < len(args):
-            found = args[i + 1]
-    return int(found) if found and found.isdigit() else VLLM_DEFAULT_BLOCK_SIZE
+    found = block_size_arg(ctx.spec.runtime.extra_args)
+    return VLLM_DEFAULT_BLOCK_SIZE if found is None else found
 
 
 def scorers(ctx: PlanContext) -> list[tuple[str, int]]:
