@@ -60,3 +60,12 @@ def test_mounted_models_get_no_download_volume(example: str) -> None:
     assert found
     for w in found:
         assert mounts(w) == {"volumes": [], "mounts": []}, w.workload_name
+
+
+def test_service_accounts_are_keyed_by_namespace_and_name() -> None:
+    from llmdeploy.effective.storage import service_accounts
+
+    sa = {"kind": "ServiceAccount", "metadata": {"name": "models", "namespace": "ml"}, "secrets": [{"name": "s3"}]}
+    other = {"kind": "ServiceAccount", "metadata": {"name": "models", "namespace": "other"}}
+    found = service_accounts([sa, other, {"kind": "Secret", "metadata": {"name": "models", "namespace": "ml"}}])
+    assert found == {("ml", "models"): sa, ("other", "models"): other}

@@ -49,7 +49,7 @@ from .llmisvc import (
     workload_service_name,
 )
 from .model import Pod, Workload
-from .storage import storage_read
+from .storage import service_accounts, storage_read
 
 __all__ = ["DECODE_PORT", "ROUTING_SIDECAR", "dset_leaderworkersets", "dset_pod_regex", "fixed_labels",
            "prefill_deployment_name", "revision", "role_of", "serving_port", "workloads"]
@@ -137,8 +137,7 @@ def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """The decode and prefill workloads of every single-node LLMInferenceService with ``spec.prefill``."""
     objs = [o for o in objects if isinstance(o, Mapping)]
-    accounts = {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-                for o in objs if o.get("kind") == "ServiceAccount"}
+    accounts = service_accounts(objs)
     out = []
     for o in objs:
         spec = o.get("spec") or {}

@@ -16,7 +16,7 @@ from .knative import knative_rewrite
 from .model import Container, EnvVar, Pod, Port, Probe, Workload
 from .multinode import MultiNodeGroup
 from .multinode import apply as _multinode_apply
-from .storage import storage_read
+from .storage import service_accounts, storage_read
 
 __all__ = ["ANNOTATION_DENYLIST", "KSERVE_VERSION", "merge_container", "workloads"]
 
@@ -228,8 +228,7 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     objs = [o for o in objects if isinstance(o, Mapping)]
     runtimes = {(o.get("metadata") or {}).get("name"): (o.get("spec") or {})
                 for o in objs if o.get("kind") in ("ClusterServingRuntime", "ServingRuntime")}
-    accounts = {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-                for o in objs if o.get("kind") == "ServiceAccount"}
+    accounts = service_accounts(objs)
     out = []
     for o in objs:
         if o.get("kind") != "InferenceService":

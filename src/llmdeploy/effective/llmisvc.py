@@ -41,7 +41,7 @@ from typing import Any
 
 from .kserve import MODEL_MOUNT, _merge_list, _merge_value, attach_model_volume, to_container
 from .model import Pod, Workload
-from .storage import storage_read
+from .storage import service_accounts, storage_read
 
 __all__ = [
     "DOWNLOAD_SCHEMES",
@@ -321,8 +321,7 @@ def attach_model_storage(pod_spec: dict[str, Any], uri: str) -> None:
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """Every single-node LLMInferenceService among ``objects`` as the cluster will run it."""
     objs = [o for o in objects if isinstance(o, Mapping)]
-    accounts = {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-                for o in objs if o.get("kind") == "ServiceAccount"}
+    accounts = service_accounts(objs)
     out = []
     for o in objs:
         if not is_llmisvc(o):
@@ -455,11 +454,6 @@ def _dp_workload(o: Mapping[str, Any], accounts: Mapping[Any, Any], leader: bool
                     workload_service_name(name), ENGINE_PORT, pod, MAIN_CONTAINER, storage, None)
 
 
-def _accounts(objs: list[Mapping[str, Any]]) -> dict[Any, Any]:
-    return {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-            for o in objs if o.get("kind") == "ServiceAccount"}
-
-
 def worker_workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """The worker pod (group 0, worker 1) of every multi-node data-parallel LLMInferenceService.
 
@@ -469,7 +463,7 @@ def worker_workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     leader is among :func:`workloads`; the workers are shown by ``render --explain``.
     """
     objs = [o for o in objects if isinstance(o, Mapping)]
-    accounts = _accounts(objs)
+    accounts = service_accounts(objs)
     return [_dp_workload(o, accounts, leader=False) for o in objs
             if is_llmisvc(o) and _is_dp_worker_service(o.get("spec") or {})]
 
