@@ -230,6 +230,25 @@ def test_rule_findings_on_profile_values_point_into_the_profile(tmp_path: Path) 
     assert found == [("team.yaml", 5, 7, "LD403")]
 
 
+def test_flag_rules_read_the_rollout_candidates_extra_args_too() -> None:
+    text = HEAD + BODY.replace("runtime:\n", "runtime:\n  extraArgs: [--max-model-len=4096]\n") + """\
+rollout:
+  strategy: canary
+  trafficPercent: 10
+  candidate:
+    image: vllm/vllm-openai:v0.11.0
+    extraArgs: [--enable-lora, --api_key=abc123, --max-model-len=2048]
+  gateway:
+    name: gw
+    namespace: gateway-system
+"""
+    docs, diags = load_text(text, "spec.yaml", None)
+    assert diags == []
+    a = analyze(docs[0], with_sizing=False)
+    found = sorted((d.line, d.col, d.rule) for d in a.diagnostics if d.rule in ("LD121", "LD403"))
+    assert found == [(12, 15, "LD121"), (22, 32, "LD403"), (22, 50, "LD121")]
+
+
 # --------------------------------------------------------------------------- pydantic errors → positions
 
 

@@ -4,5 +4,6 @@
 which metrics each autoscaler scales on and their KEDA queries (:mod:`.metrics`),
 replica bounds and the replicas a load needs (:mod:`.replicas`), the cold start
 (:mod:`.coldstart`), storage URI schemes (:mod:`.storage`), alert floors
-(:mod:`.alerts`) and the profile's policy defaults (:mod:`.policy`).
+(:mod:`.alerts`), the profile's policy defaults (:mod:`.policy`) and the engine's KV block
+size the prefix scorers hash with (:mod:`.block_size`).
 """

@@ -28,11 +28,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from .kserve import _merge_list, to_container
+from .kserve import to_container
 from .llmisvc import (
     APP_COMPONENT,
     APP_NAME,
-    DOWNLOAD_SCHEMES,
     ENGINE_PORT,
     KSERVE_COMPONENT,
     LLMD_ROLE,
@@ -41,7 +40,7 @@ from .llmisvc import (
     PART_OF,
     PRESET_MAIN,
     PRESET_POD,
-    STORAGE_VOLUME,
+    attach_model_storage,
     deployment_name,
     is_llmisvc,
     lora_args,
@@ -50,7 +49,7 @@ from .llmisvc import (
     workload_service_name,
 )
 from .model import Pod, Workload
-from .storage import storage_read
+from .storage import service_accounts, storage_read
 
 __all__ = ["DECODE_PORT", "ROUTING_SIDECAR", "dset_leaderworkersets", "dset_pod_regex", "fixed_labels",
            "prefill_deployment_name", "revision", "role_of", "serving_port", "workloads"]
@@ -101,10 +100,6 @@ def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts
     pod_spec = merge_pod_spec(_preset(name, port, decode), part.get("template") or {})
     model = spec.get("model") or {}
     uri = str(model.get("uri", ""))
-    downloads = uri.startswith(DOWNLOAD_SCHEMES)
-    if downloads:
-        pod_spec["volumes"] = _merge_list(pod_spec.get("volumes") or [], [{"name": STORAGE_VOLUME, "emptyDir": {}}],
-                                          "name")
     served = str(model.get("name") or name)
     argv = [MODEL_MOUNT, "--served-model-name", served]
     if decode:
@@ -113,14 +108,14 @@ def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts
     tensor = (part.get("parallelism") or {}).get("tensor")
     if tensor:
         argv += ["--tensor-parallel-size", str(tensor)]
+    for c in pod_spec.get("containers") or []:
+        if c.get("name") == MAIN_CONTAINER:
+            c["args"] = list(c.get("args") or []) + lora_args(o)
+    attach_model_storage(pod_spec, uri)
     sc = pod_spec.get("securityContext") or {}
     containers = []
     for c in pod_spec.get("containers") or []:
         if c.get("name") == MAIN_CONTAINER:
-            c["args"] = list(c.get("args") or []) + lora_args(o)
-            if downloads:
-                c["volumeMounts"] = _merge_list(c.get("volumeMounts") or [], [
-                    {"name": STORAGE_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}], "mountPath")
             rec = replace(to_container(c, sc), command=("vllm", "serve"),
                           args=tuple(argv + [str(a) for a in c.get("args") or []]))
         else:
@@ -142,8 +137,7 @@ def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """The decode and prefill workloads of every single-node LLMInferenceService with ``spec.prefill``."""
     objs = [o for o in objects if isinstance(o, Mapping)]
-    accounts = {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-                for o in objs if o.get("kind") == "ServiceAccount"}
+    accounts = service_accounts(objs)
     out = []
     for o in objs:
         spec = o.get("spec") or {}

@@ -16,12 +16,14 @@ from .knative import knative_rewrite
 from .model import Container, EnvVar, Pod, Port, Probe, Workload
 from .multinode import MultiNodeGroup
 from .multinode import apply as _multinode_apply
-from .storage import storage_read
+from .storage import service_accounts, storage_read
 
 __all__ = ["ANNOTATION_DENYLIST", "KSERVE_VERSION", "merge_container", "workloads"]
 
 KSERVE_VERSION = "v0.20.0"
 ENGINE_CONTAINER = "kserve-container"
+MODEL_VOLUME = "kserve-provision-location"  # the storage initializer's download volume
+MODEL_MOUNT = "/mnt/models"  # where the engine container reads the model
 # constants.ServiceAnnotationDisallowedList (pkg/constants/constants.go @ v0.20.0): these
 # isvc / runtime / predictor annotations never reach the pod. The inferenceservice
 # ConfigMap can append more; llmdeploy renders none of them.
@@ -205,19 +207,20 @@ def effective_pod(isvc: Mapping[str, Any], runtime_spec: Mapping[str, Any], mode
     return pod
 
 
-def _add_model_volume(pod: dict[str, Any]) -> None:
+def attach_model_volume(pod: dict[str, Any], container: str = ENGINE_CONTAINER) -> None:
     """The emptyDir the storage initializer downloads into, mounted read-only at /mnt/models.
 
     pkg/webhook/admission/pod/storage_initializer_injector.go @ v0.20.0: volume
     ``kserve-provision-location`` (emptyDir), mounted in the storage-initializer and, read
-    only, in ``kserve-container`` at ``/mnt/models``.
+    only, in ``kserve-container`` at ``/mnt/models``. The LLMInferenceService controller's
+    attachStorageInitializer (llmisvc/workload_storage.go @ v0.20.0) attaches the same volume
+    and mount to its ``main`` container (``container``).
     """
-    pod["volumes"] = _merge_list(pod.get("volumes") or [], [{"name": "kserve-provision-location", "emptyDir": {}}],
-                                 "name")
+    pod["volumes"] = _merge_list(pod.get("volumes") or [], [{"name": MODEL_VOLUME, "emptyDir": {}}], "name")
     for c in pod.get("containers") or []:
-        if c.get("name") == ENGINE_CONTAINER:
+        if c.get("name") == container:
             c["volumeMounts"] = _merge_list(c.get("volumeMounts") or [], [
-                {"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": True}], "mountPath")
+                {"name": MODEL_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}], "mountPath")
 
 
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
@@ -225,8 +228,7 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     objs = [o for o in objects if isinstance(o, Mapping)]
     runtimes = {(o.get("metadata") or {}).get("name"): (o.get("spec") or {})
                 for o in objs if o.get("kind") in ("ClusterServingRuntime", "ServingRuntime")}
-    accounts = {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-                for o in objs if o.get("kind") == "ServiceAccount"}
+    accounts = service_accounts(objs)
     out = []
     for o in objs:
         if o.get("kind") != "InferenceService":
@@ -251,7 +253,7 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
             kind, workload_name = "Deployment", predictor
         uri = str(((o.get("spec") or {}).get("predictor") or {}).get("model", {}).get("storageUri", ""))
         if uri and not uri.startswith(("pvc://", "oci://")):
-            _add_model_volume(pod_spec)
+            attach_model_volume(pod_spec)
         sc = pod_spec.get("securityContext") or {}
         containers = tuple(to_container(c, sc) for c in pod_spec.get("containers") or [])
         sa_name = pod_spec.get("serviceAccountName")

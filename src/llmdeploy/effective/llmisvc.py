@@ -39,9 +39,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from .kserve import _merge_list, _merge_value, to_container
+from .kserve import MODEL_MOUNT, _merge_list, _merge_value, attach_model_volume, to_container
 from .model import Pod, Workload
-from .storage import storage_read
+from .storage import service_accounts, storage_read
 
 __all__ = [
     "DOWNLOAD_SCHEMES",
@@ -50,9 +50,11 @@ __all__ = [
     "LORA_SCHEMES",
     "MAIN_CONTAINER",
     "MAX_NAME_LENGTH",
+    "MODEL_MOUNT",
     "MODEL_SCHEMES",
     "POD_FIXED_LABELS",
     "PRESET_MAIN",
+    "attach_model_storage",
     "deployment_name",
     "expected_pod_labels",
     "inference_pool_name",
@@ -77,8 +79,6 @@ MAIN_CONTAINER = "main"
 ENGINE_PORT = 8000
 EPP_GRPC_PORT = 9002
 EPP_METRICS_PORT = 9090
-MODEL_MOUNT = "/mnt/models"
-STORAGE_VOLUME = "kserve-provision-location"
 #: Model URI schemes attachModelArtifacts accepts (workload_storage.go @ v0.20.0); the
 #: first two are downloaded by the storage initializer, pvc is mounted, oci is a modelcar.
 MODEL_SCHEMES = ("hf://", "s3://", "pvc://", "oci://")
@@ -307,11 +307,21 @@ def _engine_argv(obj: Mapping[str, Any], container: Mapping[str, Any]) -> list[s
     return argv + [str(a) for a in container.get("args") or []]
 
 
+def attach_model_storage(pod_spec: dict[str, Any], uri: str) -> None:
+    """The model volume of an LLMInferenceService pod when the storage initializer downloads ``uri``.
+
+    attachStorageInitializer (workload_storage.go @ v0.20.0), for hf:// and s3:// URIs: an
+    emptyDir the storage-initializer fills, mounted read-only in ``main`` at /mnt/models; the
+    single-node workload, the prefill pool and the data-parallel leader and worker alike.
+    """
+    if uri.startswith(DOWNLOAD_SCHEMES):
+        attach_model_volume(pod_spec, MAIN_CONTAINER)
+
+
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """Every single-node LLMInferenceService among ``objects`` as the cluster will run it."""
     objs = [o for o in objects if isinstance(o, Mapping)]
-    accounts = {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-                for o in objs if o.get("kind") == "ServiceAccount"}
+    accounts = service_accounts(objs)
     out = []
     for o in objs:
         if not is_llmisvc(o):
@@ -329,18 +339,10 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
         preset["volumes"][-1]["secret"]["secretName"] = f"{name}-kserve-self-signed-certs"
         pod_spec = merge_pod_spec(preset, spec.get("template") or {})
         uri = str((spec.get("model") or {}).get("uri", ""))
-        downloads = uri.startswith(DOWNLOAD_SCHEMES)
-        if downloads:
-            # attachStorageInitializer (workload_storage.go @ v0.20.0): an emptyDir the
-            # storage-initializer fills, mounted read-only in `main` at /mnt/models.
-            pod_spec["volumes"] = _merge_list(pod_spec.get("volumes") or [],
-                                              [{"name": STORAGE_VOLUME, "emptyDir": {}}], "name")
         for c in pod_spec.get("containers") or []:
             if c.get("name") == MAIN_CONTAINER:
                 c["args"] = list(c.get("args") or []) + lora_args(o)
-                if downloads:
-                    c["volumeMounts"] = _merge_list(c.get("volumeMounts") or [], [
-                        {"name": STORAGE_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}], "mountPath")
+        attach_model_storage(pod_spec, uri)
         sc = pod_spec.get("securityContext") or {}
         containers = []
         for c in pod_spec.get("containers") or []:
@@ -418,16 +420,9 @@ def _dp_workload(o: Mapping[str, Any], accounts: Mapping[Any, Any], leader: bool
     own = spec.get("template") if leader else spec.get("worker")
     pod_spec = merge_pod_spec(_dp_preset(name, leader), own or {})
     uri = str((spec.get("model") or {}).get("uri", ""))
-    downloads = uri.startswith(DOWNLOAD_SCHEMES)
-    if downloads:
-        # attachModelArtifacts runs on the leader and the worker template alike
-        # (workload_multi_node.go expectedMainMultiNodeLWS).
-        pod_spec["volumes"] = _merge_list(pod_spec.get("volumes") or [],
-                                          [{"name": STORAGE_VOLUME, "emptyDir": {}}], "name")
-        for c in pod_spec.get("containers") or []:
-            if c.get("name") == MAIN_CONTAINER:
-                c["volumeMounts"] = _merge_list(c.get("volumeMounts") or [], [
-                    {"name": STORAGE_VOLUME, "mountPath": MODEL_MOUNT, "readOnly": True}], "mountPath")
+    # attachModelArtifacts runs on the leader and the worker template alike
+    # (workload_multi_node.go expectedMainMultiNodeLWS).
+    attach_model_storage(pod_spec, uri)
     # expectedMultiNodeMainServiceAccount: the template's (else the worker's) account when set,
     # else one KServe creates under the LeaderWorkerSet's name, on both pod templates.
     sa_name = (spec.get("template") or {}).get("serviceAccountName") or \
@@ -459,11 +454,6 @@ def _dp_workload(o: Mapping[str, Any], accounts: Mapping[Any, Any], leader: bool
                     workload_service_name(name), ENGINE_PORT, pod, MAIN_CONTAINER, storage, None)
 
 
-def _accounts(objs: list[Mapping[str, Any]]) -> dict[Any, Any]:
-    return {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
-            for o in objs if o.get("kind") == "ServiceAccount"}
-
-
 def worker_workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     """The worker pod (group 0, worker 1) of every multi-node data-parallel LLMInferenceService.
 
@@ -473,7 +463,7 @@ def worker_workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
     leader is among :func:`workloads`; the workers are shown by ``render --explain``.
     """
     objs = [o for o in objects if isinstance(o, Mapping)]
-    accounts = _accounts(objs)
+    accounts = service_accounts(objs)
     return [_dp_workload(o, accounts, leader=False) for o in objs
             if is_llmisvc(o) and _is_dp_worker_service(o.get("spec") or {})]
 

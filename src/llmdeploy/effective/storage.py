@@ -28,13 +28,13 @@ from the initializer's own environment).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..derive.storage import storage_scheme
 from .model import StorageRead
 
-__all__ = ["SECRET_KEYS", "storage_read", "uri_scheme"]
+__all__ = ["SECRET_KEYS", "service_accounts", "storage_read", "uri_scheme"]
 
 # Secret data keys the initializer recognises, per scheme (first one = the classifying key).
 SECRET_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -57,6 +57,12 @@ def uri_scheme(uri: str) -> str | None:
         return "azure"
     scheme = storage_scheme(uri)
     return {"http": "https", "azureblob": "azure"}.get(scheme or "", scheme)
+
+
+def service_accounts(objects: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, Any], Mapping[str, Any]]:
+    """The rendered ServiceAccounts by (namespace, name): the ``account`` :func:`storage_read` reads a pod's from."""
+    return {((o.get("metadata") or {}).get("namespace"), (o.get("metadata") or {}).get("name")): o
+            for o in objects if o.get("kind") == "ServiceAccount"}
 
 
 def storage_read(uri: str, service_account: str | None, account: Mapping[str, Any] | None) -> StorageRead:

@@ -48,6 +48,7 @@ from ..effective import llmisvc as eff
 from ..sizing.roles import DisaggSizing, prefill_spec, size_disaggregated
 from .kserve import EnginePlan, plan_engine
 from .model import Manifest, PlanContext, Section
+from .policy import PolicyIngress
 
 __all__ = [
     "DECODE_ENGINE_PORT",
@@ -55,6 +56,7 @@ __all__ = [
     "PD_PREFILL_SCORERS",
     "decorate_pod",
     "epp_config",
+    "network_ingress",
     "note",
     "prefill_block",
     "prefill_context",
@@ -64,7 +66,6 @@ __all__ = [
     "roles",
     "scale_roles",
     "transfer_failures_exported",
-    "widen_network_policy",
 ]
 
 #: The decode preset's vLLM port (config-llm-decode-template.yaml @ v0.20.0: ``--port 8001``,
@@ -172,29 +173,16 @@ def epp_config(ctx: PlanContext, plugins: dict[str, str], prefix_params: dict[st
             ]}
 
 
-def widen_network_policy(ctx: PlanContext, manifests: list[Manifest]) -> list[Manifest]:
-    """Open the NetworkPolicy to both roles' ports and to the KV transfer between the pools.
+def network_ingress(ctx: PlanContext) -> PolicyIngress:
+    """What the NetworkPolicy admits for both roles' ports and the KV transfer between the pools.
 
     Requests reach the decode pods' sidecar on 8000 and the prefill engines on 8000 (the
     decode engine's 8001 stays closed to callers); Prometheus scrapes both engines; NIXL's handshake and UCX's transfer
     use their own ports between the service's pods, so the service's workload pods may
     reach each other on any port.
     """
-    ports = [{"port": eff.ENGINE_PORT, "protocol": "TCP"}, {"port": DECODE_ENGINE_PORT, "protocol": "TCP"}]
-    out = []
-    for m in manifests:
-        if m.kind != "NetworkPolicy":
-            out.append(m)
-            continue
-        values = copy.deepcopy(dict(m.values))
-        spec = values["spec"]
-        for i, rule in enumerate(spec["ingress"]):
-            if rule.get("ports") == [{"port": DECODE_ENGINE_PORT, "protocol": "TCP"}]:
-                # Callers reach the sidecar and the prefill engines on 8000; Prometheus scrapes both engines.
-                rule["ports"] = copy.deepcopy(ports[:1] if i == 0 else ports)
-        spec["ingress"].append({"from": [{"podSelector": {"matchLabels": eff.workload_selector(ctx.name)}}]})
-        out.append(replace(m, values=values))
-    return out
+    return PolicyIngress(serving_ports=(eff.ENGINE_PORT,), metrics_ports=(eff.ENGINE_PORT, DECODE_ENGINE_PORT),
+                         peers=(eff.workload_selector(ctx.name),))
 
 
 def note(ctx: PlanContext) -> str:

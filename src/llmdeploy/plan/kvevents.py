@@ -24,16 +24,16 @@ the parameters are llm-d-kv-cache's ``tokenProcessorConfig``/``indexerConfig``/`
 
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .policy import PolicyIngress
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import Manifest, PlanContext
+    from .model import PlanContext
 
 __all__ = ["HASH_SEED", "KV_EVENTS_PORT", "PRECISE", "PRECISE_PLUGIN", "engine_args", "engine_env",
-           "open_network_policy", "scorer_parameters", "uses_precise"]
+           "network_ingress", "scorer_parameters", "uses_precise"]
 
 PRECISE = "precisePrefixCache"
 PRECISE_PLUGIN = "precise-prefix-cache-scorer"
@@ -73,15 +73,6 @@ def engine_env() -> list[dict[str, Any]]:
             {"name": "PYTHONHASHSEED", "value": HASH_SEED}]
 
 
-def open_network_policy(manifests: list[Manifest]) -> list[Manifest]:
+def network_ingress() -> PolicyIngress:
     """Admit the picker's ZMQ subscriptions: port 5556 from the sources that reach the engine port."""
-    out = []
-    for m in manifests:
-        if m.kind != "NetworkPolicy":
-            out.append(m)
-            continue
-        values = copy.deepcopy(dict(m.values))
-        first = values["spec"]["ingress"][0]
-        first["ports"] = [*first.get("ports", []), {"port": KV_EVENTS_PORT, "protocol": "TCP"}]
-        out.append(replace(m, values=values))
-    return out
+    return PolicyIngress(caller_ports=(KV_EVENTS_PORT,))

@@ -32,7 +32,9 @@ What is rendered, and why (docs/targets.md):
   ``spec.replicas``.
 * **Monitoring, PDB, NetworkPolicy** come from the same section planners; their pod
   selectors follow ``PlanContext.predictor_selector``, which on this target is the
-  workload's labels (``effective.llmisvc.workload_selector``).
+  workload's labels (``effective.llmisvc.workload_selector``). What disaggregation and the
+  precise prefix-cache scorer add to the NetworkPolicy (``disagg.network_ingress``,
+  ``kvevents.network_ingress``) goes into the policy planner, which builds it once.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from ..derive.block_size import VLLM_DEFAULT_BLOCK_SIZE, block_size_arg
 from ..derive.lora import lora_limits
 from ..effective import llmisvc as eff
 from . import disagg, kvevents, rewrite
@@ -68,7 +71,6 @@ SCORER_PLUGINS = {
 }
 EPP_CONFIG_API = "inference.networking.x-k8s.io/v1alpha1"
 EPP_CONFIG_KEY = "epp"  # the ConfigMap key KServe reads by default (config_merge.go)
-VLLM_DEFAULT_BLOCK_SIZE = 16
 # Pod labels the controller owns: a user label of the same key would overwrite the
 # fixed one on the pod template and no longer match the Deployment's selector.
 _CONTROLLER_LABELS = frozenset(eff.POD_FIXED_LABELS)
@@ -85,14 +87,8 @@ def target_context(ctx: PlanContext) -> PlanContext:
 
 def engine_block_size(ctx: PlanContext) -> int:
     """The KV block size the engine runs with: the last ``--block-size`` of extraArgs, else vLLM's 16."""
-    found = None
-    args = list(ctx.spec.runtime.extra_args)
-    for i, a in enumerate(args):
-        if a.startswith("--block-size="):
-            found = a.split("=", 1)[1]
-        elif a == "--block-size" and i + 1 < len(args):
-            found = args[i + 1]
-    return int(found) if found and found.isdigit() else VLLM_DEFAULT_BLOCK_SIZE
+    found = block_size_arg(ctx.spec.runtime.extra_args)
+    return VLLM_DEFAULT_BLOCK_SIZE if found is None else found
 
 
 def scorers(ctx: PlanContext) -> list[tuple[str, int]]:
@@ -665,7 +661,9 @@ def build_plan(ctx: PlanContext) -> Plan:
     scale, extra = _scaling(ctx, engine)
     candidate = renders_candidate(ctx)
     route = {"group": ctx.name, "weight": route_weights(ctx)[0]} if candidate else None
-    sections = [scale, monitoring.plan_monitoring(ctx, engine), policy.plan_policy(ctx, engine, [ctx.name])]
+    ingress = [*([disagg.network_ingress(ctx)] if ctx.spec.disaggregation is not None else []),
+               *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else [])]
+    sections = [scale, monitoring.plan_monitoring(ctx, engine), policy.plan_policy(ctx, engine, [ctx.name], ingress)]
     router, manifests = _router(ctx, route=route)
     manifests += router_monitoring(ctx)
     rw = rewrite.rewrite_manifest(ctx)  # router.modelRewrites
@@ -687,12 +685,10 @@ def build_plan(ctx: PlanContext) -> Plan:
             f"pods of Deployment {eff.deployment_name(ctx.name)}")
     notes: list[str] = [note]
     if ctx.spec.disaggregation is not None:
-        sections[2].manifests = disagg.widen_network_policy(ctx, sections[2].manifests)
         disagg.scale_roles(ctx, sections[0])
         manifests += [m for m in (disagg.role_alerts(ctx), disagg.role_dashboard(ctx)) if m is not None]
         notes.append(disagg.note(ctx))
     if kvevents.uses_precise(ctx):
-        sections[2].manifests = kvevents.open_network_policy(sections[2].manifests)
         notes.append(f"router: precise-prefix-cache-scorer subscribes to vLLM's KV events on every pod "
                      f"(ZMQ tcp/{kvevents.KV_EVENTS_PORT}, hash seed {kvevents.HASH_SEED})")
     for s in sections:

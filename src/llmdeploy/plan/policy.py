@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..derive.policy import policy_enabled
+from ..records import record
 from .kserve import EnginePlan
 from .model import Manifest, PlanContext, Section
+
+
+@record
+class PolicyIngress:
+    """What a feature adds to the model pods' NetworkPolicy, so the policy is built once, complete.
+
+    Each field is empty when the feature leaves that part as the base policy has it:
+    ``serving_ports`` are the ports the callers reach instead of the engine's (a sidecar in
+    front of the engine); ``caller_ports`` are further ports admitted from the callers'
+    sources; ``metrics_ports`` are the ports Prometheus scrapes instead of the engine's;
+    ``peers`` are pod labels (``matchLabels``) admitted on every port.
+    """
+
+    serving_ports: tuple[int, ...] = ()
+    caller_ports: tuple[int, ...] = ()
+    metrics_ports: tuple[int, ...] = ()
+    peers: tuple[Mapping[str, str], ...] = ()
+
+
+def _tcp(ports: Sequence[int]) -> list[dict[str, Any]]:
+    return [{"port": p, "protocol": "TCP"} for p in ports]
 
 
 def pods_selector(ctx: PlanContext, isvc_names: list[str]) -> dict[str, Any]:
@@ -39,16 +62,20 @@ def pdb_manifest(ctx: PlanContext, isvc_names: list[str]) -> Manifest | None:
                     namespace=ctx.namespace, aliases=("pdb",))
 
 
-def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str]) -> Manifest | None:
+def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str],
+                           extras: Sequence[PolicyIngress] = ()) -> Manifest | None:
     """Ingress to the model pods only from the named namespaces/pods, the gateway and Prometheus.
 
     Egress stays open: the storage initializer downloads the weights (hf://, s3://…).
     In Knative mode requests arrive through the activator in ``knative-serving``.
+    ``extras`` are what features add (:class:`PolicyIngress`), joined in their order.
     """
     np = ctx.spec.deployment.network_policy
     if not policy_enabled(ctx.profile, np.enabled, production_only=False):
         return None
-    port = [{"port": engine.port, "protocol": "TCP"}]
+    serving = [p for e in extras for p in e.serving_ports] or [engine.port]
+    metrics = [p for e in extras for p in e.metrics_ports] or [engine.port]
+    port = _tcp(serving)
     knative = ctx.spec.deployment.mode == "knative"
     if knative:
         # In Knative mode requests reach the pod through queue-proxy (8012 http, 8013 h2c),
@@ -69,12 +96,14 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
         namespaces.append("knative-serving")
     for n in sorted(set(namespaces) - {ctx.namespace}):
         sources.append(ns(n))
-    ingress = [{"from": sources, "ports": port}]
+    ingress = [{"from": sources, "ports": port + _tcp([p for e in extras for p in e.caller_ports])}]
     if knative:
         ingress.append({"from": [ns("knative-serving")], "ports": [{"port": 9090, "protocol": "TCP"}]})
     if ctx.spec.monitoring.enabled:
         # Prometheus scrapes the engine's own metrics port on the pod IP.
-        ingress.append({"from": [ns(np.prometheus_namespace)], "ports": [{"port": engine.port, "protocol": "TCP"}]})
+        ingress.append({"from": [ns(np.prometheus_namespace)], "ports": _tcp(metrics)})
+    for e in extras:
+        ingress += [{"from": [{"podSelector": {"matchLabels": dict(peer)}}]} for peer in e.peers]
     name = f"{ctx.name}-predictor"
     values = {
         "metadata": ctx.metadata(name, component="network-policy"),
@@ -88,15 +117,17 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
                     namespace=ctx.namespace, aliases=("netpol",))
 
 
-def plan_policy(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str] | None = None) -> Section:
+def plan_policy(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str] | None = None,
+                ingress: Sequence[PolicyIngress] = ()) -> Section:
     """PDB and NetworkPolicy when enabled (the production profile turns both on).
 
     Both cover the predictor pods of every InferenceService of the service: the primary
-    and the rollout candidates (canary, A/B, blue/green).
+    and the rollout candidates (canary, A/B, blue/green). ``ingress`` is what features add
+    to the NetworkPolicy (disaggregation's roles, the precise prefix-cache scorer's events).
     """
     names = isvc_names or [ctx.name]
     out = Section()
-    for m in (pdb_manifest(ctx, names), networkpolicy_manifest(ctx, engine, names)):
+    for m in (pdb_manifest(ctx, names), networkpolicy_manifest(ctx, engine, names, ingress)):
         if m is not None:
             out.manifests.append(m)
     return out

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..derive.block_size import VLLM_DEFAULT_BLOCK_SIZE, block_size_arg
 from ..derive.lora import VLLM_DEFAULT_MAX_LORA_RANK, lora_limits, supported_rank
 from ..diagnostics import Severity
 from ..effective import disagg as pd
@@ -208,17 +209,6 @@ def lora_names(ctx: RuleContext) -> Iterable[Finding]:
                           "--max-lora-rank (512)", "use an adapter of rank 512 or less")
 
 
-def _engine_block_size(args: Iterable[str]) -> int | None:
-    found = None
-    items = list(args)
-    for i, a in enumerate(items):
-        if a.startswith("--block-size="):
-            found = a.split("=", 1)[1]
-        elif a == "--block-size" and i + 1 < len(items):
-            found = items[i + 1]
-    return int(found) if found and found.isdigit() else None
-
-
 def _scorer_types(ctx: RuleContext) -> list[str] | None:
     """The spec's scorer types (None: the default set, which has a prefix scorer)."""
     sc = ctx.spec.router.scorers
@@ -247,7 +237,7 @@ def prefix_scorer_matches_engine(ctx: RuleContext) -> Iterable[Finding]:
         yield Finding(("runtime", "prefixCaching"),
                       "the router scores replicas by prefix-cache hits but the engine's prefix cache is off",
                       "set runtime.prefixCaching: true or drop the prefixCache scorer")
-    engine_bs = _engine_block_size(s.runtime.extra_args) or 16
+    engine_bs = block_size_arg(s.runtime.extra_args) or VLLM_DEFAULT_BLOCK_SIZE
     want = s.router.prefix_block_size
     if want is not None and want != engine_bs:
         yield Finding(("router", "prefixBlockSize"),
@@ -474,7 +464,7 @@ def prefix_routing_reaches_engine(ctx: EffectiveContext) -> Iterable[Finding]:
     if not on:
         yield Finding(("runtime", "prefixCaching"), "the endpoint picker routes by prefix-cache hits but vLLM "
                       "runs without prefix caching", "set runtime.prefixCaching: true")
-    engine_bs = _engine_block_size(c.args) or 16
+    engine_bs = block_size_arg(c.args) or VLLM_DEFAULT_BLOCK_SIZE
     for p in prefix:
         bs = ((p.get("parameters") or {}).get("blockSizeTokens"))
         if isinstance(bs, int) and bs != engine_bs:

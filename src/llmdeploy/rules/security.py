@@ -9,6 +9,7 @@ from ..diagnostics import Severity
 from ..secrets import describe, find_secrets, secret_name
 from ..spec.models import camel_path
 from .registry import Finding, RuleContext, rule
+from .spec import extra_args_lists
 
 # The token shapes, URL userinfo, signed-URL parameters, credential flags and the entropy
 # test live in ``llmdeploy.secrets`` (base layer), shared with the manifest scan and the
@@ -168,11 +169,7 @@ def secret_in_flag(ctx: RuleContext) -> Iterator[Finding]:
         runtime:
           extraArgs: ["--api_key=abc123"]
     """
-    lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
-    cand = ctx.spec.rollout.candidate
-    if cand is not None and cand.extra_args:
-        lists.append((("rollout", "candidate", "extraArgs"), cand.extra_args))
-    for where, args in lists:
+    for where, args in extra_args_lists(ctx):
         for i, arg in enumerate(args):
             flag = normalize_flag(arg.split("=", 1)[0])
             if flag in SECRET_FLAGS:

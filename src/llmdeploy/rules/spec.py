@@ -75,6 +75,17 @@ documented(DUPLICATE_SERVICE, Severity.ERROR, """Two specs define the same servi
     Within one ``validate`` or ``render`` call every ``metadata.namespace``/``metadata.name``
     pair must be unique; otherwise the second would overwrite the first when applied.
     """, "analyze")
+
+
+def extra_args_lists(ctx: RuleContext) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Every ``extraArgs`` list of the spec with its path: the runtime's, and the rollout candidate's when set."""
+    lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
+    cand = ctx.spec.rollout.candidate
+    if cand is not None and cand.extra_args:
+        lists.append((("rollout", "candidate", "extraArgs"), cand.extra_args))
+    return lists
+
+
 @rule("LD114")
 def gpu_in_catalog(ctx: RuleContext) -> Iterator[Finding]:
     """The GPU type is not in the catalog, or names several variants.
@@ -309,11 +320,7 @@ def generated_flags_not_repeated(ctx: RuleContext) -> Iterator[Finding]:
         "--backend": "the runtime (pytorch)", "--enable_chunked_prefill": "runtime.chunkedPrefill",
         "--trust_remote_code": "model.trustRemoteCode",
     }
-    lists: list[tuple[tuple[str, ...], list[str]]] = [(("runtime", "extraArgs"), ctx.spec.runtime.extra_args)]
-    cand = ctx.spec.rollout.candidate
-    if cand is not None and cand.extra_args:
-        lists.append((("rollout", "candidate", "extraArgs"), cand.extra_args))
-    for where, args in lists:
+    for where, args in extra_args_lists(ctx):
         for i, arg in enumerate(args):
             flag, _ = split_arg(arg) if arg.startswith("-") else (arg, None)
             if flag in owned:
