@@ -153,6 +153,7 @@ class Report:
             return
         try:
             self._stream.write(text)
+            self._stream.flush()  # as rich does after each print: stdout and stderr stay in order
         except BrokenPipeError:
             from .cli_common import silence_stdout
 

@@ -1,15 +1,20 @@
 """The console entry point: start fast, hand anything unusual to the typer app.
 
 ``llmdeploy validate`` runs as a pre-commit hook and ``llmdeploy render`` in CI, each as
-a fresh process, often many times a day, so their start-up matters (targets and numbers
-in ``benchmarks/README.md``). Two things here keep it short:
+a fresh process, often many times a day, and ``size``/``plan`` answer what-ifs by hand
+and in scripts, so their start-up matters (targets and numbers in
+``benchmarks/README.md``). Two things here keep it short:
 
-* **The fast path.** A plain, well-formed ``validate`` or ``render`` command line (known
-  options, at least one path) is parsed here from the small tables below and goes
-  straight to the command's typer-free ``run()``: no typer import, no click context, no
-  pydantic adapters for the options (~25 ms). Anything else (``--help``, a typo, a
-  missing value, an option the tables do not know, another command) goes to the typer
-  app, which parses and reports it as always. Both ways call the same ``run()``;
+* **The fast path.** A plain, well-formed ``validate``, ``render``, ``size`` or ``plan``
+  command line (known options, the arguments and required options the command needs) is
+  parsed here from the small tables below and goes straight to the command's typer-free
+  body: no typer import, no click context, no pydantic adapters for the options (~25 ms
+  for ``validate``, ~70 ms for ``size``, whose flags-only form then needs no pydantic at
+  all). Integer and float options are converted here only when the value is plain digits
+  (a float: with at most one decimal point), where Python's ``int``/``float`` and typer's
+  conversion agree. Anything else (``--help``, a typo, a missing value, ``--tp two``,
+  ``1e3``, an option the tables do not know, another command) goes to the typer app,
+  which parses and reports it as always. Both ways call the same body;
   ``tests/unit/test_entry.py`` checks the tables against the typer commands and compares
   the output of both ways. ``LLMDEPLOY_NO_FAST_PATH=1`` turns the fast path off.
 * **A quick exit** (:func:`console`): once the command has flushed its output, the
