@@ -232,9 +232,10 @@ def _money(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"${x:,.{digits}f}"
 
 
-def render_report(console: "Console", report: "SizingReport", title: str | None = None) -> None:
-    """A sizing report as rich tables: memory, KV cache, verdict, advice, capacity."""
-    from rich.table import Table
+def render_report(console: "Console | Report", report: "SizingReport", title: str | None = None) -> None:
+    """A sizing report as tables: memory, KV cache, verdict, advice, capacity (through rich,
+    or as the same plain text when rich would add nothing: :class:`~llmdeploy.cli_table.Report`)."""
+    from .cli_table import Table
 
     r = report
     head = title or f"{r.model.hf_id} on {r.gpu_count} × {r.gpu.name}"
@@ -346,9 +347,9 @@ def render_report(console: "Console", report: "SizingReport", title: str | None 
         console.print(f"  - {a}")
 
 
-def render_roles(console: "Console", roles: "DisaggSizing") -> None:
+def render_roles(console: "Console | Report", roles: "DisaggSizing") -> None:
     """Both pools of a disaggregated service (``sizing.roles``): shape, rate, latency, ratio, and the alternative."""
-    from rich.table import Table
+    from .cli_table import Table
 
     t = Table(title=f"Prefill/decode disaggregation ({roles.connector} KV transfer, estimates)", title_justify="left")
     for col in ("role", "GPUs/replica", "replicas", "req/s/replica", "tok/s/replica", "latency", "batch", "KV tokens"):
@@ -435,7 +436,9 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
         _write_json(one(*verdicts[0]) if len(reports) == 1 else
                     [{"service": label, **one(label, rep, v)} for label, rep, v in verdicts])
     else:
-        console = _console()
+        from .cli_table import Report
+
+        console = Report(_console)
         for i, (label, rep) in enumerate(reports):
             if i:
                 console.print()
@@ -537,7 +540,9 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     if fmt == "json":
         _write_json({**report.to_json(_rule_ids()), **verdict})
     else:
-        render_report(_console(), report)
+        from .cli_table import Report
+
+        render_report(Report(_console), report)
     return EXIT_OK if _passes(verdict) else EXIT_INVALID
 
 

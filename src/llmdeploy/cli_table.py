@@ -31,8 +31,10 @@ _TOP_NO_HEADER = ("┌", "─", "┬", "┐")
 
 # What rich would read as an emoji code (``:smile:``, its console.py/_emoji_replace.py pattern).
 _EMOJI_CODE = re.compile(r":\S*?:")
-# Characters one cell wide in every renderer, beside printable ASCII.
-_NARROW = frozenset("×·…—–≈±→µ€£")
+# Characters one cell wide in rich (and terminals), beside printable ASCII: those the reports use.
+_NARROW = frozenset("×·…—–−≈±→←≥≤µ²³½°§‘’“”•█€£")
+# The styles llmdeploy's reports use; without colours rich prints only the text between.
+_STYLE_TAG = re.compile(r"\[/?(?:bold|red|yellow|green)\]")
 
 
 def plain_cell(text: str) -> bool:
@@ -116,7 +118,9 @@ class Report:
     rich console made on first need (``make_console``).
 
     A text line is written as it is when stdout is not a terminal and the line is plain
-    (:func:`plain_cell`); a :class:`Table` when :meth:`Table.lines` lays it out. A reader
+    (:func:`plain_cell`) once the report's own style tags (``[bold]``, ``[red]``, ...) are
+    taken out, as rich does without colours; a :class:`Table` when :meth:`Table.lines`
+    lays it out. A reader
     that goes away ends the output quietly, as the rich console's does.
     """
 
@@ -141,8 +145,8 @@ class Report:
                 self._write("".join(line + "\n" for line in lines))
                 return
             item = item.to_rich()
-        elif self._plain and isinstance(item, str) and plain_cell(item):
-            self._write(item + "\n")
+        elif self._plain and isinstance(item, str) and plain_cell(text := _STYLE_TAG.sub("", item)):
+            self._write(text + "\n")
             return
         elif isinstance(item, Table):
             item = item.to_rich()

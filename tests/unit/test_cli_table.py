@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import pytest
 
-from llmdeploy.cli_table import Report, Table, plain_cell
+from llmdeploy.cli_table import _NARROW, Report, Table, plain_cell
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _rich_console(buf: io.StringIO):  # type: ignore[no-untyped-def]
@@ -67,6 +70,19 @@ def test_random_plain_tables_match_rich(seed: int) -> None:
     assert laid_out > 30  # the plain layout was exercised, not only the fallback
 
 
+def test_the_narrow_characters_are_one_cell_in_rich() -> None:
+    from rich.cells import cell_len
+
+    assert all(cell_len(ch) == 1 for ch in _NARROW)
+
+
+def test_the_report_style_tags_are_printed_as_rich_prints_them() -> None:
+    for line in ("[bold]meta-llama/x on 1 × NVIDIA L4[/bold]", "Verdict: [green]FITS[/green]",
+                 "  [red]error[/red] LD201 a.b: does not fit", "[yellow]FITS, AT RISK[/yellow] — 2 ≥ 1"):
+        out, needed_rich = _by_report(line)
+        assert not needed_rich and out == _by_rich(line)
+
+
 def test_markup_wide_characters_and_emoji_codes_go_to_rich() -> None:
     for cell in ("[bold]x[/bold]", "a:smile:b", "tab\there", "全角", "😀", " padded "):
         assert not plain_cell(cell) or cell != cell.strip()
@@ -76,8 +92,9 @@ def test_markup_wide_characters_and_emoji_codes_go_to_rich() -> None:
         assert t.lines(110) is None
         out, needed_rich = _by_report(t)
         assert needed_rich and out == _by_rich(t)
-    out, needed_rich = _by_report("a [red]warning[/red] line")
-    assert needed_rich and out == _by_rich("a [red]warning[/red] line") == "a warning line\n"
+    for line in ("a [italic]styled[/italic] line", "a list [1, 2] in a message", "a:tada:"):
+        out, needed_rich = _by_report(line)
+        assert needed_rich and out == _by_rich(line)
 
 
 def test_a_table_wider_than_the_page_goes_to_rich() -> None:
@@ -116,6 +133,58 @@ def test_a_terminal_always_gets_rich() -> None:
     assert "\x1b[" in ref.getvalue()  # a terminal: rich's styles
 
 
+def _through_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every print through rich, as before cli_table."""
+    monkeypatch.setattr("llmdeploy.cli_table.Report.print", lambda self, item="": self.console.print(
+        item.to_rich() if isinstance(item, Table) else item))
+
+
+def _report_both_ways(monkeypatch: pytest.MonkeyPatch, run) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    outs = []
+    for use_rich in (False, True):
+        buf = io.StringIO()
+        monkeypatch.setattr("sys.stdout", buf)
+        if use_rich:
+            _through_rich(monkeypatch)
+        run()
+        monkeypatch.undo()
+        outs.append(buf.getvalue())
+    return outs[0], outs[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "l4", "concurrency": "1,8,32,128"},
+        {"model": "meta-llama/Llama-3.1-70B-Instruct", "gpu": "h100-sxm", "tensor_parallel": 4, "request_rate": 10.0,
+         "tpot_ms": 40.0, "ttft_p95_ms": 500.0},
+        {"model": "Qwen/Qwen2.5-72B-Instruct", "gpu": "l4"},  # does not fit: errors, hints, suggestions
+        {"model": "microsoft/Phi-3-mini-4k-instruct", "gpu": "l4", "max_model_len": 8192},
+        {"model": "Qwen/Qwen3-30B-A3B", "gpu": "h100-sxm", "tensor_parallel": 2, "expert_parallel": True,
+         "kv_cache_dtype": "fp8", "engine": "sglang"},
+        {"model": "meta-llama/Llama-3.1-8B-Instruct", "gpu": "a10g", "engine": "tensorrt-llm", "price": 0.5},
+    ],
+    ids=lambda k: " ".join(f"{a}={b}" for a, b in k.items()),
+)
+def test_size_reports_match_rich(monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object]) -> None:
+    from llmdeploy import cli_size
+
+    plain, rich = _report_both_ways(monkeypatch, lambda: cli_size.run_size(**kwargs))
+    assert plain == rich
+    assert "Memory per GPU" in plain
+
+
+@pytest.mark.parametrize("example", ["llama-3.1-8b-l4", "deepseek-r1-h200-pd", "qwen3-235b-h100-2x8-isvc",
+                                     "llama-3.1-8b-awq-a10g", "llama-3.1-8b-ab-test"])
+def test_size_reports_of_specs_match_rich(monkeypatch: pytest.MonkeyPatch, example: str) -> None:
+    from llmdeploy import cli_size
+
+    spec = str(EXAMPLES / f"{example}.llmdeploy.yaml")
+    plain, rich = _report_both_ways(monkeypatch, lambda: cli_size.run_size(spec, concurrency="1,16"))
+    assert plain == rich
+    assert "Capacity per replica" in plain
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -132,16 +201,6 @@ def test_a_terminal_always_gets_rich() -> None:
 def test_plan_reports_match_rich(monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, object]) -> None:
     from llmdeploy import cli_size
 
-    def run(use_rich: bool) -> str:
-        buf = io.StringIO()
-        monkeypatch.setattr("sys.stdout", buf)
-        if use_rich:  # every print through rich, as before cli_table
-            monkeypatch.setattr("llmdeploy.cli_table.Report.print", lambda self, item="": self.console.print(
-                item.to_rich() if isinstance(item, Table) else item))
-        cli_size.run_plan(**kwargs)
-        monkeypatch.undo()
-        return buf.getvalue()
-
-    plain, rich = run(False), run(True)
+    plain, rich = _report_both_ways(monkeypatch, lambda: cli_size.run_plan(**kwargs))
     assert plain == rich
     assert plain.count("\n") > 2

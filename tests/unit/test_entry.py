@@ -345,7 +345,7 @@ def test_fast_path_does_not_import_typer() -> None:
         # flags only, JSON: neither rich (no table) nor pydantic (no spec to validate)
         (["size", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "l4", "--concurrency", "1,8,32,128", "-o",
           "json"], set()),
-        # the size report's tables carry colour markup: rich, still no pydantic
+        # the size report: its capacity curve is wider than a pipe's 110 columns, which rich lays out
         (["size", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "l4", "--concurrency", "1,8,32,128"], {"rich"}),
         # plan's table on a pipe is laid out by cli_table: no rich
         (["plan", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--concurrency", "1,8,32,128"], set()),
