@@ -3,8 +3,11 @@
 ``size`` answers "does this fit, how many KV tokens, at what throughput and cost" for
 a spec file or for flags alone; ``plan`` lists every GPU × tensor-parallel size that
 fits, cheapest first; ``catalog`` lists the GPUs and models llmdeploy knows. Tables go
-to stdout through rich, JSON (``-o json``) goes to stdout alone, diagnostics go
-to stderr. Exit codes as everywhere: 0 fits, 1 does not fit or invalid input, 2 usage.
+to stdout (the size and plan reports through :class:`~llmdeploy.cli_table.Report`: rich
+on a terminal, the same bytes without rich on a pipe when they are plain), JSON (``-o
+json``) goes to stdout alone, diagnostics go to stderr. Exit codes as everywhere: 0
+fits, 1 does not fit or invalid input, 2 usage. :func:`run_size` and :func:`run_plan`
+are the commands' typer-free bodies (the fast path in ``entry.py`` calls them).
 """
 
 # No `from __future__ import annotations` here: typer reads the annotations of the commands
