@@ -10,14 +10,18 @@ Measures the median wall time of, each as a fresh process (interpreter start inc
 * ``llmdeploy plan -m MODEL --concurrency 1,8,32,128``, as a table and with ``-o json``
   (every GPU × tensor-parallel size that fits: about a hundred configurations);
 * ``llmdeploy plan -m MODEL --request-rate 20 --tpot-ms 50 -o json`` (replicas and the SLO
-  for every configuration, and each one disaggregated);
+  for every configuration, and each one disaggregated; reported, not targeted);
+* ``llmdeploy validate SPEC``: what ``size SPEC`` pays before it sizes (reported, not targeted);
 * ``python -c 'import pydantic.main'``: the floor of any pydantic program; this machine's
   speed drifts, and this row says how fast it was during the run.
 
 The commands run interleaved, run by run, so a drift of the machine's speed hits all of
-them alike. ``--compare SRC`` also times the llmdeploy package in ``SRC`` (a folder holding
-``llmdeploy/``, e.g. an older commit's ``src`` from ``git archive``), interleaved with the
-installed one: a before/after on the same machine minute. Prints a table and the sizing
+them alike. ``--compare SRC`` also times the llmdeploy package in ``SRC`` (the ``src``
+folder of a whole checkout of another commit, e.g. ``git archive <commit> | tar -x -C
+/tmp/before`` then ``--compare /tmp/before/src``: the package finds its data folders, such
+as ``profiles/``, beside ``src``), interleaved with the installed one: a before/after on
+the same machine minute. Every command is run once first and must succeed, so a broken
+comparison tree cannot pass for a fast one. Prints a table and the sizing
 work measured in-process (imports excluded), and exits 1 when a targeted median is above
 the target (300 ms), unless --no-fail.
 
@@ -36,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_validate import ROOT, Timing, bench_env, check_once, find_tool
+from bench_validate import ROOT, Timing, bench_env, find_tool
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 SPEC = "examples/llama-3.1-8b-l4.llmdeploy.yaml"
@@ -50,6 +54,8 @@ COMMANDS: dict[str, tuple[list[str], bool]] = {
     "plan -m, 4 points (json)": (["plan", "-m", MODEL, *POINTS, "-o", "json"], True),
     "plan -m, rate + SLO (json)": (["plan", "-m", MODEL, "--request-rate", "20", "--tpot-ms", "50", "-o", "json"],
                                    False),
+    # `size SPEC` validates the spec first: this is its floor (bench_validate.py's command)
+    "validate SPEC (reference)": (["validate", SPEC], False),
 }
 
 
@@ -77,6 +83,14 @@ def in_process() -> dict[str, float]:
                        load, slo)
     out["plan, rate + SLO"] = (time.perf_counter() - t) * 1e3
     return out
+
+
+def check_once(command: list[str], env: dict[str, str]) -> None:
+    """Run ``command`` once; stop the benchmark when it fails (a timing of an error means nothing)."""
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False, env=env)
+    if result.returncode != 0:
+        sys.stderr.write(f"bench: {' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+        raise SystemExit(2)
 
 
 def time_interleaved(named: list[tuple[str, list[str], dict[str, str]]], runs: int, warmup: int) -> list[Timing]:
@@ -107,19 +121,23 @@ def main(argv: list[str] | None = None) -> int:
     if llmdeploy is None:
         sys.stderr.write("bench: llmdeploy is not installed (pip install -e .)\n")
         return 2
+    if args.compare and not (Path(args.compare) / "llmdeploy" / "entry.py").is_file():
+        sys.stderr.write(f"bench: --compare {args.compare}: no llmdeploy package there (give a checkout's src)\n")
+        return 2
     env = bench_env()
     named: list[tuple[str, list[str], dict[str, str]]] = []
     targeted = set()
     for name, (argv_, target) in COMMANDS.items():
         named.append((name, [llmdeploy, *argv_], env))
-        check_once(named[-1][1], (0,))
         if target:
             targeted.add(name)
         if args.compare:
             src = str(Path(args.compare).resolve())
             other = {**env, "PYTHONPATH": src + os.pathsep + env.get("PYTHONPATH", "")}
-            named.append((f"  {name} [{Path(args.compare).name}]", [llmdeploy, *argv_], other))
+            named.append((f"  {name} [{args.compare}]", [llmdeploy, *argv_], other))
     named.append(("python -c 'import pydantic.main'", [sys.executable, "-c", "import pydantic.main"], env))
+    for _, command, command_env in named:
+        check_once(command, command_env)
 
     timings = time_interleaved(named, args.runs, args.warmup)
     inner = in_process()
