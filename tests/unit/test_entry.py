@@ -174,6 +174,67 @@ def test_option_tables_match_the_typer_commands(command: str) -> None:
         assert sig.parameters[param.name].default == default, param.name
 
 
+def _random_line(rng, command: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """A random command line of ``command`` from its fast table: every kind of option, both spellings."""
+    fast = FAST_COMMANDS[command]
+    digits = "0123456789"
+    line = [command]
+    for required in fast.required:
+        line += [next(o for o, (p, _) in fast.options.items() if p == required), "x"]
+    if fast.argument is not None:
+        line += [f"spec{i}.yaml" for i in range(rng.randint(fast.min_args, fast.max_args or 3))]
+    for _ in range(rng.randint(0, 8)):
+        name = rng.choice(sorted(fast.options))
+        kind = fast.options[name][1]
+        if kind in ("flag", "off"):
+            line.append(name)
+            continue
+        if kind == "int":
+            value = "".join(rng.choice(digits) for _ in range(rng.randint(1, 6)))
+        elif kind == "float":
+            value = "".join(rng.choice(digits) for _ in range(rng.randint(1, 4)))
+            if rng.random() < 0.6:
+                value += "." + "".join(rng.choice(digits) for _ in range(rng.randint(1, 17)))
+        else:
+            value = rng.choice(["x", "l4", "none,fp8", "1,8,32", "a b", "-", "é"])
+        line += [f"{name}={value}"] if name.startswith("--") and rng.random() < 0.3 else [name, value]
+    return line
+
+
+@pytest.mark.parametrize("command", sorted(FAST_COMMANDS))
+def test_the_fast_parser_converts_values_as_typer_does(command: str) -> None:
+    """Typer's own parse (click context, its pydantic conversion) of random plain lines equals the
+    fast parser's keyword arguments over run()'s defaults: same values, same types."""
+    import importlib
+    import random
+
+    fast = FAST_COMMANDS[command]
+    click_cmd = _click_command(command)
+    module, _, function = fast.target.partition(":")
+    sig = inspect.signature(getattr(importlib.import_module(module), function))
+    rng = random.Random(command)
+    taken = 0
+    for _ in range(300):
+        line = _random_line(rng, command)
+        parsed = parse_fast(line)
+        if parsed is None:
+            continue
+        taken += 1
+        ctx = click_cmd.make_context(command, line[1:])
+        expected = dict(ctx.params)
+        if fast.max_args is None:
+            expected[fast.argument] = list(expected[fast.argument])
+        for name, kind in fast.options.values():  # a repeatable option: a list, None when not given
+            if kind == "multi":  # (render's --crds: paths from typer, strings here; run() takes both)
+                expected[name] = [str(v) for v in expected[name]] or None
+        got = {name: p.default for name, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
+        got.update(parsed[1])
+        got = {k: got.get(k) for k in expected}
+        assert got == expected, line
+        assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}, line
+    assert taken > 100
+
+
 # --------------------------------------------------------------------------- both ways give the same result
 
 
