@@ -3,28 +3,34 @@
 ``size`` answers "does this fit, how many KV tokens, at what throughput and cost" for
 a spec file or for flags alone; ``plan`` lists every GPU × tensor-parallel size that
 fits, cheapest first; ``catalog`` lists the GPUs and models llmdeploy knows. Tables go
-to stdout through rich, JSON (``-o json``) goes to stdout alone, diagnostics go
-to stderr. Exit codes as everywhere: 0 fits, 1 does not fit or invalid input, 2 usage.
+to stdout (the size and plan reports through :class:`~llmdeploy.cli_table.Report`: rich
+on a terminal, the same bytes without rich on a pipe when they are plain), JSON (``-o
+json``) goes to stdout alone, diagnostics go to stderr. Exit codes as everywhere: 0
+fits, 1 does not fit or invalid input, 2 usage. :func:`run_size` and :func:`run_plan`
+are the commands' typer-free bodies (the fast path in ``entry.py`` calls them).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads the annotations of the commands
+# defined inside register(), which refer to names imported there. The module itself is
+# free of typer (and of rich and pydantic until a table or a spec file needs them), so the
+# fast path in entry.py can call run_size()/run_plan() without them.
 import contextlib
+import functools
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
-
-import typer
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .cli_common import EXIT_INVALID, EXIT_OK, OUTPUT_NAMES, check_format, fail_usage, print_error
 from .records import record as record_load
 
 if TYPE_CHECKING:  # pragma: no cover
+    import typer
     from rich.console import Console
 
     from .catalog import GPU, ModelConfig
+    from .cli_table import Report
     from .engines import EngineVersionInfo
     from .sizing import Option, SizingReport
     from .sizing.roles import DisaggSizing
@@ -138,8 +144,8 @@ def _parse_load(prompt_tokens: int | None, output_tokens: int | None, concurrenc
         if value is not None and value < 1:
             fail_usage(f"{name} must be at least 1 (got {value})")
     for name, fvalue in (("--request-rate", request_rate), ("--ttft-p95-ms", ttft_p95_ms), ("--tpot-ms", tpot_ms)):
-        if fvalue is not None and not fvalue > 0:
-            fail_usage(f"{name} must be above 0 (got {fvalue:g})")
+        if fvalue is not None and not 0 < fvalue < float("inf"):
+            fail_usage(f"{name} must be a finite number above 0 (got {fvalue:g})")
     levels = None
     if concurrency is not None:
         try:
@@ -151,7 +157,7 @@ def _parse_load(prompt_tokens: int | None, output_tokens: int | None, concurrenc
     return _Load(prompt_tokens, output_tokens, levels, request_rate, ttft_p95_ms, tpot_ms)
 
 
-def _console(*, natural: bool = False) -> Console:
+def _console(*, natural: bool = False) -> "Console":
     """A console on stdout. Not a terminal (a pipe, a test runner): a fixed width of 110
     keeps the tables readable, and the text lines (reasons, hints, assumptions) are not
     wrapped at all, so ``grep`` finds a message whole and no number is split over two
@@ -176,7 +182,7 @@ def _console(*, natural: bool = False) -> Console:
     return _ReportConsole(file=sys.stdout, width=width, highlight=False, soft_wrap=not tty)
 
 
-def _resolve_model(ref: str) -> ModelConfig:
+def _resolve_model(ref: str) -> "ModelConfig":
     """A catalog id/alias, or the path of a local config.json (or its folder)."""
     from .catalog import CatalogError, get_model, model_from_hf_config
 
@@ -190,7 +196,7 @@ def _resolve_model(ref: str) -> ModelConfig:
         _fail_input(exc.message, exc.hint)
 
 
-def _resolve_gpu(key: str) -> GPU:
+def _resolve_gpu(key: str) -> "GPU":
     from .catalog import CatalogError, get_gpu
 
     try:
@@ -211,7 +217,7 @@ def _read_calibration(path: str | None) -> Any:
         _fail_input(exc.message, exc.hint)
 
 
-def _resolve_engine(engine: str, version: str | None, image: str | None = None) -> EngineVersionInfo:
+def _resolve_engine(engine: str, version: str | None, image: str | None = None) -> "EngineVersionInfo":
     from .engines import resolve_engine
 
     return resolve_engine(engine, image, version)
@@ -229,9 +235,10 @@ def _money(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"${x:,.{digits}f}"
 
 
-def render_report(console: Console, report: SizingReport, title: str | None = None) -> None:
-    """A sizing report as rich tables: memory, KV cache, verdict, advice, capacity."""
-    from rich.table import Table
+def render_report(console: "Console | Report", report: "SizingReport", title: str | None = None) -> None:
+    """A sizing report as tables: memory, KV cache, verdict, advice, capacity (through rich,
+    or as the same plain text when rich would add nothing: :class:`~llmdeploy.cli_table.Report`)."""
+    from .cli_table import Table
 
     r = report
     head = title or f"{r.model.hf_id} on {r.gpu_count} × {r.gpu.name}"
@@ -343,9 +350,9 @@ def render_report(console: Console, report: SizingReport, title: str | None = No
         console.print(f"  - {a}")
 
 
-def render_roles(console: Console, roles: DisaggSizing) -> None:
+def render_roles(console: "Console | Report", roles: "DisaggSizing") -> None:
     """Both pools of a disaggregated service (``sizing.roles``): shape, rate, latency, ratio, and the alternative."""
-    from rich.table import Table
+    from .cli_table import Table
 
     t = Table(title=f"Prefill/decode disaggregation ({roles.connector} KV transfer, estimates)", title_justify="left")
     for col in ("role", "GPUs/replica", "replicas", "req/s/replica", "tok/s/replica", "latency", "batch", "KV tokens"):
@@ -424,7 +431,7 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
     verdicts = [(label, rep, _verdict(rep, by_label[label].diagnostics if label in by_label else []))
                 for label, rep in reports]
     if fmt == "json":
-        def one(label: str, rep: SizingReport, v: dict[str, Any]) -> dict[str, Any]:
+        def one(label: str, rep: "SizingReport", v: dict[str, Any]) -> dict[str, Any]:
             out = {**rep.to_json(_rule_ids()), **v}
             if label in roles:
                 out["disaggregation"] = roles[label].to_json()
@@ -432,7 +439,9 @@ def _size_spec_paths(spec_path: str, fmt: str, engine_version: str | None, load:
         _write_json(one(*verdicts[0]) if len(reports) == 1 else
                     [{"service": label, **one(label, rep, v)} for label, rep, v in verdicts])
     else:
-        console = _console()
+        from .cli_table import Report
+
+        console = Report(_console)
         for i, (label, rep) in enumerate(reports):
             if i:
                 console.print()
@@ -449,7 +458,7 @@ def _passes(verdict: dict[str, Any]) -> bool:
     return bool(verdict["valid"] and verdict["fits"] and not verdict["errors"])
 
 
-def _verdict(report: SizingReport, diags: Sequence[Any] = ()) -> dict[str, Any]:
+def _verdict(report: "SizingReport", diags: Sequence[Any] = ()) -> dict[str, Any]:
     """``valid``, ``fits``, ``errors`` and ``warnings`` of one report, which decide the exit code.
 
     ``errors`` are the sizing reasons plus the spec's other error diagnostics, ``warnings``
@@ -510,6 +519,8 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
         if value < 1:
             fail_usage(f"{name} must be at least 1 (got {value})")
     _check_gpu_memory_utilization(gpu_memory_utilization)
+    if price is not None and not 0 <= price < float("inf"):
+        fail_usage(f"--price-per-gpu-hour must be a finite number of at least 0 (got {price:g})")
     for name, opt in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
         if opt is not None and opt < 1:
             fail_usage(f"{name} must be at least 1 (got {opt})")
@@ -532,7 +543,9 @@ def _run_size(spec: str | None = None, *, model: str | None = None, gpu: str | N
     if fmt == "json":
         _write_json({**report.to_json(_rule_ids()), **verdict})
     else:
-        render_report(_console(), report)
+        from .cli_table import Report
+
+        render_report(Report(_console), report)
     return EXIT_OK if _passes(verdict) else EXIT_INVALID
 
 
@@ -588,7 +601,9 @@ def _run_plan(model: str, *, max_model_len: int = 8192, gpu: str | None = None, 
                           "hint": "lower --max-model-len, allow quantization (--quantization none,fp8) or more GPUs"}],
                      "warnings": []})
     else:
-        _render_options(_console(), m, max_model_len, info, options, load)
+        from .cli_table import Report
+
+        _render_options(Report(_console), m, max_model_len, info, options, load)
     return EXIT_OK if options else EXIT_INVALID
 
 
@@ -642,40 +657,42 @@ def run_catalog_models(fmt: str = "table") -> int:
     return EXIT_OK
 
 
-# The load and SLO options `size` and `plan` share, declared once.
-PromptTokens = Annotated[
-    Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
-    typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
-]
-OutputTokens = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
-]
-Concurrency = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
-]
-RequestRate = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
-]
-TtftP95Ms = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
-]
-CalibrationFile = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--calibration", help="Calibration file from `llmdeploy calibrate LOG… --write` "
-                 "(replaces the spec's resources.calibration)."),
-]
-TpotMs = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
-]
-
-
-def register(app: typer.Typer) -> None:
+def register(app: "typer.Typer") -> None:
     """Add the sizing commands (size, plan, catalog gpus|models) to ``app``."""
+    from typing import Annotated, Optional
+
+    import typer
+
+    # The load and SLO options `size` and `plan` share, declared once.
+    PromptTokens = Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option("--prompt-tokens", help="Typical prompt length in tokens (default: the spec's targetLoad or 512)."),
+    ]
+    OutputTokens = Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--output-tokens", help="Typical output length in tokens (default: the spec's targetLoad or 256)."),
+    ]
+    Concurrency = Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--concurrency", help="Offered load: requests in flight per replica, e.g. 1,8,64 (a curve)."),
+    ]
+    RequestRate = Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--request-rate", help="Target requests per second (sizes the replicas)."),
+    ]
+    TtftP95Ms = Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--ttft-p95-ms", help="p95 time-to-first-token target in ms."),
+    ]
+    CalibrationFile = Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--calibration", help="Calibration file from `llmdeploy calibrate LOG… --write` "
+                     "(replaces the spec's resources.calibration)."),
+    ]
+    TpotMs = Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--tpot-ms", help="p95 time-per-output-token (inter-token latency) target in ms."),
+    ]
 
     @app.command()
     def size(
@@ -805,7 +822,7 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(run_catalog_models(fmt))
 
 
-def _gpu_json(g: GPU) -> dict[str, Any]:
+def _gpu_json(g: "GPU") -> dict[str, Any]:
     return {
         "key": g.key, "name": g.name, "vendor": g.vendor, "aliases": list(g.aliases), "memory_mib": g.memory_mib,
         "memory_gib": round(g.memory_gib, 3), "memory_bandwidth_gbs": g.memory_bandwidth_gbs,
@@ -818,7 +835,7 @@ def _gpu_json(g: GPU) -> dict[str, Any]:
     }
 
 
-def _model_json(m: ModelConfig) -> dict[str, Any]:
+def _model_json(m: "ModelConfig") -> dict[str, Any]:
     from .sizing.memory import kv_bytes_per_token
 
     return {
@@ -833,9 +850,11 @@ def _model_json(m: ModelConfig) -> dict[str, Any]:
     }
 
 
-def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: EngineVersionInfo,
-                    options: list[Option], load: _Load | None = None) -> None:
-    from rich.table import Table
+def _render_options(console: "Console | Report", m: "ModelConfig", max_model_len: int, info: "EngineVersionInfo",
+                    options: "list[Option]", load: _Load | None = None) -> None:
+    """The ``plan`` table and its notes (on a :class:`~llmdeploy.cli_table.Report`: plain
+    text when rich would add nothing, which a hundred-row table makes worth it)."""
+    from .cli_table import Table
 
     rated = load is not None and load.request_rate is not None
     what = (f"for {load.request_rate:g} req/s, cheapest per 1M output tokens first" if rated and load
@@ -882,13 +901,18 @@ def _render_options(console: Console, m: ModelConfig, max_model_len: int, info: 
         console.print("Nothing fits: try a shorter --max-model-len, --quantization fp8 or a quantized checkpoint.")
 
 
-def run_size(*args: Any, **kwargs: Any) -> int:
-    """``llmdeploy size`` (:func:`_run_size`); with ``-o json`` input errors are JSON too."""
-    with _json_errors(kwargs.get("fmt", "table")):
-        return _run_size(*args, **kwargs)
+def _input_errors_as_json(body: Callable[..., int]) -> Callable[..., int]:
+    """``body`` with ``-o json`` input errors as JSON too (:func:`_json_errors`); same signature."""
+
+    @functools.wraps(body)
+    def run(*args: Any, **kwargs: Any) -> int:
+        with _json_errors(kwargs.get("fmt", "table")):
+            return body(*args, **kwargs)
+
+    return run
 
 
-def run_plan(*args: Any, **kwargs: Any) -> int:
-    """``llmdeploy plan`` (:func:`_run_plan`); with ``-o json`` input errors are JSON too."""
-    with _json_errors(kwargs.get("fmt", "table")):
-        return _run_plan(*args, **kwargs)
+# The commands' typer-free bodies: the typer commands (register) and the fast path in
+# entry.py both call these.
+run_size = _input_errors_as_json(_run_size)
+run_plan = _input_errors_as_json(_run_plan)

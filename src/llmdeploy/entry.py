@@ -1,15 +1,20 @@
 """The console entry point: start fast, hand anything unusual to the typer app.
 
 ``llmdeploy validate`` runs as a pre-commit hook and ``llmdeploy render`` in CI, each as
-a fresh process, often many times a day, so their start-up matters (targets and numbers
-in ``benchmarks/README.md``). Two things here keep it short:
+a fresh process, often many times a day, and ``size``/``plan`` answer what-ifs by hand
+and in scripts, so their start-up matters (targets and numbers in
+``benchmarks/README.md``). Two things here keep it short:
 
-* **The fast path.** A plain, well-formed ``validate`` or ``render`` command line (known
-  options, at least one path) is parsed here from the small tables below and goes
-  straight to the command's typer-free ``run()``: no typer import, no click context, no
-  pydantic adapters for the options (~25 ms). Anything else (``--help``, a typo, a
-  missing value, an option the tables do not know, another command) goes to the typer
-  app, which parses and reports it as always. Both ways call the same ``run()``;
+* **The fast path.** A plain, well-formed ``validate``, ``render``, ``size`` or ``plan``
+  command line (known options, the arguments and required options the command needs) is
+  parsed here from the small tables below and goes straight to the command's typer-free
+  body: no typer import, no click context, no pydantic adapters for the options (~25 ms
+  for ``validate``, ~70 ms for ``size``, whose flags-only form then needs no pydantic at
+  all). Integer and float options are converted here only when the value is plain digits
+  (a float: with at most one decimal point), where Python's ``int``/``float`` and typer's
+  conversion agree. Anything else (``--help``, a typo, a missing value, ``--tp two``,
+  ``1e3``, an option the tables do not know, another command) goes to the typer app,
+  which parses and reports it as always. Both ways call the same body;
   ``tests/unit/test_entry.py`` checks the tables against the typer commands and compares
   the output of both ways. ``LLMDEPLOY_NO_FAST_PATH=1`` turns the fast path off.
 * **A quick exit** (:func:`console`): once the command has flushed its output, the
@@ -24,7 +29,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-# kind: "flag" (no value), "value" (one value; the last one wins), "multi" (repeatable).
+# kind: "flag" (True), "off" (False: the --no-… of a flag), "value" (a string; the last
+# one wins), "int" / "float" (a plain number, converted here; anything else goes to typer),
+# "multi" (a string, repeatable).
 _OptionTable = dict[str, tuple[str, str]]
 
 VALIDATE_OPTIONS: _OptionTable = {
@@ -52,54 +59,149 @@ RENDER_OPTIONS: _OptionTable = {
     "--prune": ("prune", "flag"),
     "--calibration": ("calibration", "value"),
 }
-# command → (module with run(paths, **options), its option table)
-FAST_COMMANDS: dict[str, tuple[str, _OptionTable]] = {
-    "validate": ("llmdeploy.cli_validate", VALIDATE_OPTIONS),
-    "render": ("llmdeploy.cli_render", RENDER_OPTIONS),
+# The options `size` and `plan` share.
+_SIZING_OPTIONS: _OptionTable = {
+    "--model": ("model", "value"),
+    "-m": ("model", "value"),
+    "--gpu": ("gpu", "value"),
+    "-g": ("gpu", "value"),
+    "--dtype": ("dtype", "value"),
+    "--quantization": ("quantization", "value"),
+    "--kv-cache-dtype": ("kv_cache_dtype", "value"),
+    "--max-model-len": ("max_model_len", "int"),
+    "--gpu-memory-utilization": ("gpu_memory_utilization", "float"),
+    "--engine": ("engine", "value"),
+    "--engine-version": ("engine_version", "value"),
+    "--prompt-tokens": ("prompt_tokens", "int"),
+    "--output-tokens": ("output_tokens", "int"),
+    "--concurrency": ("concurrency", "value"),
+    "--request-rate": ("request_rate", "float"),
+    "--ttft-p95-ms": ("ttft_p95_ms", "float"),
+    "--tpot-ms": ("tpot_ms", "float"),
+    "--output": ("fmt", "value"),
+    "-o": ("fmt", "value"),
+    "--format": ("fmt", "value"),
+    "-f": ("fmt", "value"),
+    "--calibration": ("calibration", "value"),
+}
+SIZE_OPTIONS: _OptionTable = {
+    **_SIZING_OPTIONS,
+    "--tensor-parallel": ("tensor_parallel", "int"),
+    "--tp": ("tensor_parallel", "int"),
+    "--pipeline-parallel": ("pipeline_parallel", "int"),
+    "--pp": ("pipeline_parallel", "int"),
+    "--data-parallel": ("data_parallel", "int"),
+    "--dp": ("data_parallel", "int"),
+    "--expert-parallel": ("expert_parallel", "flag"),
+    "--ep": ("expert_parallel", "flag"),
+    "--nodes": ("nodes", "int"),
+    "--max-num-batched-tokens": ("max_num_batched_tokens", "int"),
+    "--max-num-seqs": ("max_num_seqs", "int"),
+    "--price-per-gpu-hour": ("price", "float"),
+}
+PLAN_OPTIONS: _OptionTable = {
+    **_SIZING_OPTIONS,
+    "--disaggregation": ("disaggregation", "flag"),
+    "--no-disaggregation": ("disaggregation", "off"),
 }
 
 
+class FastCommand:
+    """What the fast path needs to know of one command.
+
+    ``target`` is ``module:function`` (the typer-free body, called with keyword arguments);
+    ``argument`` the name of its positional parameter (None: it takes none), taking at
+    least ``min_args`` and at most ``max_args`` values (None: any number, passed as a
+    list; 1: one value or the parameter's default); ``required`` the options typer
+    requires.
+    """
+
+    __slots__ = ("argument", "max_args", "min_args", "options", "required", "target")
+
+    def __init__(self, target: str, options: _OptionTable, argument: str | None = None, min_args: int = 0,
+                 max_args: int | None = 1, required: tuple[str, ...] = ()) -> None:
+        self.target = target
+        self.options = options
+        self.argument = argument
+        self.min_args = min_args
+        self.max_args = max_args
+        self.required = required
+
+
+FAST_COMMANDS: dict[str, FastCommand] = {
+    "validate": FastCommand("llmdeploy.cli_validate:run", VALIDATE_OPTIONS, "paths", 1, None),
+    "render": FastCommand("llmdeploy.cli_render:run", RENDER_OPTIONS, "paths", 1, None),
+    "size": FastCommand("llmdeploy.cli_size:run_size", SIZE_OPTIONS, "spec", 0, 1),
+    "plan": FastCommand("llmdeploy.cli_size:run_plan", PLAN_OPTIONS, None, 0, 0, required=("model",)),
+}
+
+
+def _plain_number(value: str, kind: str) -> int | float | None:
+    """``value`` as typer would convert it, when it is a plain number: digits, and for a
+    float at most one decimal point between digits. None for anything else (a sign, an
+    exponent, ``1_000``, ``nan``, spaces): typer converts or rejects those itself."""
+    whole, dot, frac = value.partition(".")
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 15):
+        return None
+    if kind == "int":
+        return None if dot else int(whole)
+    if dot and not (frac.isascii() and frac.isdigit() and len(frac) <= 15):
+        return None
+    return float(value)
+
+
 def parse_fast(argv: Sequence[str]) -> tuple[str, dict[str, Any]] | None:
-    """``(module, keyword arguments of run())`` for a plain command line, else None.
+    """``("module:function", keyword arguments)`` for a plain command line, else None.
 
     None means "let typer parse it": this parser never reports errors itself.
     """
     if not argv or argv[0] not in FAST_COMMANDS:
         return None
-    module, table = FAST_COMMANDS[argv[0]]
+    command = FAST_COMMANDS[argv[0]]
+    table = command.options
     kwargs: dict[str, Any] = {}
-    paths: list[str] = []
+    positional: list[str] = []
     rest = iter(argv[1:])
-    only_paths = False
+    only_positional = False
     for token in rest:
-        if only_paths or token == "-" or not token.startswith("-"):
-            paths.append(token)
+        if only_positional or token == "-" or not token.startswith("-"):
+            positional.append(token)
             continue
         if token == "--":
-            only_paths = True
+            only_positional = True
             continue
         name, eq, value = token.partition("=") if token.startswith("--") else (token, "", "")
         if name not in table:
             return None  # --help, an unknown option, bundled short options (-qf json), ...
         param, kind = table[name]
-        if kind == "flag":
+        if kind in ("flag", "off"):
             if eq:
                 return None
-            kwargs[param] = True
+            kwargs[param] = kind == "flag"
             continue
         if not eq:
             nxt = next(rest, None)
             if nxt is None:
                 return None  # typer reports the missing value
             value = nxt
+        if value.startswith("-") and value != "-":
+            return None  # an option where a value belongs (`--model --gpu l4`): typer decides
         if kind == "multi":
             kwargs.setdefault(param, []).append(value)
+        elif kind in ("int", "float"):
+            number = _plain_number(value, kind)
+            if number is None:
+                return None
+            kwargs[param] = number
         else:
             kwargs[param] = value
-    if not paths:
-        return None  # typer reports the missing argument
-    kwargs["paths"] = paths
-    return module, kwargs
+    if len(positional) < command.min_args or (command.max_args is not None and len(positional) > command.max_args):
+        return None  # typer reports the missing or extra argument
+    if any(param not in kwargs for param in command.required):
+        return None  # typer reports the missing option
+    if command.argument is not None and positional:
+        kwargs[command.argument] = positional if command.max_args is None else positional[0]
+    return command.target, kwargs
 
 
 class _ClosedStream:
@@ -148,8 +250,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             raise SystemExit(0)  # pragma: no cover - typer always exits in standalone mode
         import importlib
 
-        module, kwargs = fast
-        raise SystemExit(importlib.import_module(module).run(**kwargs))
+        target, kwargs = fast
+        module, _, function = target.partition(":")
+        raise SystemExit(getattr(importlib.import_module(module), function)(**kwargs))
     except SystemExit:
         raise
     except KeyboardInterrupt:

@@ -204,8 +204,13 @@ def test_size_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
     (("--concurrency", "1,x"), "--concurrency takes whole numbers"),
     (("--concurrency", "0"), "--concurrency values must be between 1"),
     (("--prompt-tokens", "0"), "--prompt-tokens must be at least 1"),
-    (("--request-rate", "0"), "--request-rate must be above 0"),
-    (("--tpot-ms", "-5"), "--tpot-ms must be above 0"),
+    (("--request-rate", "0"), "--request-rate must be a finite number above 0"),
+    (("--tpot-ms", "-5"), "--tpot-ms must be a finite number above 0"),
+    # not a traceback-free exit 3 (an OverflowError deep in the capacity model), nor Infinity in the JSON
+    (("--request-rate", "inf"), "--request-rate must be a finite number above 0 (got inf)"),
+    (("--ttft-p95-ms", "nan"), "--ttft-p95-ms must be a finite number above 0 (got nan)"),
+    (("--price-per-gpu-hour", "-1"), "--price-per-gpu-hour must be a finite number of at least 0 (got -1)"),
+    (("--price-per-gpu-hour", "inf"), "--price-per-gpu-hour must be a finite number of at least 0 (got inf)"),
 ])
 def test_size_load_flags_usage_errors(args: tuple[str, ...], message: str) -> None:
     r = invoke("size", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-g", "h100-sxm", *args)

@@ -114,10 +114,16 @@ def test_init_binds_like_a_dataclass() -> None:
         p = cls(1, tags=("t",))
         assert (p.x, p.y, p.tags, p.note, p.cache, p.weight) == (1, 1.5, ("t",), "", {}, 0)
         assert cls(1).cache is not cls(1).cache  # a fresh default_factory value each time
+        every = {"x": 3, "y": 2.0, "tags": ("a",), "note": "n", "cache": {"k": 1}, "weight": 4}
+        assert dataclasses.asdict(cls(**every)) == every
+        assert dataclasses.asdict(cls(3, 2.0, ("a",), note="n", cache={"k": 1}, weight=4)) == every
+        assert cls(x=5).y == 1.5 and cls(x=5) == cls(5)
         for args, kwargs, message in [
             ((), {}, "missing 1 required"),
             ((1,), {"x": 2}, "multiple values for argument"),
             ((1,), {"nope": 2}, "unexpected keyword argument"),
+            ((), {"x": 1, "nope": 2}, "unexpected keyword argument"),  # keywords only
+            ((), {"y": 2.0}, "missing 1 required"),
             ((1, 2.0, (), "", {}, 0, "extra"), {}, "positional arguments but 8 were given"),
         ]:
             with pytest.raises(TypeError, match=message):

@@ -250,11 +250,13 @@ FALLBACK_CAVEATS = {
 }
 
 
+@cache
 def constants_engine(engine: str | None) -> tuple[str, str | None]:
     """(the engine whose constants apply to ``engine``, the caveat when it is another one).
 
     Works on any engine name string: ``vllm``, ``sglang`` and ``tensorrt-llm`` have (or
-    will have) their own file; others fall back to vLLM's with a stated caveat.
+    will have) their own file; others fall back to vLLM's with a stated caveat. Cached: the
+    files ship with the package (``plan`` asks several times per GPU × TP option).
     """
     name = (engine or "vllm").lower()
     if name in ENGINE_FILES and (DATA_FILE.parent / ENGINE_FILES[name]).is_file():
@@ -423,11 +425,16 @@ def is_calibrated(gpu_key: str, engine: str = "vllm") -> bool:
     source_engine, caveat = constants_engine(engine)
     if caveat is not None:
         return False
+    return gpu_key in _measured_gpus(source_engine)
+
+
+@cache
+def _measured_gpus(engine: str) -> frozenset[str]:
+    """The GPU keys of the engine's own constants file (read once per process)."""
     from ..datafiles import load_yaml_data
 
     # The engine's own rows: a GPU row inherited from vLLM's file is not measured on this engine.
-    own = load_yaml_data(DATA_FILE.parent / ENGINE_FILES[source_engine])
-    return gpu_key in own["gpus"]
+    return frozenset(load_yaml_data(DATA_FILE.parent / ENGINE_FILES[engine])["gpus"])
 
 
 # --------------------------------------------------------------------------- architecture
