@@ -16,20 +16,17 @@ The logs are the committed vLLM 0.10.1.1 logs of dennislee22/vLLM-benchmarking
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from llmdeploy.catalog import get_gpu, get_model
 from llmdeploy.engines import resolve_engine
 from llmdeploy.engines.startup_log import parse_startup_log
 from llmdeploy.sizing import SizingInput, size
 from llmdeploy.sizing.calibrate import compare_log
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ROOT  # noqa: E402
 
 LOGS = ROOT / "tests" / "data" / "vllm_logs"
 
@@ -44,9 +41,9 @@ def test_the_default_sampler_by_release(version: str, flashinfer: bool) -> None:
 
 
 def _input(version: str, **kw: object) -> SizingInput:
-    base = dict(model=get_model("meta-llama/Llama-3.1-8B-Instruct"), gpu=get_gpu("h100-sxm"),
-                engine=resolve_engine("vllm", None, version), gpu_memory_utilization=0.9, max_model_len=8192,
-                max_num_seqs=1024)
+    base = {"model": get_model("meta-llama/Llama-3.1-8B-Instruct"), "gpu": get_gpu("h100-sxm"),
+            "engine": resolve_engine("vllm", None, version), "gpu_memory_utilization": 0.9,
+            "max_model_len": 8192, "max_num_seqs": 1024}
     base.update(kw)
     return SizingInput(**base)  # type: ignore[arg-type]
 

@@ -10,7 +10,13 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .memory import GIB, Quantization, held_before_snapshot_gib, quant_format, sampler_uses_flashinfer
+from .memory import (
+    GIB,
+    Quantization,
+    held_before_snapshot_gib,
+    quant_format,
+    sampler_uses_flashinfer,
+)
 from .reasons import Reason, SizingProblem
 from .reasons import SizingProblem as P
 
@@ -276,10 +282,10 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
     is what the budget leaves, less what was held before the memory snapshot (the CUDA
     context and, from 0.11.0, the NCCL communicators: :func:`~.memory.held_before_snapshot_gib`)
     and the graphs. The need is ``sampler_warmup_copies`` fp32 ``max_num_seqs × vocabulary``
-    (with FlashInfer's sampler, which does not sort: the fp32 logits and probabilities its
-    profile pass holds, :func:`_warmup_copies`)
-    logits tensors plus ``sampler_warmup_mxfp4_moe_gib`` for a MoE model (engine table, fitted to
-    the logged figures of the v0.19.0 sweep: tests/data/vllm_logs/sweeps).
+    logits tensors (with FlashInfer's sampler, which does not sort, the two its profile pass
+    holds: :func:`_warmup_copies`), plus ``sampler_warmup_mxfp4_moe_gib`` when the experts run
+    the MXFP4 kernels (engine table, fitted to the logged figures of the v0.19.0 sweep:
+    tests/data/vllm_logs/sweeps).
     """
     last = len(c.stages) - 1
     st = c.stages[last]
