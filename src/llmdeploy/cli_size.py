@@ -314,15 +314,17 @@ def render_report(console: "Console | Report", report: "SizingReport", title: st
     if c is not None:
         curve = Table(title=f"Capacity per replica at {c.prompt_tokens} prompt + {c.output_tokens} output tokens "
                             "(estimates)", title_justify="left")
-        for col in ("conc.", "running", "out tok/s", "tok/s/seq", "TPOT ms", "TTFT ms", "req/s", "$/1M out",
-                    "bound", ""):
-            curve.add_column(col, justify="left" if col in ("bound", "") else "right")
+        for col in ("conc.", "running", "out tok/s", "tok/s/seq", "TPOT ms", "TTFT ms", "req/s", "$/1M out"):
+            curve.add_column(col, justify="right")
+        # The bound is a word users grep for (memory_bandwidth): on a narrow page the bar gives way.
+        curve.add_column("bound", squeeze="keep")
+        curve.add_column("", squeeze="crop")
         top = max((p.output_tokens_per_s for p in c.points), default=0.0)
         for p in c.points:
             curve.add_row(f"{p.concurrency:,}", f"{p.running:,}", f"{p.output_tokens_per_s:,.0f}",
                           f"{p.per_sequence_tokens_per_s:,.1f}", f"{p.tpot_ms:,.1f}", f"{p.ttft_ms:,.0f}",
                           f"{p.requests_per_s:,.2f}", _money(p.cost_per_1m_output_tokens, 3), p.bound,
-                          _bar(p.output_tokens_per_s, top, 10))
+                          _bar(p.output_tokens_per_s, top, 6))
         console.print(curve)
         cap = Table(title="Operating point and cost per replica (estimates)", title_justify="left", show_header=False)
         cap.add_column("")

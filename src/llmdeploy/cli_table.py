@@ -54,9 +54,13 @@ class Table:
         self.show_header = show_header
         self.columns: list[tuple[str, str]] = []  # (header, justify)
         self.rows: list[tuple[str, ...]] = []
+        # How rich may squeeze a column on a page too narrow for the table: "keep" (never cut:
+        # a word users grep for), "crop" (cut without an ellipsis: a bar), "" (rich's default).
+        self.squeeze: list[str] = []
 
-    def add_column(self, header: str = "", justify: str = "left") -> None:
+    def add_column(self, header: str = "", justify: str = "left", squeeze: str = "") -> None:
         self.columns.append((header, justify))
+        self.squeeze.append(squeeze)
 
     def add_row(self, *cells: str) -> None:
         self.rows.append(tuple(cells))
@@ -106,8 +110,15 @@ class Table:
 
         t = RichTable(title=self.title, title_justify=self.title_justify,  # type: ignore[arg-type]
                       show_header=self.show_header)
-        for header, justify in self.columns:
-            t.add_column(header, justify=justify)  # type: ignore[arg-type]
+        for i, (header, justify) in enumerate(self.columns):
+            squeeze = self.squeeze[i] if i < len(self.squeeze) else ""
+            if squeeze == "keep":
+                longest = max([len(header), *(len(r[i]) for r in self.rows)])
+                t.add_column(header, justify=justify, no_wrap=True, min_width=longest)  # type: ignore[arg-type]
+            elif squeeze == "crop":
+                t.add_column(header, justify=justify, no_wrap=True, overflow="crop")  # type: ignore[arg-type]
+            else:
+                t.add_column(header, justify=justify)  # type: ignore[arg-type]
         for r in self.rows:
             t.add_row(*r)
         return t

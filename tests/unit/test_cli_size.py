@@ -353,3 +353,19 @@ def test_real_process_size_json() -> None:
     check_contract(data)
     assert data["fits"] is True and data["gpu"]["name"] == "NVIDIA A100-SXM4-80GB"
     assert data["kv_bytes_per_token"] == 131072
+
+
+def test_piped_capacity_table_keeps_the_bound_whole() -> None:
+    """Regression: on a pipe (110 columns) the capacity curve was wider than the page and rich cut
+    its `bound` column to "memory_band…", the word a reader greps for."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).with_name("llmdeploy"))
+    out = subprocess.run([exe, "size", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "l4",
+                          "--concurrency", "1,8,32,128"], capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1"}).stdout
+    assert "memory_bandwidth" in out and "memory_band…" not in out
+    # Text lines are never wrapped on a pipe (grep finds a message whole); tables fit the page.
+    assert max(len(line) for line in out.splitlines() if line[:1] in "┏┃┡│└┌") <= 110
