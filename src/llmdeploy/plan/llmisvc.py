@@ -32,9 +32,11 @@ What is rendered, and why (docs/targets.md):
   ``spec.replicas``.
 * **Monitoring, PDB, NetworkPolicy** come from the same section planners; their pod
   selectors follow ``PlanContext.predictor_selector``, which on this target is the
-  workload's labels (``effective.llmisvc.workload_selector``). What disaggregation and the
-  precise prefix-cache scorer add to the NetworkPolicy (``disagg.network_ingress``,
-  ``kvevents.network_ingress``) goes into the policy planner, which builds it once.
+  workload's labels (``effective.llmisvc.workload_selector``). What disaggregation, the
+  precise prefix-cache scorer and a multi-node group add to the NetworkPolicy
+  (``disagg.network_ingress``, ``kvevents.network_ingress``,
+  ``llmisvc_worker.network_ingress``), and the group's pods both objects select
+  (``llmisvc_worker.policy_pods``), go into the policy planner, which builds them once.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ from ..effective import llmisvc as eff
 from . import disagg, kvevents, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .llmisvc_worker import data_local, group_engine, renders_worker, worker_pod
-from .llmisvc_worker import finish as finish_group
+from .llmisvc_worker import network_ingress as group_ingress
+from .llmisvc_worker import note as group_note
+from .llmisvc_worker import policy_pods as group_pods
 from .model import Manifest, Plan, PlanContext, Section
 
 __all__ = ["DEFAULT_SCORERS", "LLMISVC_ENGINE_PORT", "build_plan", "epp_config", "target_context"]
@@ -661,9 +665,15 @@ def build_plan(ctx: PlanContext) -> Plan:
     scale, extra = _scaling(ctx, engine)
     candidate = renders_candidate(ctx)
     route = {"group": ctx.name, "weight": route_weights(ctx)[0]} if candidate else None
+    # A multi-node group's policy covers its leader and workers; with a candidate, the shared
+    # objects select both workloads' serving pods instead (_select_both), without the group's rule.
+    group = renders_worker(ctx.spec) and not candidate
     ingress = [*([disagg.network_ingress(ctx)] if ctx.spec.disaggregation is not None else []),
-               *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else [])]
-    sections = [scale, monitoring.plan_monitoring(ctx, engine), policy.plan_policy(ctx, engine, [ctx.name], ingress)]
+               *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else []),
+               *([group_ingress(ctx)] if group else [])]
+    pods = group_pods(ctx) if group else None
+    sections = [scale, monitoring.plan_monitoring(ctx, engine),
+                policy.plan_policy(ctx, engine, [ctx.name], ingress, pods)]
     router, manifests = _router(ctx, route=route)
     manifests += router_monitoring(ctx)
     rw = rewrite.rewrite_manifest(ctx)  # router.modelRewrites
@@ -695,7 +705,7 @@ def build_plan(ctx: PlanContext) -> Plan:
         manifests.extend(s.manifests)
         notes.extend(s.notes)
     notes.extend(cand_notes)
-    manifests, group_notes = finish_group(ctx, manifests)
-    notes.extend(group_notes)
+    if renders_worker(ctx.spec):
+        notes.append(group_note(ctx))
     manifests.sort(key=Manifest.sort_key)
     return Plan(ctx, tuple(manifests), tuple(notes))

@@ -28,9 +28,11 @@ from ..derive.multinode_dp import LLMISVC_TARGET, data_local, renders_worker
 from ..effective import llmisvc as eff
 from . import lws
 from .kserve import EnginePlan
-from .model import Manifest, PlanContext
+from .model import PlanContext
+from .policy import PolicyIngress, PolicyPods
 
-__all__ = ["LLMISVC_TARGET", "data_local", "finish", "group_engine", "renders_worker", "worker_pod"]
+__all__ = ["LLMISVC_TARGET", "data_local", "group_engine", "network_ingress", "note", "policy_pods",
+           "renders_worker", "worker_pod"]
 
 
 def group_engine(ctx: PlanContext, engine: EnginePlan) -> EnginePlan:
@@ -75,37 +77,30 @@ def group_selector(name: str) -> dict[str, Any]:
                                   "values": [eff.LEADER_COMPONENT, eff.WORKER_COMPONENT]}]}
 
 
-def finish(ctx: PlanContext, manifests: list[Manifest]) -> tuple[list[Manifest], list[str]]:
-    """The NetworkPolicy and PodDisruptionBudget of a multi-node group, and the topology note.
+def policy_pods(ctx: PlanContext) -> PolicyPods:
+    """The pods the PodDisruptionBudget and NetworkPolicy of a multi-node group cover: leader and workers.
+
+    The workers carry no ``kserve.io/component`` label, so both objects select the group's
+    pods by their component labels (:func:`group_selector`); a worker's eviction restarts
+    its whole group (``RecreateGroupOnPodRestart``), so the budget counts it like the leader.
+    """
+    return PolicyPods(selector=group_selector(ctx.name))
+
+
+def network_ingress(ctx: PlanContext) -> PolicyIngress:
+    """Every port between the pods of the group, besides the serving port.
 
     The data-parallel ranks reach the leader on the DP RPC port (5555) and ZMQ ports the
-    engines pick, and exchange experts' tokens and NCCL traffic on ports of their own: the
-    policy admits every port between the pods of the service (leader and workers) besides
-    the serving port. The workers carry no ``kserve.io/component`` label, so both objects
-    select the group's pods by their component labels; a worker's eviction restarts its whole group
-    (``RecreateGroupOnPodRestart``), so the budget counts it like the leader.
+    engines pick, and exchange experts' tokens and NCCL traffic on ports of their own.
     """
-    if not renders_worker(ctx.spec):
-        return manifests, []
-    sel = group_selector(ctx.name)
-    out: list[Manifest] = []
-    for m in manifests:
-        if m.kind in ("NetworkPolicy", "PodDisruptionBudget") and m.values.get("spec"):
-            values = copy.deepcopy(dict(m.values))
-            spec = values["spec"]
-            if m.kind == "NetworkPolicy" and spec.get("podSelector", {}).get("matchLabels", {}).get(eff.APP_NAME) == ctx.name:
-                spec["podSelector"] = copy.deepcopy(sel)
-                spec.setdefault("ingress", []).append({"from": [{"podSelector": copy.deepcopy(sel)}]})
-                m = replace(m, values=values)
-            elif m.kind == "PodDisruptionBudget" and \
-                    spec.get("selector", {}).get("matchLabels", {}).get(eff.APP_NAME) == ctx.name:
-                spec["selector"] = copy.deepcopy(sel)
-                m = replace(m, values=values)
-        out.append(m)
+    return PolicyIngress(peer_selectors=(group_selector(ctx.name),))
+
+
+def note(ctx: PlanContext) -> str:
+    """The ``render --explain`` topology note of a multi-node group."""
     r = ctx.spec.resources
     par = r.parallelism
-    note = (f"topology: {ctx.name} LeaderWorkerSet {ctx.name}{eff.MULTI_NODE_SUFFIX} (built by KServe over "
+    return (f"topology: {ctx.name} LeaderWorkerSet {ctx.name}{eff.MULTI_NODE_SUFFIX} (built by KServe over "
             f"kserve-config-llm-worker-data-parallel) of {r.nodes} pods per group, data {par.data} "
             f"({data_local(ctx.spec)} ranks per pod) × tensor {par.tensor}"
             + (", experts spread over all of them (expert parallel)" if par.expert else ""))
-    return out, [note]

@@ -287,13 +287,17 @@ def pdb_manifest(ctx: PlanContext) -> Manifest | None:
     pods is a budget in groups: ``maxUnavailable: 1`` lets a drain take one group down at a
     time, and none while another group is still (re)loading.
     """
-    base = policy.pdb_manifest(ctx, [ctx.name])
-    if base is None:
-        return None
-    values = copy.deepcopy(dict(base.values))
-    values["metadata"]["name"] = ctx.name
-    values["spec"]["selector"] = _group_selector(ctx)
-    return replace(base, name=ctx.name, values=values)
+    return policy.pdb_manifest(ctx, [ctx.name], policy_pods(ctx))
+
+
+def policy_pods(ctx: PlanContext) -> policy.PolicyPods:
+    """Every pod of the set (leaders and workers), under the set's own name."""
+    return policy.PolicyPods(selector=_group_selector(ctx), name=ctx.name)
+
+
+def network_ingress(ctx: PlanContext) -> policy.PolicyIngress:
+    """The pods of the set admit each other on every port (:func:`networkpolicy_manifest`)."""
+    return policy.PolicyIngress(peer_selectors=(_group_selector(ctx),))
 
 
 def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | None:
@@ -303,14 +307,7 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | N
     socket bootstrap connect pod to pod inside a group, so the pods of the set admit each
     other on all ports.
     """
-    base = policy.networkpolicy_manifest(ctx, engine, [ctx.name])
-    if base is None:
-        return None
-    values = copy.deepcopy(dict(base.values))
-    values["metadata"]["name"] = ctx.name
-    values["spec"]["podSelector"] = _group_selector(ctx)
-    values["spec"]["ingress"].append({"from": [{"podSelector": _group_selector(ctx)}]})
-    return replace(base, name=ctx.name, values=values)
+    return policy.networkpolicy_manifest(ctx, engine, [ctx.name], [network_ingress(ctx)], policy_pods(ctx))
 
 
 def scaledobject_manifest(ctx: PlanContext, target: scaling.ScaleTarget) -> tuple[Manifest, list[str]]:
