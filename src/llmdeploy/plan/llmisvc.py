@@ -628,24 +628,31 @@ def _candidate(ctx: PlanContext, scale: Section) -> tuple[list[Manifest], list[s
     return manifests, [*section.notes, note]
 
 
-def _select_both(manifests: list[Manifest], ctx: PlanContext) -> list[Manifest]:
-    """Point the pod selectors of the shared objects at both workloads (stable and candidate).
+def _both_labels(ctx: PlanContext) -> dict[str, str]:
+    """The serving pods of both workloads (stable and candidate).
 
-    The section planners select two InferenceServices' predictor pods by KServe's
-    InferenceService label; LLMInferenceService pods carry ``app.kubernetes.io/name`` =
-    their own name instead, and both carry llmdeploy's ``app.kubernetes.io/instance`` =
-    the service's name (``spec.labels``), which selects exactly the two workloads.
+    LLMInferenceService pods carry ``app.kubernetes.io/name`` = their own name, and both
+    carry llmdeploy's ``app.kubernetes.io/instance`` = the service's name (``spec.labels``),
+    which selects exactly the two workloads.
     """
-    both = {"app.kubernetes.io/instance": ctx.name, eff.PART_OF: "llminferenceservice",
+    return {"app.kubernetes.io/instance": ctx.name, eff.PART_OF: "llminferenceservice",
             eff.KSERVE_COMPONENT: "workload"}
+
+
+def _select_both(manifests: list[Manifest], ctx: PlanContext) -> list[Manifest]:
+    """Point the pod selectors of the monitoring objects at both workloads (stable and candidate).
+
+    The monitoring planner selects two InferenceServices' predictor pods by KServe's
+    InferenceService label; here both workloads' pods are :func:`_both_labels`. (The
+    PodDisruptionBudget and NetworkPolicy get them from the policy planner, ``PolicyPods``.)
+    """
+    both = _both_labels(ctx)
     out = []
     for m in manifests:
         values = dict(m.values)
         spec = dict(values.get("spec") or {})
-        if m.kind == "PodMonitor" and "podMetricsEndpoints" in spec and m.name == ctx.name or m.kind == "PodDisruptionBudget":
+        if m.kind == "PodMonitor" and "podMetricsEndpoints" in spec and m.name == ctx.name:
             spec["selector"] = {"matchLabels": both}
-        elif m.kind == "NetworkPolicy":
-            spec["podSelector"] = {"matchLabels": both}
         elif m.kind == "Service" and "selector" in spec:
             spec["selector"] = dict(both)
         else:
@@ -665,13 +672,14 @@ def build_plan(ctx: PlanContext) -> Plan:
     scale, extra = _scaling(ctx, engine)
     candidate = renders_candidate(ctx)
     route = {"group": ctx.name, "weight": route_weights(ctx)[0]} if candidate else None
-    # A multi-node group's policy covers its leader and workers; with a candidate, the shared
-    # objects select both workloads' serving pods instead (_select_both), without the group's rule.
+    # A multi-node group's policy covers its leader and workers; with a candidate, both
+    # workloads' serving pods instead, without the group's rule.
     group = renders_worker(ctx.spec) and not candidate
     ingress = [*([disagg.network_ingress(ctx)] if ctx.spec.disaggregation is not None else []),
                *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else []),
                *([group_ingress(ctx)] if group else [])]
-    pods = group_pods(ctx) if group else None
+    pods = (group_pods(ctx) if group else
+            policy.PolicyPods(selector={"matchLabels": _both_labels(ctx)}) if candidate else None)
     sections = [scale, monitoring.plan_monitoring(ctx, engine),
                 policy.plan_policy(ctx, engine, [ctx.name], ingress, pods)]
     router, manifests = _router(ctx, route=route)
@@ -687,8 +695,7 @@ def build_plan(ctx: PlanContext) -> Plan:
     if candidate:
         cand_manifests, cand_notes = _candidate(ctx, scale)
         manifests += cand_manifests
-        for s in sections[1:]:
-            s.manifests = _select_both(s.manifests, ctx)
+        sections[1].manifests = _select_both(sections[1].manifests, ctx)
     presets = ("kserve-config-llm-decode-template, -prefill-template" if ctx.spec.disaggregation is not None
                else "kserve-config-llm-template") + (", -scheduler, -router-route" if ctx.spec.router.pool == "managed" else "")
     note = (f"target: LLMInferenceService {ctx.namespace}/{ctx.name} (KServe v0.20 presets {presets}); "
