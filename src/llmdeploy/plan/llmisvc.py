@@ -672,13 +672,13 @@ def build_plan(ctx: PlanContext) -> Plan:
     scale, extra = _scaling(ctx, engine)
     candidate = renders_candidate(ctx)
     route = {"group": ctx.name, "weight": route_weights(ctx)[0]} if candidate else None
-    # A multi-node group's policy covers its leader and workers; with a candidate, both
-    # workloads' serving pods instead, without the group's rule.
-    group = renders_worker(ctx.spec) and not candidate
+    # A multi-node group's policy covers its leader and workers (with a candidate, both
+    # services' groups); otherwise a candidate's covers both workloads' serving pods.
+    group = renders_worker(ctx.spec)
     ingress = [*([disagg.network_ingress(ctx)] if ctx.spec.disaggregation is not None else []),
                *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else []),
-               *([group_ingress(ctx)] if group else [])]
-    pods = (group_pods(ctx) if group else
+               *([group_ingress(ctx, candidate)] if group else [])]
+    pods = (group_pods(ctx, candidate) if group else
             policy.PolicyPods(selector={"matchLabels": _both_labels(ctx)}) if candidate else None)
     sections = [scale, monitoring.plan_monitoring(ctx, engine),
                 policy.plan_policy(ctx, engine, [ctx.name], ingress, pods)]

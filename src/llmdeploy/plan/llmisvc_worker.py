@@ -69,31 +69,43 @@ def worker_pod(template: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def group_selector(name: str) -> dict[str, Any]:
+#: The label llmdeploy puts on every pod of the service (``spec.labels``), the stable's and
+#: the candidate's alike (``plan.model.PlanContext.metadata``).
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+def group_selector(name: str, *, with_candidate: bool = False) -> dict[str, Any]:
     """The leader and worker pods (workload_multi_node.go leaderLabels/workerLabels), not the
-    endpoint picker's, which shares the name and part-of labels."""
-    return {"matchLabels": {eff.APP_NAME: name, eff.PART_OF: "llminferenceservice"},
+    endpoint picker's, which shares the name and part-of labels.
+
+    ``with_candidate``: those of both LLMInferenceServices of a rollout (``name`` is the
+    service's), by the instance label both carry instead of each one's own name.
+    """
+    key = INSTANCE_LABEL if with_candidate else eff.APP_NAME
+    return {"matchLabels": {key: name, eff.PART_OF: "llminferenceservice"},
             "matchExpressions": [{"key": eff.APP_COMPONENT, "operator": "In",
                                   "values": [eff.LEADER_COMPONENT, eff.WORKER_COMPONENT]}]}
 
 
-def policy_pods(ctx: PlanContext) -> PolicyPods:
+def policy_pods(ctx: PlanContext, with_candidate: bool = False) -> PolicyPods:
     """The pods the PodDisruptionBudget and NetworkPolicy of a multi-node group cover: leader and workers.
 
     The workers carry no ``kserve.io/component`` label, so both objects select the group's
     pods by their component labels (:func:`group_selector`); a worker's eviction restarts
     its whole group (``RecreateGroupOnPodRestart``), so the budget counts it like the leader.
+    With a rollout candidate (which has a group of its own), both services' groups.
     """
-    return PolicyPods(selector=group_selector(ctx.name))
+    return PolicyPods(selector=group_selector(ctx.name, with_candidate=with_candidate))
 
 
-def network_ingress(ctx: PlanContext) -> PolicyIngress:
+def network_ingress(ctx: PlanContext, with_candidate: bool = False) -> PolicyIngress:
     """Every port between the pods of the group, besides the serving port.
 
     The data-parallel ranks reach the leader on the DP RPC port (5555) and ZMQ ports the
     engines pick, and exchange experts' tokens and NCCL traffic on ports of their own.
+    With a rollout candidate, between the pods of both services' groups.
     """
-    return PolicyIngress(peer_selectors=(group_selector(ctx.name),))
+    return PolicyIngress(peer_selectors=(group_selector(ctx.name, with_candidate=with_candidate),))
 
 
 def note(ctx: PlanContext) -> str:
