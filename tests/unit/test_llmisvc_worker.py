@@ -151,3 +151,30 @@ def test_group_traffic_and_disruption_budget_cover_leader_and_workers() -> None:
     assert group_rules
     # The endpoint picker shares name and part-of but is not part of the group.
     assert not _selects(np["spec"]["podSelector"], eff.scheduler_labels("qwen3-235b-ep"))
+
+
+CANARY = BASE.replace("scaling:\n", "rollout:\n  strategy: canary\n  trafficPercent: 10\n  candidate:\n"
+                      "    image: vllm/vllm-openai:v0.11.1\nscaling:\n", 1)
+
+
+def test_a_canary_keeps_both_groups_traffic_and_budget() -> None:
+    """Regression: with a candidate the policy selected only the two leaders (kserve.io/component:
+    workload, which the workers lack) and had no pod-to-pod rule, so neither group's workers could
+    reach their leader's data-parallel RPC port, and the budget did not count the workers."""
+    assert "strategy: canary" in CANARY
+    res = render(CANARY)
+    assert res.ok, [d.to_text() for d in res.diagnostics if d.is_error]
+    objs = [d.obj for d in res.docs]
+    [np] = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    [pdb] = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    leaders = [w for w in workloads(objs) if w.isvc.startswith("qwen3-235b-ep")]
+    workers = eff.worker_workloads(objs)
+    assert len(leaders) == len(workers) == 2
+    assert {w.isvc for w in workers} == {"qwen3-235b-ep", "qwen3-235b-ep-canary"}
+    peers = [f["podSelector"] for r in np["spec"]["ingress"] if "ports" not in r for f in r["from"]]
+    for w in (*leaders, *workers):
+        assert _selects(np["spec"]["podSelector"], w.pod.labels), w.workload_name
+        assert _selects(pdb["spec"]["selector"], w.pod.labels), w.workload_name
+        assert any(_selects(p, w.pod.labels) for p in peers), w.workload_name
+    for name in ("qwen3-235b-ep", "qwen3-235b-ep-canary"):
+        assert not _selects(np["spec"]["podSelector"], eff.scheduler_labels(name))

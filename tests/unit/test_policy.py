@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from conftest import sized_context
 
 from llmdeploy.plan import kserve, policy
-from llmdeploy.plan.policy import PolicyIngress
+from llmdeploy.plan.policy import PolicyIngress, PolicyPods
 
 BASE = """\
 apiVersion: llmdeploy.dev/v1alpha1
@@ -74,3 +75,58 @@ def test_the_policy_does_not_share_the_features_labels() -> None:
     got = ingress(extras=(PolicyIngress(peers=(labels,)),))
     got[-1]["from"][0]["podSelector"]["matchLabels"]["app"] = "changed"
     assert labels == {"app": "chat"}
+
+
+def manifests(extra: str = "", extras: tuple[PolicyIngress, ...] = (),
+              pods: PolicyPods | None = None) -> dict[str, Any]:
+    ctx = sized_context(BASE + "  disruptionBudget:\n    enabled: true\n" + extra)
+    section = policy.plan_policy(ctx, kserve.plan_engine(ctx), None, extras, pods)
+    return {m.kind: m for m in section.manifests}
+
+
+GROUP = {"matchLabels": {"app.kubernetes.io/name": "chat"},
+         "matchExpressions": [{"key": "app.kubernetes.io/component", "operator": "In", "values": ["a", "b"]}]}
+
+
+def test_pods_replace_the_predictor_selector_of_both_objects_and_their_name() -> None:
+    got = manifests(pods=PolicyPods(selector=GROUP, name="chat"))
+    pdb, np = got["PodDisruptionBudget"], got["NetworkPolicy"]
+    assert pdb.values["spec"]["selector"] == GROUP and np.values["spec"]["podSelector"] == GROUP
+    assert pdb.name == np.name == "chat"
+    assert pdb.values["metadata"]["name"] == np.values["metadata"]["name"] == "chat"
+
+
+def test_pods_without_a_name_keep_the_predictor_name() -> None:
+    got = manifests(pods=PolicyPods(selector=GROUP))
+    assert {m.name for m in got.values()} == {"chat-predictor"}
+    assert got["NetworkPolicy"].values["spec"]["podSelector"] == GROUP
+
+
+def test_without_pods_both_objects_select_the_predictor_pods() -> None:
+    got = manifests()
+    want = {"matchLabels": {"component": "predictor", "serving.kserve.io/inferenceservice": "chat"}}
+    assert got["PodDisruptionBudget"].values["spec"]["selector"] == want
+    assert got["NetworkPolicy"].values["spec"]["podSelector"] == want
+
+
+def test_peer_selectors_follow_the_peers_of_their_feature_whole() -> None:
+    first = PolicyIngress(peers=({"app": "chat"},), peer_selectors=(GROUP,))
+    second = PolicyIngress(peers=({"role": "picker"},))
+    assert ingress(extras=(first, second))[2:] == [
+        {"from": [{"podSelector": {"matchLabels": {"app": "chat"}}}]},
+        {"from": [{"podSelector": GROUP}]},
+        {"from": [{"podSelector": {"matchLabels": {"role": "picker"}}}]},
+    ]
+
+
+def test_the_policy_does_not_share_the_features_selectors() -> None:
+    sel = copy.deepcopy(GROUP)
+    got = manifests(extras=(PolicyIngress(peer_selectors=(sel,)),), pods=PolicyPods(selector=sel))
+    for m in got.values():
+        spec = m.values["spec"]
+        for s in (spec.get("selector"), spec.get("podSelector"), *[r["from"][0].get("podSelector")
+                                                                   for r in spec.get("ingress", [])]):
+            if s and "matchExpressions" in s:
+                s["matchExpressions"][0]["values"].append("changed")
+                s["matchLabels"]["x"] = "y"
+    assert sel == GROUP

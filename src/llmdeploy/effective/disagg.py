@@ -25,10 +25,8 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
-from .kserve import to_container
 from .llmisvc import (
     APP_COMPONENT,
     APP_NAME,
@@ -40,12 +38,11 @@ from .llmisvc import (
     PART_OF,
     PRESET_MAIN,
     PRESET_POD,
-    attach_model_storage,
     deployment_name,
     is_llmisvc,
-    lora_args,
     merge_pod_spec,
     propagated_pod_metadata,
+    serve_containers,
     workload_service_name,
 )
 from .model import Pod, Workload
@@ -108,26 +105,14 @@ def _workload(o: Mapping[str, Any], part: Mapping[str, Any], role: str, accounts
     tensor = (part.get("parallelism") or {}).get("tensor")
     if tensor:
         argv += ["--tensor-parallel-size", str(tensor)]
-    for c in pod_spec.get("containers") or []:
-        if c.get("name") == MAIN_CONTAINER:
-            c["args"] = list(c.get("args") or []) + lora_args(o)
-    attach_model_storage(pod_spec, uri)
-    sc = pod_spec.get("securityContext") or {}
-    containers = []
-    for c in pod_spec.get("containers") or []:
-        if c.get("name") == MAIN_CONTAINER:
-            rec = replace(to_container(c, sc), command=("vllm", "serve"),
-                          args=tuple(argv + [str(a) for a in c.get("args") or []]))
-        else:
-            rec = to_container(c, sc)
-        containers.append(rec)
+    containers = serve_containers(o, pod_spec, uri, argv)
     component = "llminferenceservice-workload" + ("" if decode else "-prefill")
     fixed = {APP_COMPONENT: component, APP_NAME: name, PART_OF: "llminferenceservice",
              KSERVE_COMPONENT: "workload", LLMD_ROLE: role}
     labels, annotations = propagated_pod_metadata(meta, part, fixed)
     sa_name = pod_spec.get("serviceAccountName")
     storage = storage_read(uri, sa_name, accounts.get((ns, sa_name)))
-    pod = Pod(labels, annotations, tuple(containers), sa_name,
+    pod = Pod(labels, annotations, containers, sa_name,
               tuple(str(v.get("name")) for v in pod_spec.get("volumes") or []), pod_spec)
     workload_name = deployment_name(name) if decode else prefill_deployment_name(name)
     return Workload(name, ns, "Standard", "Deployment", workload_name, workload_service_name(name),

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from .kserve import MODEL_MOUNT, _merge_list, _merge_value, attach_model_volume, to_container
-from .model import Pod, Workload
+from .model import Container, Pod, Workload
 from .storage import service_accounts, storage_read
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "pod_labels",
     "pools",
     "scheduler_labels",
+    "serve_containers",
     "worker_workloads",
     "workload_pod_regex",
     "workload_selector",
@@ -293,8 +294,8 @@ def lora_args(obj: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _engine_argv(obj: Mapping[str, Any], container: Mapping[str, Any]) -> list[str]:
-    """What ``vllm serve`` receives from the preset's entrypoint (TLS off, vLLM ≥ 0.16 assumed)."""
+def _engine_argv(obj: Mapping[str, Any]) -> list[str]:
+    """What the preset's entrypoint puts before the container's args on ``vllm serve`` (TLS off, vLLM ≥ 0.16 assumed)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     model = spec.get("model") or {}
@@ -304,7 +305,7 @@ def _engine_argv(obj: Mapping[str, Any], container: Mapping[str, Any]) -> list[s
     tensor = (spec.get("parallelism") or {}).get("tensor")
     if tensor:
         argv += ["--tensor-parallel-size", str(tensor)]
-    return argv + [str(a) for a in container.get("args") or []]
+    return argv
 
 
 def attach_model_storage(pod_spec: dict[str, Any], uri: str) -> None:
@@ -316,6 +317,29 @@ def attach_model_storage(pod_spec: dict[str, Any], uri: str) -> None:
     """
     if uri.startswith(DOWNLOAD_SCHEMES):
         attach_model_volume(pod_spec, MAIN_CONTAINER)
+
+
+def serve_containers(obj: Mapping[str, Any], pod_spec: dict[str, Any], uri: str,
+                     argv: Sequence[str]) -> tuple[Container, ...]:
+    """The containers of a single-node ``vllm serve`` pod (the workload, either P/D pool) as they run.
+
+    Completes the merged ``pod_spec`` in place the way the controller does: ``addLoRAVLLMArgs``
+    appends :func:`lora_args` to ``main``'s args, then the model volume is attached
+    (:func:`attach_model_storage`); then each container as it runs, ``main`` running
+    ``vllm serve`` with ``argv`` (what the preset's entrypoint passes) before its args.
+    """
+    for c in pod_spec.get("containers") or []:
+        if c.get("name") == MAIN_CONTAINER:
+            c["args"] = list(c.get("args") or []) + lora_args(obj)
+    attach_model_storage(pod_spec, uri)
+    sc = pod_spec.get("securityContext") or {}
+    containers = []
+    for c in pod_spec.get("containers") or []:
+        rec = to_container(c, sc)
+        if c.get("name") == MAIN_CONTAINER:
+            rec = replace(rec, command=("vllm", "serve"), args=(*argv, *(str(a) for a in c.get("args") or [])))
+        containers.append(rec)
+    return tuple(containers)
 
 
 def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
@@ -339,21 +363,11 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> list[Workload]:
         preset["volumes"][-1]["secret"]["secretName"] = f"{name}-kserve-self-signed-certs"
         pod_spec = merge_pod_spec(preset, spec.get("template") or {})
         uri = str((spec.get("model") or {}).get("uri", ""))
-        for c in pod_spec.get("containers") or []:
-            if c.get("name") == MAIN_CONTAINER:
-                c["args"] = list(c.get("args") or []) + lora_args(o)
-        attach_model_storage(pod_spec, uri)
-        sc = pod_spec.get("securityContext") or {}
-        containers = []
-        for c in pod_spec.get("containers") or []:
-            rec = to_container(c, sc)
-            if c.get("name") == MAIN_CONTAINER:
-                rec = replace(rec, command=("vllm", "serve"), args=tuple(_engine_argv(o, c)))
-            containers.append(rec)
+        containers = serve_containers(o, pod_spec, uri, _engine_argv(o))
         _selector, labels, annotations = pod_labels(o)
         sa_name = pod_spec.get("serviceAccountName")
         storage = storage_read(uri, sa_name, accounts.get((ns, sa_name)))
-        pod = Pod(labels, annotations, tuple(containers), sa_name,
+        pod = Pod(labels, annotations, containers, sa_name,
                   tuple(str(v.get("name")) for v in pod_spec.get("volumes") or []), pod_spec)
         out.append(Workload(name, ns, "Standard", "Deployment", deployment_name(name), workload_service_name(name),
                             ENGINE_PORT, pod, MAIN_CONTAINER, storage, None))

@@ -60,7 +60,8 @@ def build_plan(analysis: Analysis) -> Plan:
     sections.append(rollout.plan_rollout(ctx, engine, sections[0]))
     sections.append(monitoring.plan_monitoring(ctx, engine))
     isvc_names = [ctx.name] + [m.name for m in sections[1].manifests if m.kind == "InferenceService"]
-    sections.append(policy.plan_policy(ctx, engine, isvc_names))
+    ingress = [multinode.network_ingress(ctx)] if multi_node else []
+    sections.append(policy.plan_policy(ctx, engine, isvc_names, ingress))
     manifests = [kserve.runtime_manifest(ctx, engine)]
     storage_sa = kserve.storage_service_account_manifest(ctx)
     if storage_sa is not None:

@@ -16,7 +16,8 @@ wiring is the deployment's. llmdeploy renders both roles with the KV connector
 ``decode-filter`` select), and one ClusterIP Service per role; a P/D-aware router in front
 is the cluster's (LD723 says so). Each role's pods reuse the LeaderWorkerSet plan
 (:mod:`.lws`): the same engine container, probes, monitoring, PDB and NetworkPolicy, with
-their selectors moved from the LeaderWorkerSet's name to the DisaggregatedSet's.
+their selectors on the DisaggregatedSet's name instead of the LeaderWorkerSet's (the
+monitoring objects' moved over, the PDB and NetworkPolicy built on the set's label).
 """
 
 from __future__ import annotations
@@ -111,9 +112,11 @@ def build_plan(ctx: PlanContext) -> Plan:
              disagg.note(ctx).replace(f"Deployment {ctx.name}-kserve-prefill", "role prefill")
              .replace(f"Deployment {ctx.name}-kserve", "role decode")]
     mon = monitoring.plan_monitoring(ctx, engine)
-    extra = [m for m in (lws.pdb_manifest(ctx), lws.networkpolicy_manifest(ctx, engine)) if m is not None]
-    for m in [*mon.manifests, *extra]:
+    for m in mon.manifests:
         manifests.append(replace(m, values=_retarget(copy.deepcopy(dict(m.values)), ctx.name)))
+    # The PDB and NetworkPolicy of the LeaderWorkerSet plan, over the pods the set's label names.
+    policy = (lws.pdb_manifest(ctx, SET_NAME_LABEL), lws.networkpolicy_manifest(ctx, engine, SET_NAME_LABEL))
+    manifests += [m for m in policy if m is not None]
     notes.extend(mon.notes)
     manifests.sort(key=Manifest.sort_key)
     return Plan(ctx, tuple(manifests), tuple(notes))

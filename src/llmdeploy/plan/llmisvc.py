@@ -32,9 +32,11 @@ What is rendered, and why (docs/targets.md):
   ``spec.replicas``.
 * **Monitoring, PDB, NetworkPolicy** come from the same section planners; their pod
   selectors follow ``PlanContext.predictor_selector``, which on this target is the
-  workload's labels (``effective.llmisvc.workload_selector``). What disaggregation and the
-  precise prefix-cache scorer add to the NetworkPolicy (``disagg.network_ingress``,
-  ``kvevents.network_ingress``) goes into the policy planner, which builds it once.
+  workload's labels (``effective.llmisvc.workload_selector``). What disaggregation, the
+  precise prefix-cache scorer and a multi-node group add to the NetworkPolicy
+  (``disagg.network_ingress``, ``kvevents.network_ingress``,
+  ``llmisvc_worker.network_ingress``), and the group's pods both objects select
+  (``llmisvc_worker.policy_pods``), go into the policy planner, which builds them once.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ from ..effective import llmisvc as eff
 from . import disagg, kvevents, rewrite
 from .kserve import EnginePlan, kserve_storage_uri, plan_engine, storage_service_account_manifest
 from .llmisvc_worker import data_local, group_engine, renders_worker, worker_pod
-from .llmisvc_worker import finish as finish_group
+from .llmisvc_worker import network_ingress as group_ingress
+from .llmisvc_worker import note as group_note
+from .llmisvc_worker import policy_pods as group_pods
 from .model import Manifest, Plan, PlanContext, Section
 
 __all__ = ["DEFAULT_SCORERS", "LLMISVC_ENGINE_PORT", "build_plan", "epp_config", "target_context"]
@@ -624,24 +628,31 @@ def _candidate(ctx: PlanContext, scale: Section) -> tuple[list[Manifest], list[s
     return manifests, [*section.notes, note]
 
 
-def _select_both(manifests: list[Manifest], ctx: PlanContext) -> list[Manifest]:
-    """Point the pod selectors of the shared objects at both workloads (stable and candidate).
+def _both_labels(ctx: PlanContext) -> dict[str, str]:
+    """The serving pods of both workloads (stable and candidate).
 
-    The section planners select two InferenceServices' predictor pods by KServe's
-    InferenceService label; LLMInferenceService pods carry ``app.kubernetes.io/name`` =
-    their own name instead, and both carry llmdeploy's ``app.kubernetes.io/instance`` =
-    the service's name (``spec.labels``), which selects exactly the two workloads.
+    LLMInferenceService pods carry ``app.kubernetes.io/name`` = their own name, and both
+    carry llmdeploy's ``app.kubernetes.io/instance`` = the service's name (``spec.labels``),
+    which selects exactly the two workloads.
     """
-    both = {"app.kubernetes.io/instance": ctx.name, eff.PART_OF: "llminferenceservice",
+    return {"app.kubernetes.io/instance": ctx.name, eff.PART_OF: "llminferenceservice",
             eff.KSERVE_COMPONENT: "workload"}
+
+
+def _select_both(manifests: list[Manifest], ctx: PlanContext) -> list[Manifest]:
+    """Point the pod selectors of the monitoring objects at both workloads (stable and candidate).
+
+    The monitoring planner selects two InferenceServices' predictor pods by KServe's
+    InferenceService label; here both workloads' pods are :func:`_both_labels`. (The
+    PodDisruptionBudget and NetworkPolicy get them from the policy planner, ``PolicyPods``.)
+    """
+    both = _both_labels(ctx)
     out = []
     for m in manifests:
         values = dict(m.values)
         spec = dict(values.get("spec") or {})
-        if m.kind == "PodMonitor" and "podMetricsEndpoints" in spec and m.name == ctx.name or m.kind == "PodDisruptionBudget":
+        if m.kind == "PodMonitor" and "podMetricsEndpoints" in spec and m.name == ctx.name:
             spec["selector"] = {"matchLabels": both}
-        elif m.kind == "NetworkPolicy":
-            spec["podSelector"] = {"matchLabels": both}
         elif m.kind == "Service" and "selector" in spec:
             spec["selector"] = dict(both)
         else:
@@ -661,9 +672,16 @@ def build_plan(ctx: PlanContext) -> Plan:
     scale, extra = _scaling(ctx, engine)
     candidate = renders_candidate(ctx)
     route = {"group": ctx.name, "weight": route_weights(ctx)[0]} if candidate else None
+    # A multi-node group's policy covers its leader and workers (with a candidate, both
+    # services' groups); otherwise a candidate's covers both workloads' serving pods.
+    group = renders_worker(ctx.spec)
     ingress = [*([disagg.network_ingress(ctx)] if ctx.spec.disaggregation is not None else []),
-               *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else [])]
-    sections = [scale, monitoring.plan_monitoring(ctx, engine), policy.plan_policy(ctx, engine, [ctx.name], ingress)]
+               *([kvevents.network_ingress()] if kvevents.uses_precise(ctx) else []),
+               *([group_ingress(ctx, candidate)] if group else [])]
+    pods = (group_pods(ctx, candidate) if group else
+            policy.PolicyPods(selector={"matchLabels": _both_labels(ctx)}) if candidate else None)
+    sections = [scale, monitoring.plan_monitoring(ctx, engine),
+                policy.plan_policy(ctx, engine, [ctx.name], ingress, pods)]
     router, manifests = _router(ctx, route=route)
     manifests += router_monitoring(ctx)
     rw = rewrite.rewrite_manifest(ctx)  # router.modelRewrites
@@ -677,8 +695,7 @@ def build_plan(ctx: PlanContext) -> Plan:
     if candidate:
         cand_manifests, cand_notes = _candidate(ctx, scale)
         manifests += cand_manifests
-        for s in sections[1:]:
-            s.manifests = _select_both(s.manifests, ctx)
+        sections[1].manifests = _select_both(sections[1].manifests, ctx)
     presets = ("kserve-config-llm-decode-template, -prefill-template" if ctx.spec.disaggregation is not None
                else "kserve-config-llm-template") + (", -scheduler, -router-route" if ctx.spec.router.pool == "managed" else "")
     note = (f"target: LLMInferenceService {ctx.namespace}/{ctx.name} (KServe v0.20 presets {presets}); "
@@ -695,7 +712,7 @@ def build_plan(ctx: PlanContext) -> Plan:
         manifests.extend(s.manifests)
         notes.extend(s.notes)
     notes.extend(cand_notes)
-    manifests, group_notes = finish_group(ctx, manifests)
-    notes.extend(group_notes)
+    if renders_worker(ctx.spec):
+        notes.append(group_note(ctx))
     manifests.sort(key=Manifest.sort_key)
     return Plan(ctx, tuple(manifests), tuple(notes))

@@ -28,9 +28,11 @@ from ..derive.multinode_dp import LLMISVC_TARGET, data_local, renders_worker
 from ..effective import llmisvc as eff
 from . import lws
 from .kserve import EnginePlan
-from .model import Manifest, PlanContext
+from .model import PlanContext
+from .policy import PolicyIngress, PolicyPods
 
-__all__ = ["LLMISVC_TARGET", "data_local", "finish", "group_engine", "renders_worker", "worker_pod"]
+__all__ = ["LLMISVC_TARGET", "data_local", "group_engine", "network_ingress", "note", "policy_pods",
+           "renders_worker", "worker_pod"]
 
 
 def group_engine(ctx: PlanContext, engine: EnginePlan) -> EnginePlan:
@@ -67,45 +69,50 @@ def worker_pod(template: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def group_selector(name: str) -> dict[str, Any]:
+#: The label llmdeploy puts on every pod of the service (``spec.labels``), the stable's and
+#: the candidate's alike (``plan.model.PlanContext.metadata``).
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+def group_selector(name: str, *, with_candidate: bool = False) -> dict[str, Any]:
     """The leader and worker pods (workload_multi_node.go leaderLabels/workerLabels), not the
-    endpoint picker's, which shares the name and part-of labels."""
-    return {"matchLabels": {eff.APP_NAME: name, eff.PART_OF: "llminferenceservice"},
+    endpoint picker's, which shares the name and part-of labels.
+
+    ``with_candidate``: those of both LLMInferenceServices of a rollout (``name`` is the
+    service's), by the instance label both carry instead of each one's own name.
+    """
+    key = INSTANCE_LABEL if with_candidate else eff.APP_NAME
+    return {"matchLabels": {key: name, eff.PART_OF: "llminferenceservice"},
             "matchExpressions": [{"key": eff.APP_COMPONENT, "operator": "In",
                                   "values": [eff.LEADER_COMPONENT, eff.WORKER_COMPONENT]}]}
 
 
-def finish(ctx: PlanContext, manifests: list[Manifest]) -> tuple[list[Manifest], list[str]]:
-    """The NetworkPolicy and PodDisruptionBudget of a multi-node group, and the topology note.
+def policy_pods(ctx: PlanContext, with_candidate: bool = False) -> PolicyPods:
+    """The pods the PodDisruptionBudget and NetworkPolicy of a multi-node group cover: leader and workers.
+
+    The workers carry no ``kserve.io/component`` label, so both objects select the group's
+    pods by their component labels (:func:`group_selector`); a worker's eviction restarts
+    its whole group (``RecreateGroupOnPodRestart``), so the budget counts it like the leader.
+    With a rollout candidate (which has a group of its own), both services' groups.
+    """
+    return PolicyPods(selector=group_selector(ctx.name, with_candidate=with_candidate))
+
+
+def network_ingress(ctx: PlanContext, with_candidate: bool = False) -> PolicyIngress:
+    """Every port between the pods of the group, besides the serving port.
 
     The data-parallel ranks reach the leader on the DP RPC port (5555) and ZMQ ports the
-    engines pick, and exchange experts' tokens and NCCL traffic on ports of their own: the
-    policy admits every port between the pods of the service (leader and workers) besides
-    the serving port. The workers carry no ``kserve.io/component`` label, so both objects
-    select the group's pods by their component labels; a worker's eviction restarts its whole group
-    (``RecreateGroupOnPodRestart``), so the budget counts it like the leader.
+    engines pick, and exchange experts' tokens and NCCL traffic on ports of their own.
+    With a rollout candidate, between the pods of both services' groups.
     """
-    if not renders_worker(ctx.spec):
-        return manifests, []
-    sel = group_selector(ctx.name)
-    out: list[Manifest] = []
-    for m in manifests:
-        if m.kind in ("NetworkPolicy", "PodDisruptionBudget") and m.values.get("spec"):
-            values = copy.deepcopy(dict(m.values))
-            spec = values["spec"]
-            if m.kind == "NetworkPolicy" and spec.get("podSelector", {}).get("matchLabels", {}).get(eff.APP_NAME) == ctx.name:
-                spec["podSelector"] = copy.deepcopy(sel)
-                spec.setdefault("ingress", []).append({"from": [{"podSelector": copy.deepcopy(sel)}]})
-                m = replace(m, values=values)
-            elif m.kind == "PodDisruptionBudget" and \
-                    spec.get("selector", {}).get("matchLabels", {}).get(eff.APP_NAME) == ctx.name:
-                spec["selector"] = copy.deepcopy(sel)
-                m = replace(m, values=values)
-        out.append(m)
+    return PolicyIngress(peer_selectors=(group_selector(ctx.name, with_candidate=with_candidate),))
+
+
+def note(ctx: PlanContext) -> str:
+    """The ``render --explain`` topology note of a multi-node group."""
     r = ctx.spec.resources
     par = r.parallelism
-    note = (f"topology: {ctx.name} LeaderWorkerSet {ctx.name}{eff.MULTI_NODE_SUFFIX} (built by KServe over "
+    return (f"topology: {ctx.name} LeaderWorkerSet {ctx.name}{eff.MULTI_NODE_SUFFIX} (built by KServe over "
             f"kserve-config-llm-worker-data-parallel) of {r.nodes} pods per group, data {par.data} "
             f"({data_local(ctx.spec)} ranks per pod) × tensor {par.tensor}"
             + (", experts spread over all of them (expert parallel)" if par.expert else ""))
-    return out, [note]

@@ -276,41 +276,40 @@ def service_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest:
                     namespace=ctx.namespace, aliases=("service", "svc"))
 
 
-def _group_selector(ctx: PlanContext) -> dict[str, Any]:
-    return {"matchLabels": {SET_NAME_LABEL: ctx.name}}
+def _group_selector(ctx: PlanContext, set_label: str = SET_NAME_LABEL) -> dict[str, Any]:
+    return {"matchLabels": {set_label: ctx.name}}
 
 
-def pdb_manifest(ctx: PlanContext) -> Manifest | None:
+def pdb_manifest(ctx: PlanContext, set_label: str = SET_NAME_LABEL) -> Manifest | None:
     """One PodDisruptionBudget over every pod of the set.
 
     Losing any pod recreates its whole group (RecreateGroupOnPodRestart), so a budget in
     pods is a budget in groups: ``maxUnavailable: 1`` lets a drain take one group down at a
-    time, and none while another group is still (re)loading.
+    time, and none while another group is still (re)loading. ``set_label`` is the label
+    that names the set on its pods (a DisaggregatedSet's for its roles' pods).
     """
-    base = policy.pdb_manifest(ctx, [ctx.name])
-    if base is None:
-        return None
-    values = copy.deepcopy(dict(base.values))
-    values["metadata"]["name"] = ctx.name
-    values["spec"]["selector"] = _group_selector(ctx)
-    return replace(base, name=ctx.name, values=values)
+    return policy.pdb_manifest(ctx, [ctx.name], policy_pods(ctx, set_label))
 
 
-def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan) -> Manifest | None:
+def policy_pods(ctx: PlanContext, set_label: str = SET_NAME_LABEL) -> policy.PolicyPods:
+    """Every pod of the set (leaders and workers), under the set's own name."""
+    return policy.PolicyPods(selector=_group_selector(ctx, set_label), name=ctx.name)
+
+
+def network_ingress(ctx: PlanContext, set_label: str = SET_NAME_LABEL) -> policy.PolicyIngress:
+    """The pods of the set admit each other on every port (:func:`networkpolicy_manifest`)."""
+    return policy.PolicyIngress(peer_selectors=(_group_selector(ctx, set_label),))
+
+
+def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, set_label: str = SET_NAME_LABEL) -> Manifest | None:
     """The KServe target's ingress rules on the leaders' port, plus every port between the group's pods.
 
     Ray (GCS 6379, raylet, object manager and worker ports it picks at random) and NCCL's
     socket bootstrap connect pod to pod inside a group, so the pods of the set admit each
-    other on all ports.
+    other on all ports. ``set_label`` as in :func:`pdb_manifest`.
     """
-    base = policy.networkpolicy_manifest(ctx, engine, [ctx.name])
-    if base is None:
-        return None
-    values = copy.deepcopy(dict(base.values))
-    values["metadata"]["name"] = ctx.name
-    values["spec"]["podSelector"] = _group_selector(ctx)
-    values["spec"]["ingress"].append({"from": [{"podSelector": _group_selector(ctx)}]})
-    return replace(base, name=ctx.name, values=values)
+    return policy.networkpolicy_manifest(ctx, engine, [ctx.name], [network_ingress(ctx, set_label)],
+                                         policy_pods(ctx, set_label))
 
 
 def scaledobject_manifest(ctx: PlanContext, target: scaling.ScaleTarget) -> tuple[Manifest, list[str]]:

@@ -39,6 +39,7 @@ from typing import Any
 from . import kserve, lws
 from .kserve import EnginePlan
 from .model import Manifest, PlanContext
+from .policy import PolicyIngress
 
 WORKER_CONTAINER = "worker-container"  # pkg/constants/constants.go WorkerContainerName @ v0.20.0
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
@@ -150,13 +151,22 @@ def worker_spec(ctx: PlanContext, engine: EnginePlan) -> dict[str, Any]:
     return ws
 
 
+def network_ingress(ctx: PlanContext) -> PolicyIngress:
+    """The NetworkPolicy admits every port between the pods of the InferenceService (head and workers).
+
+    Ray's GCS (6379), raylet, object manager and worker ports are random, and NCCL
+    bootstraps over sockets of its own; both pods carry KServe's
+    ``serving.kserve.io/inferenceservice: <name>``.
+    """
+    return PolicyIngress(peers=({ISVC_LABEL: ctx.name},))
+
+
 def finish(ctx: PlanContext, engine: EnginePlan, manifests: list[Manifest]) -> tuple[list[Manifest], list[str]]:
     """Turn the one-node manifests of an InferenceService into the multi-node ones.
 
     The primary InferenceService gets ``workerSpec`` (and the topology affinity on the
-    head); the NetworkPolicy admits every port between the pods of the InferenceService
-    (Ray's GCS 6379, raylet, object manager and worker ports are random; NCCL's socket
-    bootstrap).
+    head); the NetworkPolicy's pod-to-pod rule is :func:`network_ingress`, which the
+    policy planner takes.
     """
     out: list[Manifest] = []
     for m in manifests:
@@ -169,10 +179,6 @@ def finish(ctx: PlanContext, engine: EnginePlan, manifests: list[Manifest]) -> t
             aff = _affinity(ctx)
             if aff:
                 pred["affinity"] = aff
-            m = replace(m, values=values)
-        elif m.kind == "NetworkPolicy":
-            values = copy.deepcopy(dict(m.values))
-            values["spec"]["ingress"].append({"from": [{"podSelector": {"matchLabels": {ISVC_LABEL: ctx.name}}}]})
             m = replace(m, values=values)
         out.append(m)
     par = ctx.spec.resources.parallelism

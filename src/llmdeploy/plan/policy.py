@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,13 +20,30 @@ class PolicyIngress:
     ``serving_ports`` are the ports the callers reach instead of the engine's (a sidecar in
     front of the engine); ``caller_ports`` are further ports admitted from the callers'
     sources; ``metrics_ports`` are the ports Prometheus scrapes instead of the engine's;
-    ``peers`` are pod labels (``matchLabels``) admitted on every port.
+    ``peers`` are pod labels (``matchLabels``) admitted on every port; ``peer_selectors`` are
+    whole label selectors (``matchExpressions`` too) admitted on every port, after ``peers``.
     """
 
     serving_ports: tuple[int, ...] = ()
     caller_ports: tuple[int, ...] = ()
     metrics_ports: tuple[int, ...] = ()
     peers: tuple[Mapping[str, str], ...] = ()
+    peer_selectors: tuple[Mapping[str, Any], ...] = ()
+
+
+@record
+class PolicyPods:
+    """The pods the PodDisruptionBudget and NetworkPolicy cover when they are not KServe's predictor pods.
+
+    A target whose pods KServe's predictor labels do not select (a LeaderWorkerSet, the
+    leader and workers of a multi-node LLMInferenceService) names them here: ``selector`` is
+    both objects' pod selector (a whole label selector), ``name`` their name (``None``: the
+    usual ``<service>-predictor``). Only the target's own planner passes one, so no two
+    features compete for it.
+    """
+
+    selector: Mapping[str, Any]
+    name: str | None = None
 
 
 def _tcp(ports: Sequence[int]) -> list[dict[str, Any]]:
@@ -43,32 +61,39 @@ def pods_selector(ctx: PlanContext, isvc_names: list[str]) -> dict[str, Any]:
     }
 
 
-def pdb_manifest(ctx: PlanContext, isvc_names: list[str]) -> Manifest | None:
+def _selector(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh copy of a label selector, so the manifest shares nothing with the feature's record."""
+    return copy.deepcopy(dict(value))
+
+
+def pdb_manifest(ctx: PlanContext, isvc_names: list[str], pods: PolicyPods | None = None) -> Manifest | None:
     """A PodDisruptionBudget: a drain takes at most ``maxUnavailable`` predictor pods at once.
 
     ``maxUnavailable`` rather than ``minAvailable``: with one replica a ``minAvailable: 1``
     budget blocks every node drain forever, while ``maxUnavailable: 1`` lets the drain
-    proceed one pod at a time.
+    proceed one pod at a time. ``pods`` replaces the predictor pods (:class:`PolicyPods`).
     """
     d = ctx.spec.deployment.disruption_budget
     if not policy_enabled(ctx.profile, d.enabled, production_only=True):
         return None
-    name = f"{ctx.name}-predictor"
+    name = pods.name if pods is not None and pods.name else f"{ctx.name}-predictor"
+    selector = _selector(pods.selector) if pods is not None else pods_selector(ctx, isvc_names)
     values = {
         "metadata": ctx.metadata(name, component="disruption-budget"),
-        "spec": {"maxUnavailable": d.max_unavailable, "selector": pods_selector(ctx, isvc_names)},
+        "spec": {"maxUnavailable": d.max_unavailable, "selector": selector},
     }
     return Manifest("policy/poddisruptionbudget.yaml.j2", "PodDisruptionBudget", name, values,
                     namespace=ctx.namespace, aliases=("pdb",))
 
 
 def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str],
-                           extras: Sequence[PolicyIngress] = ()) -> Manifest | None:
+                           extras: Sequence[PolicyIngress] = (), pods: PolicyPods | None = None) -> Manifest | None:
     """Ingress to the model pods only from the named namespaces/pods, the gateway and Prometheus.
 
     Egress stays open: the storage initializer downloads the weights (hf://, s3://…).
     In Knative mode requests arrive through the activator in ``knative-serving``.
-    ``extras`` are what features add (:class:`PolicyIngress`), joined in their order.
+    ``extras`` are what features add (:class:`PolicyIngress`), joined in their order;
+    ``pods`` replaces the predictor pods the policy selects (:class:`PolicyPods`).
     """
     np = ctx.spec.deployment.network_policy
     if not policy_enabled(ctx.profile, np.enabled, production_only=False):
@@ -104,11 +129,12 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
         ingress.append({"from": [ns(np.prometheus_namespace)], "ports": _tcp(metrics)})
     for e in extras:
         ingress += [{"from": [{"podSelector": {"matchLabels": dict(peer)}}]} for peer in e.peers]
-    name = f"{ctx.name}-predictor"
+        ingress += [{"from": [{"podSelector": _selector(sel)}]} for sel in e.peer_selectors]
+    name = pods.name if pods is not None and pods.name else f"{ctx.name}-predictor"
     values = {
         "metadata": ctx.metadata(name, component="network-policy"),
         "spec": {
-            "podSelector": pods_selector(ctx, isvc_names),
+            "podSelector": _selector(pods.selector) if pods is not None else pods_selector(ctx, isvc_names),
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         },
@@ -118,16 +144,18 @@ def networkpolicy_manifest(ctx: PlanContext, engine: EnginePlan, isvc_names: lis
 
 
 def plan_policy(ctx: PlanContext, engine: EnginePlan, isvc_names: list[str] | None = None,
-                ingress: Sequence[PolicyIngress] = ()) -> Section:
+                ingress: Sequence[PolicyIngress] = (), pods: PolicyPods | None = None) -> Section:
     """PDB and NetworkPolicy when enabled (the production profile turns both on).
 
     Both cover the predictor pods of every InferenceService of the service: the primary
-    and the rollout candidates (canary, A/B, blue/green). ``ingress`` is what features add
-    to the NetworkPolicy (disaggregation's roles, the precise prefix-cache scorer's events).
+    and the rollout candidates (canary, A/B, blue/green), or the target's ``pods``
+    (:class:`PolicyPods`: a LeaderWorkerSet's, a multi-node LLMInferenceService's leader and
+    workers). ``ingress`` is what features add to the NetworkPolicy (disaggregation's roles,
+    the precise prefix-cache scorer's events, a multi-node group's pod-to-pod traffic).
     """
     names = isvc_names or [ctx.name]
     out = Section()
-    for m in (pdb_manifest(ctx, names), networkpolicy_manifest(ctx, engine, names, ingress)):
+    for m in (pdb_manifest(ctx, names, pods), networkpolicy_manifest(ctx, engine, names, ingress, pods)):
         if m is not None:
             out.manifests.append(m)
     return out
