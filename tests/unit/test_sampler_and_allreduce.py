@@ -61,6 +61,14 @@ def test_flashinfer_holds_less_than_the_sort() -> None:
     assert size(_input("0.19.0")).per_gpu.activation_gib > size(_input("0.19.0", flashinfer_sampler=True)).per_gpu.activation_gib
 
 
+def test_amd_gpus_never_sample_with_flashinfer() -> None:
+    """On ROCm the sampler never takes FlashInfer (TopKTopPSampler checks is_cuda()), whatever
+    the release's default or the environment says."""
+    on_h100 = size(_input("0.11.0")).per_gpu.activation_gib
+    on_mi300x = size(_input("0.11.0", gpu=get_gpu("mi300x"), flashinfer_sampler=True)).per_gpu.activation_gib
+    assert on_mi300x > 3 * on_h100
+
+
 def _spec(tmp_path: Path, env: str = "", extra: str = "", tp: int = 1, image: str = "v0.11.0") -> Path:
     p = tmp_path / "s.yaml"
     p.write_text(

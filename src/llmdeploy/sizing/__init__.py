@@ -541,7 +541,7 @@ def _evaluate(inp: SizingInput, p: _Prep, seqs: int) -> _Core:
     breakdowns, toks, kvb = [], [], []
     for i, (st, w) in enumerate(zip(p.stages, p.weights, strict=True)):
         act = activation_bytes(model, mm, p.quant, p.act_dtype, tp, st, p.tokens, seqs, moe_tp,
-                               flashinfer_sampler=inp.flashinfer_sampler)
+                               flashinfer_sampler=inp.flashinfer_sampler, gpu=inp.gpu)
         if inp.calibration is not None:
             act = max(0, int(act + inp.calibration.activation_gib * GIB))
         cg = cuda_graph_bytes(model, mm, st, seqs, p.tokens, inp.enforce_eager)

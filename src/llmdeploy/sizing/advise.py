@@ -303,7 +303,7 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
 def _warmup_copies(inp: SizingInput, c: _Core) -> float:
     """fp32 logits copies the warm-up needs: the era's fitted count for PyTorch's sorting sampler
     (fitted on v0.19.0), FlashInfer's bytes per logit ÷ 4 when the warm-up samples with it."""
-    if sampler_uses_flashinfer(c.mm, inp.flashinfer_sampler):
+    if sampler_uses_flashinfer(c.mm, inp.flashinfer_sampler, inp.gpu):
         return c.mm.sampler.flashinfer_bytes_per_logit / 4
     return c.mm.activation.sampler_warmup_copies
 
@@ -439,7 +439,7 @@ def memory_assumptions(inp: SizingInput, c: _Core) -> tuple[str, ...]:
         f"CUDA-visible memory = {inp.gpu.memory_mib:,} MiB (driver) − {mm.cuda_reserved_gib:g} GiB reserved",
         (f"profile run: {c.tokens:,} tokens of dummy context requests (max_num_tokens)" if mm.fraction_of_free
          else f"profile run: {c.tokens:,} batched tokens, sampler over {min(c.profile_seqs, c.tokens):,} sequences"
-              + (" (FlashInfer top-k/top-p)" if sampler_uses_flashinfer(mm, inp.flashinfer_sampler)
+              + (" (FlashInfer top-k/top-p)" if sampler_uses_flashinfer(mm, inp.flashinfer_sampler, inp.gpu)
                  else "")),
         f"KV cache counted in whole blocks of {mm.block_size} tokens, minimum over ranks",
         "CUDA graphs are subtracted from the budget" if mm.cudagraph_in_budget

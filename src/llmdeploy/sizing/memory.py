@@ -868,12 +868,13 @@ def _moe_workspace_elements(model: ModelConfig, tp: int, tokens: int) -> float:
     return tokens * moe.experts_per_token * (3 * moe.moe_intermediate_size / tp + model.hidden_size)
 
 
-def sampler_uses_flashinfer(mm: MemoryModel, flashinfer_sampler: bool | None) -> bool:
+def sampler_uses_flashinfer(mm: MemoryModel, flashinfer_sampler: bool | None, gpu: GPU | None = None) -> bool:
     """Whether the profile's sampler pass runs FlashInfer's top-k/top-p (``SamplerModel``):
     the release's default with vLLM's image unless the environment says otherwise. A release
-    without FlashInfer sampling in V1 (V0, TGI, SGLang tables) never does."""
+    without FlashInfer sampling in V1 (V0, TGI, SGLang tables) never does, nor an AMD GPU
+    (``TopKTopPSampler`` takes FlashInfer only when ``current_platform.is_cuda()``)."""
     sm = mm.sampler
-    if not sm.flashinfer_bytes_per_logit:
+    if not sm.flashinfer_bytes_per_logit or (gpu is not None and gpu.vendor == "amd"):
         return False
     return sm.flashinfer_default if flashinfer_sampler is None else flashinfer_sampler
 
@@ -881,7 +882,7 @@ def sampler_uses_flashinfer(mm: MemoryModel, flashinfer_sampler: bool | None) ->
 def activation_bytes(
     model: ModelConfig, mm: MemoryModel, q: Quantization, act_dtype: str, tp: int,
     stage: StageLayout, tokens: int, seqs: int, moe_tp: int | None = None,
-    flashinfer_sampler: bool | None = None,
+    flashinfer_sampler: bool | None = None, gpu: GPU | None = None,
 ) -> int:
     """Peak activation of the profile run on one GPU of ``stage``.
 
@@ -922,7 +923,7 @@ def activation_bytes(
         moe = factor * _moe_workspace_elements(model, tp if moe_tp is None else moe_tp, tokens) * b
     sampler = 0.0
     if stage.is_last:
-        per_logit = (mm.sampler.flashinfer_bytes_per_logit if sampler_uses_flashinfer(mm, flashinfer_sampler)
+        per_logit = (mm.sampler.flashinfer_bytes_per_logit if sampler_uses_flashinfer(mm, flashinfer_sampler, gpu)
                      else a.sampler_bytes_per_logit)
         sampler = min(seqs, tokens) * model.vocab_size * per_logit
     # V1 keeps the MoE workspace allocated beside the sampler; in V0 it is part of the forward.
