@@ -268,6 +268,14 @@ def _covers(era: Mapping[str, Any], version: str) -> bool:
     return not (until is not None and v >= _version_key(str(until)))
 
 
+def _row(rows: Any, version: str, generation: str) -> Mapping[str, Any] | None:
+    """The last row of a version-keyed list (``eras``, ``startup``, ``sampler``) that covers
+    ``version`` for ``generation`` (a row without ``generation`` covers every one); None if none."""
+    matches = [row for row in rows if isinstance(row, Mapping) and _covers(row, version)
+               and str(row.get("generation", generation)) == generation]
+    return matches[-1] if matches else None
+
+
 class _Reader:
     """Typed reads with errors that name the table key."""
 
@@ -358,16 +366,11 @@ def memory_model_from_table(
     if not isinstance(raw, Mapping) or not isinstance(raw.get("eras"), (list, tuple)):
         raise InternalError(f"engine table of {engine} has no memory_model.eras section")
     base = raw.get("base") or {}
-    matches = [
-        era for era in raw["eras"]
-        if isinstance(era, Mapping) and _covers(era, version)
-        and str(era.get("generation", generation)) == generation
-    ]
-    if not matches:
+    era = _row(raw["eras"], version, generation)
+    if era is None:
         raise InternalError(
             f"engine table of {engine} has no memory_model era for version {version} ({generation})"
         )
-    era = matches[-1]
     merged = deep_merge(base, era.get("set") or {})
     where = f"{engine} {era.get('name', '?')}"
     r = _Reader(merged, where)
@@ -429,12 +432,10 @@ def memory_model_from_table(
 
 def _sampler(raw: Mapping[str, Any], version: str, generation: str, where: str) -> SamplerModel:
     """The ``sampler`` row of the table for ``version`` and ``generation`` (none: PyTorch's)."""
-    rows = raw.get("sampler") or ()
-    matches = [row for row in rows if isinstance(row, Mapping) and _covers(row, version)
-               and str(row.get("generation", generation)) == generation]
-    if not matches:
+    row = _row(raw.get("sampler") or (), version, generation)
+    if row is None:
         return NATIVE_SAMPLER
-    r = _Reader(matches[-1], f"{where}.sampler")
+    r = _Reader(row, f"{where}.sampler")
     return SamplerModel(flashinfer_default=r.flag("flashinfer_default"),
                         flashinfer_bytes_per_logit=r.number("flashinfer_bytes_per_logit"))
 
@@ -444,12 +445,10 @@ _EP_GROUPS = frozenset({"never", "always", "moe"})
 
 def _startup(raw: Mapping[str, Any], version: str, generation: str, where: str) -> StartupModel:
     """The ``startup`` row of the table for ``version`` and ``generation`` (none: no check)."""
-    rows = raw.get("startup") or ()
-    matches = [row for row in rows if isinstance(row, Mapping) and _covers(row, version)
-               and str(row.get("generation", generation)) == generation]
-    if not matches:
+    row = _row(raw.get("startup") or (), version, generation)
+    if row is None:
         return NO_STARTUP_CHECK
-    r = _Reader(matches[-1], f"{where}.startup")
+    r = _Reader(row, f"{where}.startup")
     ep_group = r.text("ep_group")
     if ep_group not in _EP_GROUPS:
         raise r._fail("ep_group", "never, always or moe")
