@@ -53,8 +53,8 @@ def test_predicted_free_memory_at_start_matches_every_logged_snapshot() -> None:
     for r in _rows():
         inp = _input(r["catalog_model"], "0.19.0", float(r["gpu_memory_utilization"]), int(r["tp"]), int(r["pp"]))
         c = _core(inp)
-        held, _ = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel, 1,
-                                           CUDA_CONTEXT_GIB)
+        held = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel, 1,
+                                        CUDA_CONTEXT_GIB).gib
         predicted = c.total / GIB - held
         errors.append((abs(predicted - float(r["init_free_memory_gib"])), r["log_file"]))
     assert len(errors) >= 45

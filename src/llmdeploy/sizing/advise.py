@@ -290,8 +290,8 @@ def _warmup_margin(inp: SizingInput, c: _Core) -> tuple[float, float]:
     last = len(c.stages) - 1
     st = c.stages[last]
     graphs = 0.0 if c.mm.cudagraph_in_budget else st.cuda_graph_gib * GIB
-    held, _ = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
-                                       inp.data_parallel, _context_gib(), inp.gpu)
+    held = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
+                                    inp.data_parallel, _context_gib(), inp.gpu).gib
     free = c.total - c.usable + st.activation_gib * GIB - held * GIB - graphs
     act = c.mm.activation
     need = c.profile_seqs * inp.model.vocab_size * 4 * _warmup_copies(inp, c)
@@ -384,20 +384,15 @@ def startup_free_memory_problem(inp: SizingInput, c: _Core) -> Reason | None:
     if not st.free_memory_check:
         return None
     context = _context_gib()
-    held, comm = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
-                                          inp.data_parallel, context, inp.gpu)
-    free = c.total - held * GIB
+    held = held_before_snapshot_gib(c.mm, inp.model, inp.tensor_parallel, inp.pipeline_parallel,
+                                    inp.data_parallel, context, inp.gpu)
+    free = c.total - held.gib * GIB
     requested = c.total * c.util
     if requested <= free:
         return None
     best = math.floor(free / c.total * 1000) / 1000
-    groups = [f"tensor parallel {inp.tensor_parallel}"] if inp.tensor_parallel > 1 else []
-    groups += [f"pipeline parallel {inp.pipeline_parallel}"] if inp.pipeline_parallel > 1 else []
-    ep = st.ep_group == "always" or (st.ep_group == "moe" and inp.model.is_moe)
-    if ep and st.distributed_before_snapshot and inp.tensor_parallel * inp.data_parallel > 1:
-        groups.append("expert parallel (MoE)" if st.ep_group == "moe" else "expert parallel")
     held_text = f"the CUDA context ({context:.2f} GiB)" + (
-        f" and the NCCL communicators of {', '.join(groups)} ({comm:.2f} GiB)" if comm else "")
+        f" and the NCCL communicators of {', '.join(held.groups)} ({held.nccl_gib:.2f} GiB)" if held.nccl_gib else "")
     return _r(P.STARTUP_FREE_MEMORY,
               f"gpuMemoryUtilization {c.util:g} asks for {requested / GIB:.2f} GiB of {inp.gpu.name}'s "
               f"{c.total / GIB:.2f} GiB, but only about {free / GIB:.2f} GiB is free when the vLLM "

@@ -953,14 +953,34 @@ def non_torch_bytes(mm: MemoryModel, gpu: GPU, tp: int, pp: int, custom_all_redu
     if tp <= 1:
         gib = nt.tp1_gib if pp <= 1 else nt.pp_only_gib
     else:
-        fast = gpu.interconnect in ("nvlink", "infinity-fabric") and custom_all_reduce is not False
+        fast = _fast_link(gpu) and custom_all_reduce is not False
         gib = nt.tp1_gib + (nt.tp_nvlink_extra_gib if fast else nt.tp_pcie_extra_gib)
     return int(gib * GIB)
 
 
+@record
+class HeldAtStart:
+    """What a worker holds before its init memory snapshot (:func:`held_before_snapshot_gib`).
+
+    Attributes:
+        gib: the total, CUDA context included.
+        nccl_gib: of which the NCCL communicators.
+        groups: the parallel groups whose communicators count (``tensor parallel 2``, ...).
+    """
+
+    gib: float
+    nccl_gib: float
+    groups: tuple[str, ...]
+
+
+def _fast_link(gpu: GPU) -> bool:
+    """NVLink/NVSwitch or xGMI between the GPUs of a node (PCIe otherwise)."""
+    return gpu.interconnect in ("nvlink", "infinity-fabric")
+
+
 def held_before_snapshot_gib(mm: MemoryModel, model: ModelConfig, tp: int, pp: int, dp: int,
-                             context_gib: float, gpu: GPU | None = None) -> tuple[float, float]:
-    """(GiB the worker holds before its init memory snapshot, of which NCCL communicators).
+                             context_gib: float, gpu: GPU | None = None) -> HeldAtStart:
+    """What the worker holds before its init memory snapshot, and which NCCL groups count.
 
     The CUDA context always; from vLLM 0.11.0 also the communicators of every tensor- or
     pipeline-parallel group of more than one GPU and, when it exists, the expert-parallel
@@ -969,15 +989,16 @@ def held_before_snapshot_gib(mm: MemoryModel, model: ModelConfig, tp: int, pp: i
     and lowers the free memory vLLM compares the budget with at start.
     """
     st = mm.startup
-    comm = 0.0
-    if st.distributed_before_snapshot:
-        fast = gpu is None or gpu.interconnect in ("nvlink", "infinity-fabric")
-        per_group = st.parallel_group_gib if fast else st.parallel_group_pcie_gib
-        comm += per_group * ((tp > 1) + (pp > 1))
-        ep = st.ep_group == "always" or (st.ep_group == "moe" and model.is_moe)
-        if ep and tp * dp > 1:
-            comm += st.ep_group_gib
-    return context_gib + comm, comm
+    if not st.distributed_before_snapshot:
+        return HeldAtStart(context_gib, 0.0, ())
+    per_group = st.parallel_group_gib if gpu is None or _fast_link(gpu) else st.parallel_group_pcie_gib
+    groups = [f"tensor parallel {tp}"] if tp > 1 else []
+    groups += [f"pipeline parallel {pp}"] if pp > 1 else []
+    comm = per_group * len(groups)
+    if (st.ep_group == "always" or (st.ep_group == "moe" and model.is_moe)) and tp * dp > 1:
+        comm += st.ep_group_gib
+        groups.append("expert parallel (MoE)" if st.ep_group == "moe" else "expert parallel")
+    return HeldAtStart(context_gib + comm, comm, tuple(groups))
 
 
 # --------------------------------------------------------------------------- CUDA graphs
